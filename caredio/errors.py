@@ -1,0 +1,35 @@
+"""The error taxonomy.
+
+Three kinds, handled differently:
+
+* ``UserInputError`` — bad input or configuration from the user. The CLI prints one line
+  naming the file, line or field and exits with code 2; nothing partial is left behind.
+* ``ModelOutputError`` — the model answered but the answer is unusable (does not parse,
+  misses fields, is empty). Recorded in the trace and retried with the error fed back.
+* ``EndpointError`` — the endpoint could not be reached or kept failing after retries.
+  The sample is marked failed; the run goes on.
+
+Anything else is a bug in CAReDiO and is raised as it is.
+"""
+
+from __future__ import annotations
+
+
+class CaredioError(Exception):
+    """Base class of the errors CAReDiO raises on purpose."""
+
+
+class UserInputError(CaredioError):
+    """Bad input or configuration; exit code 2 with a one-line reason."""
+
+
+class ModelOutputError(CaredioError):
+    """The model's reply could not be turned into the expected structure."""
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class EndpointError(CaredioError):
+    """The LLM endpoint failed for good (after retries) or is unreachable."""

@@ -1,0 +1,157 @@
+"""The run directory: every stage's output on disk, so a run can be inspected and resumed.
+
+Appends are whole lines flushed at once; ``run.json`` and snapshots are written to a temporary
+file and renamed, so a crash never leaves a half-written record. Dataset and trajectory lines
+are keyed (sample id; sample id + round + step), so a step redone after a resume is not
+written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from caredio.errors import UserInputError
+from caredio.prompts import PromptTemplate
+
+DATASET = "dataset.jsonl"
+SELECTED = "selected.jsonl"
+TRAJECTORIES = "trajectories.jsonl"
+TRACE = "trace.jsonl"
+RUN_JSON = "run.json"
+CONFIG = "config.json"
+CHECKPOINTS = "checkpoints.sqlite"
+PROMPTS = "prompts"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Lines of a JSONL file; a torn last line (a crash mid-write) is skipped."""
+    if not path.exists():
+        return []
+    records = []
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+class RunRecorder:
+    """Owns the files of one run directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.dir = run_dir
+        self._lock = threading.Lock()
+        self._dataset_ids = {r["metadata"]["sample_id"] for r in read_jsonl(run_dir / DATASET)}
+        self._version_keys = {
+            (r["sample_id"], r["round"], r["step"]) for r in read_jsonl(run_dir / TRAJECTORIES)
+        }
+        self.tokens: dict[str, dict[str, int]] = defaultdict(lambda: {"input": 0, "output": 0, "calls": 0})
+        self.retries = 0
+
+    @classmethod
+    def create(cls, run_dir: Path, settings_snapshot: dict[str, Any], templates: dict[str, PromptTemplate]) -> RunRecorder:
+        """Make a new run directory; refuse one that already holds a run."""
+        if (run_dir / RUN_JSON).exists() or (run_dir / DATASET).exists():
+            raise UserInputError(
+                f"{run_dir}: already holds a run; use `caredio resume {run_dir}` or another --run-id"
+            )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write(run_dir / CONFIG, json.dumps(settings_snapshot, indent=2) + "\n")
+        snapshot_templates(run_dir, templates)
+        return cls(run_dir)
+
+    # -- lines -------------------------------------------------------------------------------
+
+    def _append(self, name: str, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False) + "\n"
+        with (self.dir / name).open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+
+    def write_version(self, version: dict[str, Any]) -> None:
+        key = (version["sample_id"], version["round"], version["step"])
+        with self._lock:
+            if key in self._version_keys:
+                return
+            self._version_keys.add(key)
+            self._append(TRAJECTORIES, version)
+
+    def write_sample(self, line: dict[str, Any]) -> bool:
+        """Append a dataset line unless the sample is already there; True if written."""
+        with self._lock:
+            sample_id = line["metadata"]["sample_id"]
+            if sample_id in self._dataset_ids:
+                return False
+            self._dataset_ids.add(sample_id)
+            self._append(DATASET, line)
+            return True
+
+    def has_sample(self, sample_id: str) -> bool:
+        return sample_id in self._dataset_ids
+
+    # -- trace sink: counts tokens per role as turns go by -----------------------------------
+
+    def emit(self, record: dict[str, Any]) -> None:
+        with self._lock:
+            usage = self.tokens[record["agent"]]
+            usage["input"] += int(record.get("input_tokens") or 0)
+            usage["output"] += int(record.get("output_tokens") or 0)
+            usage["calls"] += 1
+            self.retries += int(record.get("retries") or 0)
+            self._append(TRACE, record)
+
+    # -- run.json ----------------------------------------------------------------------------
+
+    def read_run(self) -> dict[str, Any]:
+        path = self.dir / RUN_JSON
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+    def write_run(self, **fields: Any) -> dict[str, Any]:
+        with self._lock:
+            record = self.read_run()
+            record.update(fields)
+            record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            atomic_write(self.dir / RUN_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+            return record
+
+
+def snapshot_templates(run_dir: Path, templates: dict[str, PromptTemplate]) -> None:
+    folder = run_dir / PROMPTS
+    folder.mkdir(exist_ok=True)
+    index = {}
+    for name, template in templates.items():
+        atomic_write(folder / f"{name}.txt", template.text)
+        index[name] = {"hash": template.hash, "source": template.source}
+    atomic_write(folder / "index.json", json.dumps(index, indent=2) + "\n")
+
+
+def templates_hash(templates: dict[str, PromptTemplate]) -> str:
+    import hashlib
+
+    joined = "".join(f"{name}:{templates[name].hash}" for name in sorted(templates))
+    return hashlib.sha256(joined.encode()).hexdigest()[:12]

@@ -1,0 +1,257 @@
+"""Running a job end to end: validate, open memory, start the model, run the graph, record.
+
+Everything that can be wrong with the input is checked before the run directory exists, so a
+bad input leaves nothing behind. The embedded server, when used, is stopped on every exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import re
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from caredio.agents import ContrastCritic, CultureExpert, Refiner
+from caredio.agents.base import TurnContext
+from caredio.config import ROLES, Settings
+from caredio.errors import EndpointError, UserInputError
+from caredio.graph.run import build_run_graph
+from caredio.graph.sample import Toolkit
+from caredio.graph.state import SampleSpec
+from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
+from caredio.local_llm import LocalLLMServer
+from caredio.memory.embeddings import Embedder, default_embedder
+from caredio.memory.ingest import canonical_culture, starter_pack
+from caredio.memory.scoring import Scorer
+from caredio.memory.selection import select
+from caredio.memory.store import CulturalMemory, KnowledgeItem
+from caredio.prompts import PromptTemplate, load_templates
+from caredio.records import CHECKPOINTS, SELECTED, RunRecorder, atomic_write, read_jsonl, templates_hash
+from caredio.topics import Topic, load_topics, resolve_topics
+from caredio.tracing import LoggingTraceSink, MultiSink
+
+log = logging.getLogger(__name__)
+
+EPHEMERAL = ":memory:"
+ELICITED_WEIGHT = 0.5
+Event = Callable[[str, dict[str, Any]], None]
+
+
+def public_url(url: str) -> str:
+    """A URL fit for records and logs: no user, password or query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@dataclass
+class Job:
+    """A validated job: everything known before any file is written or model started."""
+
+    settings: Settings
+    templates: dict[str, PromptTemplate]
+    topics: list[Topic]
+    cultures: list[str]
+    memory: CulturalMemory
+    scorer: Scorer
+    missing: list[str]  # cultures memory lacks, to elicit from the culture expert
+
+    def plan(self, run_id: str) -> list[SampleSpec]:
+        contrast_setting = self.settings.contrast
+        specs: list[SampleSpec] = []
+        for culture in self.cultures:
+            if contrast_setting == "auto":
+                contrast = self.scorer.contrast_set(culture, "auto")
+            else:
+                contrast = [canonical_culture(c) for c in contrast_setting if canonical_culture(c) != culture]
+            for topic in self.topics:
+                for index in range(self.settings.samples_per_topic):
+                    specs.append(SampleSpec(
+                        sample_id=f"{slug(culture)}-{topic.id}-{index:03d}", run_id=run_id,
+                        culture=culture, topic=topic.id, topic_name=topic.name,
+                        topic_description=topic.description, contrast=contrast, index=index,
+                    ))
+        return specs
+
+
+def open_memory(settings: Settings, embedder: Embedder | None = None) -> CulturalMemory:
+    path = settings.memory.path or ".caredio/memory"
+    embedder = embedder or default_embedder()
+    if settings.memory.url:
+        return CulturalMemory.open(embedder, url=settings.memory.url)
+    return CulturalMemory.open(embedder, path=None if path == EPHEMERAL else path)
+
+
+def prepare(settings: Settings, templates_dir: str | Path | None = None, embedder: Embedder | None = None) -> Job:
+    """Check the whole job; raises UserInputError before anything is written."""
+    templates = load_templates(templates_dir if templates_dir is not None else settings.prompts_dir)
+    topics = resolve_topics(settings.topics, load_topics())
+    cultures = list(dict.fromkeys(canonical_culture(c) for c in settings.cultures))
+    if not cultures:
+        raise UserInputError("--cultures: no culture given")
+    memory = open_memory(settings, embedder)
+    if settings.memory.starter_pack:
+        added = memory.add_knowledge(starter_pack())
+        if added:
+            log.info("loaded %d starter knowledge items into %s", added, memory.label)
+    known = set(memory.cultures())
+    explicit_contrast = [] if settings.contrast == "auto" else [canonical_culture(c) for c in settings.contrast]
+    missing = [c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c not in known]
+    if missing and not settings.memory.elicit_missing:
+        raise UserInputError(
+            f"--cultures: no knowledge of '{missing[0]}' in {memory.label}; ingest some with "
+            "`caredio memory ingest` or set memory.elicit_missing = true"
+        )
+    if settings.contrast == "auto" and len(known | set(missing)) < 2:
+        raise UserInputError("--contrast: memory holds no other culture to contrast with")
+    return Job(settings, templates, topics, cultures, memory, Scorer(memory, settings.scoring), missing)
+
+
+@contextlib.asynccontextmanager
+async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str]]:
+    """The (base_url, model) to use: the configured endpoint, or the embedded server."""
+    if settings.llm.base_url:
+        await preflight(settings.llm.base_url)
+        yield settings.llm.base_url, settings.llm.model or "default"
+        return
+    server = LocalLLMServer(gguf=settings.llm.gguf, n_ctx=settings.llm.local_ctx)
+    try:
+        await asyncio.to_thread(server.start)
+        yield server.base_url, settings.llm.model or server.model
+    finally:
+        server.stop()
+
+
+async def preflight(base_url: str) -> None:
+    """Fail fast, with a clear message, when the endpoint is not there at all."""
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            await client.get(base_url.rstrip("/") + "/models")
+    except httpx.TransportError as exc:
+        raise EndpointError(f"cannot reach {public_url(base_url)}: {type(exc).__name__}") from None
+
+
+async def _elicit(job: Job, expert: CultureExpert, context: TurnContext) -> None:
+    for culture in job.missing:
+        items = []
+        for topic in job.topics:
+            facts = await expert.elicit_knowledge(context, culture, topic.name, topic.description)
+            items += [KnowledgeItem(culture=culture, text=f, topic=topic.id, weight=ELICITED_WEIGHT, source="llm")
+                      for f in facts]
+        if not items:
+            raise EndpointError(f"the culture expert gave no knowledge of '{culture}'")
+        await asyncio.to_thread(job.memory.add_knowledge, items)
+        log.info("elicited %d knowledge items for %s", len(items), culture)
+
+
+def build_agents(settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str) -> tuple[CultureExpert, ContrastCritic, Refiner]:
+    limiter = RequestLimiter(settings.concurrency, settings.llm.requests_per_minute)
+    methods = MethodMemory(settings.llm.structured_output)
+    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model) for role in ROLES}
+    return (CultureExpert(llms["culture_expert"], templates), ContrastCritic(llms["contrast_critic"], templates),
+            Refiner(llms["refiner"], templates))
+
+
+async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Event) -> dict[str, Any]:
+    """Run (or continue) the graph for the job; returns the final run.json record."""
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    settings = job.settings
+    run_id = run_dir.name
+    started = time.time()
+    recorder.write_run(run_id=run_id, status="running", planned=None, started_at=started,
+                       config_hash=settings.config_hash(), templates_hash=templates_hash(job.templates),
+                       template_hashes={n: t.hash for n, t in job.templates.items()})
+    status, error = "failed", None
+    summary: dict[str, Any] = {}
+    try:
+        async with endpoint(settings) as (base_url, model):
+            recorder.write_run(endpoint=public_url(base_url), model=model,
+                               embedded_model=settings.llm.base_url is None)
+            expert, critic, refiner = build_agents(settings, job.templates, base_url, model)
+            sink = MultiSink(recorder, LoggingTraceSink())
+            if job.missing:
+                await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
+            toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
+                              settings.loop, settings.system_prompt, on_event)
+            async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
+                graph = build_run_graph(toolkit, lambda: job.plan(run_id), saver)
+                final = await graph.ainvoke({}, {"max_concurrency": max(settings.concurrency * 2, 4)})
+            summary = final["summary"]
+            failures = [r for r in final["results"] if r["status"] == "failed"]
+            accept_into_memory(job, run_dir)
+            share = summary["failed"] / max(summary["planned"], 1)
+            status = "completed" if share <= settings.max_failed_share else "failed"
+            if failures:
+                summary["failures"] = [{k: r[k] for k in ("sample_id", "error")} for r in failures]
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        record = recorder.write_run(
+            status=status, error=error, finished_at=time.time(),
+            wall_seconds=round(time.time() - started, 1),
+            tokens={role: dict(recorder.tokens[role]) for role in ROLES}, retries=recorder.retries,
+            **summary,
+        )
+    return record
+
+
+def accept_into_memory(job: Job, run_dir: Path) -> None:
+    """Selection over the run's dataset, and the selected samples go into memory's samples."""
+    lines = read_jsonl(run_dir / "dataset.jsonl")
+    if not lines:
+        return
+    picks = select(lines, job.memory.embedder, budget=len(lines), per_culture=True)
+    chosen = [lines[p.index] for p in picks]
+    atomic_write(run_dir / SELECTED, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in chosen))
+    job.memory.add_samples([
+        {**line["metadata"], "question": line["messages"][-2]["content"],
+         "response": line["messages"][-1]["content"]}
+        for line in chosen
+    ])
+
+
+def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = None) -> tuple[Path, dict[str, Any]]:
+    """A new run: validate, create the run directory, execute."""
+    job = prepare(settings, embedder=embedder)
+    run_dir = Path(settings.out) / (settings.run_id or new_run_id())
+    recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
+    recorder.write_run(planned=len(job.plan(run_dir.name)))
+    return run_dir, asyncio.run(execute(job, run_dir, recorder, on_event))
+
+
+def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None, **overrides: Any) -> dict[str, Any]:
+    """Finish an interrupted run with its own config and template snapshot."""
+    config_path = run_dir / "config.json"
+    if not config_path.exists():
+        raise UserInputError(f"{run_dir}: not a run directory (no config.json)")
+    snapshot = json.loads(config_path.read_text(encoding="utf-8"))
+    if overrides.get("base_url"):
+        snapshot["llm"]["base_url"] = overrides["base_url"]
+    settings = Settings(**snapshot)
+    job = prepare(settings, templates_dir=run_dir / "prompts", embedder=embedder)
+    recorder = RunRecorder(run_dir)
+    return asyncio.run(execute(job, run_dir, recorder, on_event))

@@ -1,0 +1,437 @@
+"""A FAKE OpenAI-compatible chat-completions server on loopback, for tests and benchmarks only.
+
+Nothing here is a language model. Every answer is filler text or a value generated from the
+JSON schema the client asked for: structurally valid, semantically meaningless. It exists to
+exercise our own client logic (retry, structured-output fallback, resume) against injected
+faults (429, 500, slow, dropped connections, truncated / invalid / empty replies), and to give
+the throughput benchmark a server that answers every call after a fixed latency. Never treat
+its output as data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import random
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+OUTCOMES = ("ok", "429", "500", "slow", "drop", "truncated", "invalid_json", "empty",
+            "json_schema_rejected", "bad_request")
+_WORDS = ("families", "food", "festivals", "elders", "neighbours", "work", "language", "music",
+          "faith", "travel", "markets", "weddings", "schools", "harvests", "greetings", "meals")
+_MAX_DEPTH = 8  # past this, prefer null / minimal values so recursive schemas terminate
+_FORMATS = {"date-time": "2024-01-01T00:00:00Z", "date": "2024-01-01", "time": "12:00:00",
+            "email": "stub@example.com", "uri": "https://example.com/stub",
+            "uuid": "00000000-0000-4000-8000-000000000000"}
+
+Reply = tuple[int, dict[str, Any], dict[str, str]]  # status (0 = drop), JSON body, extra headers
+
+
+@dataclass
+class FaultPlan:
+    """Per-request fault probabilities; one seeded uniform draw is compared to cumulative rates."""
+
+    rate_429: float = 0.0
+    retry_after: float = 0.1
+    rate_500: float = 0.0
+    rate_slow: float = 0.0
+    slow_seconds: float = 5.0
+    rate_drop: float = 0.0
+    rate_truncated: float = 0.0
+    rate_invalid_json: float = 0.0
+    rate_empty: float = 0.0
+    reject_json_schema: bool = False  # llama-cpp-python's server answers 500 to json_schema
+    seed: int = 0
+
+
+def _filler(rng: random.Random, min_len: int = 0, max_len: int | None = None) -> str:
+    a, b = rng.sample(_WORDS, 2)
+    text = f"Stub answer about {a} and {b}."
+    while len(text) < min_len:
+        text += f" Stub detail about {rng.choice(_WORDS)}."
+    text = text if max_len is None else text[:max_len]
+    return text.rstrip() if len(text.rstrip()) >= min_len else text
+
+
+def example_from_schema(schema: dict[str, Any], rng: random.Random) -> Any:
+    """A value conforming to `schema` (the subset Pydantic v2 emits), with rng-varied filler."""
+    return _gen(schema, rng, schema, 0)
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow local `$ref`s ("#/$defs/X", "#/definitions/X"); sibling keys override."""
+    while "$ref" in schema:
+        node: Any = root
+        for part in schema["$ref"].lstrip("#/").split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _gen(schema: Any, rng: random.Random, root: dict[str, Any], depth: int) -> Any:
+    if not isinstance(schema, dict):  # `true` accepts anything
+        return _filler(rng)
+    schema = _resolve(schema, root)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return rng.choice(schema["enum"])
+    if "allOf" in schema:
+        merged = {k: v for k, v in schema.items() if k != "allOf"}
+        for sub in [_resolve(s, root) for s in schema["allOf"]]:
+            props = {**merged.get("properties", {}), **sub.get("properties", {})}
+            merged.update({k: v for k, v in sub.items() if k != "required"})
+            merged["properties"] = props
+        if not merged["properties"]:
+            del merged["properties"]
+        return _gen(merged, rng, root, depth)
+    for key in ("anyOf", "oneOf"):
+        if key in schema:  # first non-null branch; null once deep, so recursion terminates
+            options = [_resolve(o, root) for o in schema[key]]
+            non_null = [o for o in options if o.get("type") != "null"]
+            if non_null and (depth < _MAX_DEPTH or len(non_null) == len(options)):
+                return _gen(non_null[0], rng, root, depth + 1)
+            return None
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kinds = [k for k in kind if k != "null"]
+        if not kinds or (depth >= _MAX_DEPTH and "null" in kind):
+            return None
+        kind = kinds[0]
+    if kind is None:
+        kind = "object" if "properties" in schema else "array" if "items" in schema else "string"
+    if kind == "object":
+        props: dict[str, Any] = schema.get("properties") or {}
+        if depth >= _MAX_DEPTH:
+            props = {k: v for k, v in props.items() if k in schema.get("required", ())}
+        out = {name: _gen(sub, rng, root, depth + 1) for name, sub in props.items()}
+        extra = schema.get("additionalProperties", True)
+        if not props and extra is not False:  # dict[str, X]: two keys
+            for i in range(max(2, schema.get("minProperties", 0))):
+                out[f"{rng.choice(_WORDS)}_{i + 1}"] = _gen(extra, rng, root, depth + 1)
+        return out
+    if kind == "array":
+        if "prefixItems" in schema:
+            return [_gen(s, rng, root, depth + 1) for s in schema["prefixItems"]]
+        cap = schema.get("maxItems", 2)
+        n = max(schema.get("minItems", 0), min(2 if depth < _MAX_DEPTH else 0, cap))
+        items: list[Any] = []
+        seen: set[str] = set()
+        for _ in range(n * 5):
+            value = _gen(schema.get("items", {"type": "string"}), rng, root, depth + 1)
+            key = json.dumps(value, sort_keys=True)
+            if not (schema.get("uniqueItems") and key in seen):
+                seen.add(key)
+                items.append(value)
+            if len(items) >= n:
+                break
+        return items
+    if kind == "string":
+        if schema.get("format") in _FORMATS:
+            return _FORMATS[schema["format"]]
+        return _filler(rng, schema.get("minLength", 0), schema.get("maxLength"))
+    if kind in ("integer", "number"):
+        lo = schema.get("minimum", schema.get("exclusiveMinimum"))
+        hi = schema.get("maximum", schema.get("exclusiveMaximum"))
+        lo = (0 if hi is None else min(0, hi - 10)) if lo is None else lo
+        hi = lo + 10 if hi is None else hi
+        if kind == "number":
+            return round(lo + (hi - lo) * (0.1 + 0.8 * rng.random()), 3)  # strictly inside
+        ilo, ihi = math.ceil(lo), math.floor(hi)
+        ilo += ilo == schema.get("exclusiveMinimum")
+        ihi -= ihi == schema.get("exclusiveMaximum")
+        return rng.randint(ilo, max(ilo, ihi))
+    if kind == "boolean":
+        return rng.random() < 0.5
+    return None
+
+
+def _text(content: Any) -> str:
+    """Message content as text; OpenAI also allows a list of typed parts."""
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _schema_in_text(text: str) -> dict[str, Any] | None:
+    """A JSON schema embedded in a prompt: a ```json fence first, else the first bare `{...}`."""
+    fence = text.find("```json")
+    starts = ([fence + 7] if fence != -1 else []) + [i for i, c in enumerate(text) if c == "{"]
+    for start in starts:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text[start:].lstrip())
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict) and (isinstance(value.get("properties"), dict)
+                                        or "$ref" in value):  # self-referencing pydantic models
+            return value
+    return None
+
+
+def _prompt_schema(messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Schema from the latest user/system message that carries one (the prompt-and-parse path)."""
+    for message in reversed(messages):
+        if message.get("role") in ("user", "system"):
+            found = _schema_in_text(_text(message.get("content")))
+            if found is not None:
+                return found
+    return None
+
+
+def _chosen_tool(body: dict[str, Any]) -> dict[str, Any] | None:
+    tools = [t.get("function", {}) for t in body.get("tools") or [] if t.get("type") == "function"]
+    choice = body.get("tool_choice")
+    if not tools or choice == "none":
+        return None
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        return next((t for t in tools if t.get("name") == name), None)
+    return tools[0] if len(tools) == 1 or choice == "required" else None
+
+
+def _err(message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256  # the default backlog of 5 stalls bursts of concurrent connects
+    stub: StubOpenAIServer
+
+    def server_bind(self) -> None:  # skip HTTPServer's getfqdn(), which can block on DNS
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # clients hanging up on slow answers are expected; keep test output clean
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive (httpx pools connections): always Content-Length
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.stub._track(self.connection, add=True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.stub._track(self.connection, add=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None,
+              ) -> None:
+        data = json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            for key, value in {"Content-Type": "application/json",
+                               "Content-Length": str(len(data)), **(headers or {})}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (e.g. timed out on a slow answer)
+            self.close_connection = True
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/v1/models":
+            model = {"id": "stub-model", "object": "model", "owned_by": "stub"}
+            self._send(200, {"object": "list", "data": [model]})
+        else:
+            self._send(404, _err(f"no route {self.path}", "not_found_error"))
+
+    def do_POST(self) -> None:
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))  # read it all first
+        if self.path.rstrip("/") != "/v1/chat/completions":
+            return self._send(404, _err(f"no route {self.path}", "not_found_error"))
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return self._send(400, _err("body is not a JSON object", "invalid_request_error"))
+        status, payload, headers = self.server.stub._handle(body)
+        if status == 0:  # drop: write nothing; the server closes the socket once we return
+            self.close_connection = True
+            return None
+        return self._send(status, payload, headers)
+
+
+class StubOpenAIServer:
+    """Fake OpenAI chat-completions endpoint on a daemon thread; see the module docstring."""
+
+    def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None,
+                 host: str = "127.0.0.1", port: int = 0,
+                 responder: Callable[[dict[str, Any]], str] | None = None) -> None:
+        self.latency, self.faults, self.responder = latency, faults or FaultPlan(), responder
+        self.host, self.port = host, port
+        self.requests: list[dict[str, Any]] = []
+        self.stats: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
+        self._lock = threading.Lock()
+        self._rng = random.Random(self.faults.seed)
+        self._count = 0
+        self._conns: set[socket.socket] = set()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()  # wakes handlers sleeping on latency / slow faults
+
+    @property
+    def url(self) -> str:
+        """Base URL incl. "/v1"; stays valid (and refused) after stop() or set_down(True)."""
+        if not self.port:
+            raise RuntimeError("StubOpenAIServer: call start() first")
+        return f"http://{self.host}:{self.port}/v1"
+
+    def start(self) -> StubOpenAIServer:
+        """Bind (the same port again after stop / set_down) and serve on a daemon thread."""
+        if self._httpd is None:
+            self._stopping.clear()
+            self._httpd = _HTTPServer((self.host, self.port), _Handler)
+            self._httpd.stub = self
+            self.port = self._httpd.server_address[1]
+            self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,),
+                                            name=f"stub-openai-{self.port}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the listener and every open keep-alive connection, so nothing answers any more."""
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        with self._lock:
+            conns = list(self._conns)
+        for conn in conns:  # pooled client connections would otherwise keep being served
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def set_down(self, down: bool) -> None:
+        """Down: nothing listens, clients get connection refused. Up again: rebind the port."""
+        (self.stop if down else self.start)()
+
+    def __enter__(self) -> StubOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._lock:
+            (self._conns.add if add else self._conns.discard)(conn)
+
+    def _outcome(self, body: dict[str, Any]) -> tuple[str, int]:
+        """Record the request and pick its outcome: one seeded draw against cumulative rates."""
+        f = self.faults
+        rates = (("429", f.rate_429), ("500", f.rate_500), ("slow", f.rate_slow),
+                 ("drop", f.rate_drop), ("truncated", f.rate_truncated),
+                 ("invalid_json", f.rate_invalid_json), ("empty", f.rate_empty))
+        fmt = body.get("response_format") or {}
+        with self._lock:
+            self.requests.append(body)
+            self._count += 1
+            if body.get("stream"):
+                outcome = "bad_request"
+            elif f.reject_json_schema and fmt.get("type") == "json_schema":
+                outcome = "json_schema_rejected"
+            else:
+                u, edge, outcome = self._rng.random(), 0.0, "ok"
+                for name, rate in rates:
+                    edge += rate
+                    if u < edge:
+                        outcome = name
+                        break
+            self.stats[outcome] += 1
+            return outcome, self._count
+
+    def _handle(self, body: dict[str, Any]) -> Reply:
+        outcome, n = self._outcome(body)
+        if self.latency > 0:
+            self._stopping.wait(self.latency)
+        if outcome == "bad_request":
+            return 400, _err("stream=true unsupported by the stub", "invalid_request_error"), {}
+        if outcome == "json_schema_rejected":
+            msg = "response_format json_schema is not supported (mimics llama-cpp-python)"
+            return 500, _err(msg, "server_error"), {}
+        if outcome == "429":
+            retry = {"Retry-After": f"{self.faults.retry_after:g}"}
+            return 429, _err("rate limited by the stub", "rate_limit_error"), retry
+        if outcome == "500":
+            return 500, _err("injected internal error", "server_error"), {}
+        if outcome == "drop":
+            return 0, {}, {}
+        if outcome == "slow":  # longer than the client's timeout; the answer itself is valid
+            self._stopping.wait(self.faults.slow_seconds)
+        return 200, self._completion(body, outcome, n), {}
+
+    def _content(self, body: dict[str, Any], rng: random.Random, digest: str) -> str:
+        """Text that is valid for what the request asked for (see the module's contract)."""
+        tool, fmt = _chosen_tool(body), body.get("response_format") or {}
+        if tool is not None:
+            return json.dumps(example_from_schema(tool.get("parameters") or {}, rng))
+        if fmt.get("type") == "json_schema":
+            schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
+            return json.dumps(example_from_schema(schema, rng))
+        if self.responder is not None:
+            return self.responder(body)
+        schema = _prompt_schema(body.get("messages") or [])
+        a, b = rng.sample(_WORDS, 2)
+        filler = (f"This is a stub reply (ref {digest}). It talks about {a} and {b} in plain "
+                  "words. Nothing here comes from a real model.")
+        if fmt.get("type") == "json_object":
+            return json.dumps(example_from_schema(schema, rng) if schema else {"text": filler})
+        if schema is not None:  # prompt-and-parse: answer with a fenced JSON block
+            value = json.dumps(example_from_schema(schema, rng))
+            return f"Here is the answer.\n```json\n{value}\n```"
+        return filler
+
+    def _completion(self, body: dict[str, Any], outcome: str, n: int) -> dict[str, Any]:
+        """An OpenAI-shaped chat.completion, with the content fault (if any) applied."""
+        messages = body.get("messages") or []
+        digest = hashlib.sha1(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
+        rng = random.Random(f"{self.faults.seed}:{n}:{digest}")
+        text = self._content(body, rng, digest)
+        if outcome == "truncated":
+            text = text[: len(text) // 2]
+        elif outcome == "invalid_json":
+            text = f"Sorry, this is not JSON at all (stub ref {digest})."
+        elif outcome == "empty":
+            text = ""
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        tool = _chosen_tool(body) if outcome != "empty" else None
+        if tool is not None:
+            call = {"id": f"call_{digest}_{n}", "type": "function",
+                    "function": {"name": tool.get("name", ""), "arguments": text}}
+            message.update(content=None, tool_calls=[call])
+        prompt_tokens = max(1, sum(len(_text(m.get("content"))) for m in messages) // 4)
+        completion_tokens = max(1, len(text) // 4)
+        return {"id": f"chatcmpl-stub-{digest}-{n}", "object": "chat.completion",
+                "created": int(time.time()), "model": body.get("model") or "stub-model",
+                "choices": [{"index": 0, "message": message,
+                             "finish_reason": "tool_calls" if tool else "stop"}],
+                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                          "total_tokens": prompt_tokens + completion_tokens}}
+
+
+def dead_url() -> str:
+    """An http://127.0.0.1:<port>/v1 URL with nothing listening: bind port 0, note it, close."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"

@@ -1,0 +1,1 @@
+"""LangGraph wiring: state, nodes, the convergence router and the run graph."""

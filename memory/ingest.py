@@ -1,0 +1,122 @@
+"""Reading knowledge files into items: generic JSONL and CSV, and the packaged starter pack.
+
+A file is read and validated whole before anything is written to memory, so a malformed line
+(reported with its file and line number) leaves the memory as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from caredio.errors import UserInputError
+from caredio.memory.store import KnowledgeItem
+
+CULTURE_ALIASES = {
+    "us": "United States", "usa": "United States", "united states of america": "United States",
+    "uk": "United Kingdom", "great britain": "United Kingdom", "south_korea": "South Korea",
+    "korea": "South Korea", "republic of korea": "South Korea", "prc": "China",
+}
+
+
+def canonical_culture(name: str) -> str:
+    """One spelling per culture, so 'US', 'USA' and 'United States' share their knowledge."""
+    cleaned = " ".join(name.replace("_", " ").split())
+    return CULTURE_ALIASES.get(cleaned.lower(), CULTURE_ALIASES.get(name.lower(), cleaned))
+
+
+def _item(record: dict[str, Any], where: str, culture: str | None, source: str) -> KnowledgeItem:
+    if not isinstance(record, dict):
+        raise UserInputError(f"{where}: expected a JSON object")
+    name = culture or record.get("culture")
+    if not isinstance(name, str) or not name.strip():
+        raise UserInputError(f"{where}: field 'culture' is missing (or pass --culture)")
+    text = record.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise UserInputError(f"{where}: field 'text' is missing or empty")
+    weight_value = record.get("weight", 1.0)
+    try:
+        weight = float(weight_value if weight_value not in (None, "") else 1.0)
+    except (TypeError, ValueError):
+        raise UserInputError(f"{where}: field 'weight' is not a number: {weight_value!r}") from None
+    if not 0.0 < weight <= 1.0:
+        raise UserInputError(f"{where}: field 'weight' must be in (0, 1], got {weight}")
+    topic = record.get("topic") or "general"
+    return KnowledgeItem(
+        culture=canonical_culture(name), text=" ".join(text.split()), topic=str(topic),
+        weight=weight, source=str(record.get("source") or source), id=str(record.get("id") or ""),
+    )
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            yield from enumerate(handle, start=1)
+    except FileNotFoundError:
+        raise UserInputError(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise UserInputError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserInputError(f"{path}: cannot read: {exc.strerror}") from None
+
+
+def read_jsonl(path: str | Path, culture: str | None = None, source: str = "user") -> list[KnowledgeItem]:
+    path = Path(path)
+    items = []
+    for number, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise UserInputError(f"{path}:{number}: not valid JSON: {exc.msg}") from None
+        items.append(_item(record, f"{path}:{number}", culture, source))
+    if not items:
+        raise UserInputError(f"{path}: no knowledge items in the file")
+    return items
+
+
+def read_csv(path: str | Path, culture: str | None = None, source: str = "user") -> list[KnowledgeItem]:
+    """CSV with a header row naming at least ``text`` (and ``culture`` unless --culture)."""
+    path = Path(path)
+    lines = [line for _, line in _lines(path)]
+    reader = csv.DictReader(lines)
+    if not reader.fieldnames or "text" not in reader.fieldnames:
+        raise UserInputError(f"{path}:1: the header needs a 'text' column")
+    items = []
+    for record in reader:
+        items.append(_item(dict(record), f"{path}:{reader.line_num}", culture, source))
+    if not items:
+        raise UserInputError(f"{path}: no knowledge items in the file")
+    return items
+
+
+def starter_pack() -> list[KnowledgeItem]:
+    """The knowledge pack shipped with the package for the demo cultures."""
+    text = resources.files("caredio.memory").joinpath("data/starter_knowledge.jsonl").read_text(
+        encoding="utf-8"
+    )
+    items = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            items.append(_item(json.loads(line), f"starter_knowledge.jsonl:{number}", None, "starter"))
+    return items
+
+
+def read_knowledge(path: str | Path, fmt: str | None = None, culture: str | None = None) -> list[KnowledgeItem]:
+    """Dispatch on ``fmt`` (or the file extension)."""
+    path = Path(path)
+    fmt = fmt or {".jsonl": "jsonl", ".csv": "csv", ".json": "blend"}.get(path.suffix.lower())
+    if fmt == "jsonl":
+        return read_jsonl(path, culture)
+    if fmt == "csv":
+        return read_csv(path, culture)
+    if fmt == "blend":
+        from caredio.memory.blend import read_blend
+
+        return read_blend(path, culture)
+    raise UserInputError(f"{path}: unknown format {fmt!r} (use --format jsonl, csv or blend)")

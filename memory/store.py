@@ -1,0 +1,250 @@
+"""The cultural memory: Chroma collections of knowledge items and accepted samples.
+
+The same code runs embedded (``PersistentClient`` at a path), ephemeral (in-process, for
+tests and throwaway runs) or against a Chroma server (``HttpClient`` from a URL). Embeddings
+are computed by CAReDiO and passed in; the backend that made them is recorded in each
+collection's metadata, and opening a memory with another backend is refused rather than
+silently mixing two vector spaces.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from caredio.errors import UserInputError
+from caredio.memory.embeddings import Embedder
+
+log = logging.getLogger(__name__)
+
+KNOWLEDGE = "knowledge"
+SAMPLES = "samples"
+
+
+@dataclass
+class KnowledgeItem:
+    culture: str
+    text: str
+    topic: str = "general"
+    weight: float = 1.0
+    source: str = "user"
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            self.id = stable_id(self.culture, self.topic, self.text)
+
+    def metadata(self) -> dict[str, Any]:
+        return {"culture": self.culture, "topic": self.topic, "weight": float(self.weight),
+                "source": self.source}
+
+
+def stable_id(*parts: str) -> str:
+    """Same content, same id: re-ingesting a file adds nothing twice."""
+    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
+
+
+@dataclass
+class CultureMatrix:
+    """One culture's knowledge as arrays, for scoring without a round trip per item."""
+
+    ids: list[str]
+    texts: list[str]
+    topics: list[str]
+    weights: np.ndarray
+    embeddings: np.ndarray
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def centroid(self) -> np.ndarray:
+        mean = self.embeddings.mean(axis=0)
+        return mean / (np.linalg.norm(mean) or 1.0)
+
+
+def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
+    """Chroma client: a server when a URL is given, a directory when a path is, else in-memory."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    quiet = ChromaSettings(anonymized_telemetry=False)
+    if url:
+        parsed = urlparse(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise UserInputError(f"memory.url: not an http(s) URL: {url!r}")
+        port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+        return chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https",
+                                   settings=quiet)
+    if path:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=quiet)
+    return chromadb.EphemeralClient(settings=quiet)
+
+
+class CulturalMemory:
+    """Knowledge and accepted samples, with embeddings from one backend."""
+
+    def __init__(self, client: Any, embedder: Embedder, label: str = "memory") -> None:
+        self.client = client
+        self.embedder = embedder
+        self.label = label
+        self._lock = threading.Lock()
+        self._matrices: dict[str, CultureMatrix] | None = None
+        self.knowledge = self._collection(KNOWLEDGE)
+        self.samples = self._collection(SAMPLES)
+
+    @classmethod
+    def open(cls, embedder: Embedder, path: str | Path | None = None, url: str | None = None) -> CulturalMemory:
+        label = url or (str(path) if path else "ephemeral memory")
+        return cls(make_client(path=path, url=url), embedder, label=label)
+
+    def _collection(self, name: str) -> Any:
+        wanted = {"embedding_backend": self.embedder.backend, "dim": self.embedder.dim,
+                  "hnsw:space": "cosine"}
+        collection = self.client.get_or_create_collection(name=name, embedding_function=None,
+                                                          metadata=wanted)
+        found = collection.metadata or {}
+        if found.get("embedding_backend") != self.embedder.backend:
+            raise UserInputError(
+                f"{self.label}: collection '{name}' was built with embedding backend "
+                f"'{found.get('embedding_backend')}', not '{self.embedder.backend}'; "
+                "use a new memory directory or the same backend"
+            )
+        return collection
+
+    # -- knowledge -------------------------------------------------------------------------
+
+    def add_knowledge(self, items: list[KnowledgeItem], batch_size: int = 1024) -> int:
+        """Upsert items by stable id; returns how many were new."""
+        unique = list({item.id: item for item in items}.values())
+        new = 0
+        limit = min(batch_size, int(self.client.get_max_batch_size()))
+        for start in range(0, len(unique), limit):
+            batch = unique[start : start + limit]
+            ids = [item.id for item in batch]
+            existing = set(self.knowledge.get(ids=ids, include=[])["ids"])
+            fresh = [item for item in batch if item.id not in existing]
+            if not fresh:
+                continue
+            vectors = self.embedder.embed([item.text for item in fresh])
+            self.knowledge.add(
+                ids=[item.id for item in fresh],
+                documents=[item.text for item in fresh],
+                metadatas=[item.metadata() for item in fresh],
+                embeddings=vectors.tolist(),
+            )
+            new += len(fresh)
+        if new:
+            with self._lock:
+                self._matrices = None
+        return new
+
+    def count(self) -> int:
+        return int(self.knowledge.count())
+
+    def matrices(self) -> dict[str, CultureMatrix]:
+        """All knowledge as per-culture arrays, loaded once and refreshed after additions."""
+        with self._lock:
+            if self._matrices is None:
+                self._matrices = self._load_matrices()
+            return self._matrices
+
+    def _load_matrices(self) -> dict[str, CultureMatrix]:
+        grouped: dict[str, dict[str, list[Any]]] = {}
+        total = self.count()
+        page = 5000
+        for offset in range(0, total, page):
+            chunk = self.knowledge.get(include=["documents", "metadatas", "embeddings"],
+                                       limit=page, offset=offset)
+            for item_id, text, meta, vector in zip(chunk["ids"], chunk["documents"],
+                                                   chunk["metadatas"], chunk["embeddings"],
+                                                   strict=True):
+                group = grouped.setdefault(str(meta["culture"]), {k: [] for k in
+                                           ("ids", "texts", "topics", "weights", "vectors", "sources")})
+                group["ids"].append(item_id)
+                group["texts"].append(text)
+                group["topics"].append(str(meta.get("topic", "general")))
+                group["weights"].append(float(meta.get("weight", 1.0)))
+                group["vectors"].append(vector)
+                group["sources"].append(str(meta.get("source", "user")))
+        return {
+            culture: CultureMatrix(
+                ids=g["ids"], texts=g["texts"], topics=g["topics"],
+                weights=np.asarray(g["weights"], dtype=np.float32),
+                embeddings=np.asarray(g["vectors"], dtype=np.float32), sources=g["sources"],
+            )
+            for culture, g in sorted(grouped.items())
+        }
+
+    def cultures(self) -> list[str]:
+        return list(self.matrices())
+
+    def retrieve(self, culture: str, query: str, k: int, topic: str | None = None) -> list[KnowledgeItem]:
+        """The culture's ``k`` items nearest to ``query`` (Chroma query, filtered by metadata)."""
+        where: dict[str, Any] = {"culture": culture}
+        if topic:
+            where = {"$and": [where, {"topic": topic}]}
+        vector = self.embedder.embed([query])[0].tolist()
+        found = self.knowledge.query(query_embeddings=[vector], n_results=k, where=where,
+                                     include=["documents", "metadatas"])
+        items = [
+            KnowledgeItem(culture=str(meta["culture"]), text=text, topic=str(meta["topic"]),
+                          weight=float(meta["weight"]), source=str(meta["source"]), id=item_id)
+            for item_id, text, meta in zip(found["ids"][0], found["documents"][0],
+                                           found["metadatas"][0], strict=True)
+        ]
+        if topic and len(items) < k:  # a thin topic: fill up with the culture's nearest items
+            seen = {item.id for item in items}
+            items += [item for item in self.retrieve(culture, query, k) if item.id not in seen][: k - len(items)]
+        return items
+
+    def stats(self) -> dict[str, Any]:
+        per_culture: dict[str, dict[str, Any]] = {}
+        for culture, matrix in self.matrices().items():
+            per_culture[culture] = {
+                "items": len(matrix.ids),
+                "topics": len(set(matrix.topics)),
+                "mean_weight": round(float(matrix.weights.mean()), 3),
+                "sources": dict(Counter(matrix.sources)),
+            }
+        return {
+            "memory": self.label,
+            "embedding_backend": self.embedder.backend,
+            "knowledge_items": self.count(),
+            "samples": int(self.samples.count()),
+            "cultures": per_culture,
+        }
+
+    # -- accepted samples --------------------------------------------------------------------
+
+    def add_samples(self, records: list[dict[str, Any]]) -> None:
+        """Accepted samples, so later runs and selection can avoid near-duplicates."""
+        if not records:
+            return
+        texts = [f"{r['question']}\n{r['response']}" for r in records]
+        vectors = self.embedder.embed(texts)
+        self.samples.upsert(
+            ids=[r["sample_id"] for r in records],
+            documents=texts,
+            embeddings=vectors.tolist(),
+            metadatas=[{k: r[k] for k in ("culture", "topic", "run_id", "objective",
+                                           "representativeness", "distinctiveness")}
+                       for r in records],
+        )
+
+    def sample_embeddings(self, exclude_run: str | None = None) -> tuple[list[str], np.ndarray]:
+        where = {"run_id": {"$ne": exclude_run}} if exclude_run else None
+        found = self.samples.get(where=where, include=["embeddings"])
+        vectors = np.asarray(found["embeddings"], dtype=np.float32).reshape(-1, self.embedder.dim)
+        return list(found["ids"]), vectors
+
+
+def item_dict(item: KnowledgeItem) -> dict[str, Any]:
+    return asdict(item)
