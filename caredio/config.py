@@ -48,6 +48,11 @@ class LLMSettings(_Strict):
     )
     temperature: float = Field(default=0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(default=400, gt=0)
+    max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+        default="max_tokens",
+        description="Request field for the output limit; OpenAI's newest models want "
+        "max_completion_tokens, local servers know only max_tokens",
+    )
     timeout: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=4, ge=0, description="Retries of transient errors per call")
     parse_retries: int = Field(default=2, ge=0, description="Re-asks after an unparsable reply")

@@ -24,6 +24,7 @@ import httpx
 import openai
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_openai import ChatOpenAI
+from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import BaseModel, ValidationError
 
 from caredio.config import LLMSettings, StructuredMethod
@@ -188,8 +189,12 @@ class RoleLLM:
         self.base_url = effective.base_url or base_url
         self.model = effective.model or model
         api_key = os.environ.get(settings.api_key_env) or os.environ.get("CAREDIO_API_KEY") or "not-needed"
-        # The SDK's own retries are off: tenacity-like retries below are visible in the trace.
-        self.chat = ChatOpenAI(
+        # ChatOpenAI renames max_tokens to max_completion_tokens, which llama.cpp, Ollama and
+        # older vLLM ignore (generation then runs to the context limit); the base class sends
+        # the field every OpenAI-compatible server knows. The SDK's own retries are off:
+        # retries below are visible in the trace.
+        chat_class = ChatOpenAI if settings.max_tokens_field == "max_completion_tokens" else BaseChatOpenAI
+        self.chat = chat_class(
             model=self.model,
             base_url=self.base_url,
             api_key=api_key,  # type: ignore[arg-type]

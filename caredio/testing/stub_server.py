@@ -15,6 +15,7 @@ import hashlib
 import json
 import math
 import random
+import re
 import socket
 import socketserver
 import threading
@@ -33,6 +34,14 @@ _FORMATS = {"date-time": "2024-01-01T00:00:00Z", "date": "2024-01-01", "time": "
             "email": "stub@example.com", "uri": "https://example.com/stub",
             "uuid": "00000000-0000-4000-8000-000000000000"}
 
+_ERRORS = {  # outcome -> (status, message, OpenAI error type)
+    "bad_request": (400, "stream=true is not supported by the stub", "invalid_request_error"),
+    "json_schema_rejected": (500, "response_format json_schema is not supported "
+                             "(the stub mimics llama-cpp-python)", "server_error"),
+    "429": (429, "rate limited by the stub (injected)", "rate_limit_error"),
+    "500": (500, "internal error (injected by the stub)", "server_error"),
+}
+_OBJECT_START = re.compile(r'\{\s*"')
 Reply = tuple[int, dict[str, Any], dict[str, str]]  # status (0 = drop), JSON body, extra headers
 
 
@@ -63,7 +72,10 @@ def _filler(rng: random.Random, min_len: int = 0, max_len: int | None = None) ->
 
 
 def example_from_schema(schema: dict[str, Any], rng: random.Random) -> Any:
-    """A value conforming to `schema` (the subset Pydantic v2 emits), with rng-varied filler."""
+    """A value conforming to `schema` (the subset Pydantic v2 emits), with rng-varied filler.
+
+    Not honoured: string `pattern`, `multipleOf`, `not`, `if/then/else`, `patternProperties`.
+    """
     return _gen(schema, rng, schema, 0)
 
 
@@ -71,7 +83,7 @@ def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
     """Follow local `$ref`s ("#/$defs/X", "#/definitions/X"); sibling keys override."""
     while "$ref" in schema:
         node: Any = root
-        for part in schema["$ref"].lstrip("#/").split("/"):
+        for part in [p for p in schema["$ref"].lstrip("#/").split("/") if p]:  # "#" = root
             node = node[part.replace("~1", "/").replace("~0", "~")]
         schema = {**node, **{k: v for k, v in schema.items() if k != "$ref"}}
     return schema
@@ -88,9 +100,9 @@ def _gen(schema: Any, rng: random.Random, root: dict[str, Any], depth: int) -> A
     if "allOf" in schema:
         merged = {k: v for k, v in schema.items() if k != "allOf"}
         for sub in [_resolve(s, root) for s in schema["allOf"]]:
-            props = {**merged.get("properties", {}), **sub.get("properties", {})}
+            joined = {**merged.get("properties", {}), **sub.get("properties", {})}
             merged.update({k: v for k, v in sub.items() if k != "required"})
-            merged["properties"] = props
+            merged["properties"] = joined
         if not merged["properties"]:
             del merged["properties"]
         return _gen(merged, rng, root, depth)
@@ -115,7 +127,7 @@ def _gen(schema: Any, rng: random.Random, root: dict[str, Any], depth: int) -> A
             props = {k: v for k, v in props.items() if k in schema.get("required", ())}
         out = {name: _gen(sub, rng, root, depth + 1) for name, sub in props.items()}
         extra = schema.get("additionalProperties", True)
-        if not props and extra is not False:  # dict[str, X]: two keys
+        if not schema.get("properties") and extra is not False:  # dict[str, X]: two keys
             for i in range(max(2, schema.get("minProperties", 0))):
                 out[f"{rng.choice(_WORDS)}_{i + 1}"] = _gen(extra, rng, root, depth + 1)
         return out
@@ -164,11 +176,11 @@ def _text(content: Any) -> str:
 
 def _schema_in_text(text: str) -> dict[str, Any] | None:
     """A JSON schema embedded in a prompt: a ```json fence first, else the first bare `{...}`."""
-    fence = text.find("```json")
-    starts = ([fence + 7] if fence != -1 else []) + [i for i, c in enumerate(text) if c == "{"]
-    for start in starts:
-        try:
-            value, _ = json.JSONDecoder().raw_decode(text[start:].lstrip())
+    fence, decoder = text.find("```json"), json.JSONDecoder()
+    after_fence = [len(text) - len(text[fence + 7:].lstrip())] if fence != -1 else []
+    for start in after_fence + [m.start() for m in _OBJECT_START.finditer(text)]:
+        try:  # only `{"` starts: failed decodes are costly, and prompts can be full of braces
+            value, _ = decoder.raw_decode(text, start)
         except json.JSONDecodeError:
             continue
         if isinstance(value, dict) and (isinstance(value.get("properties"), dict)
@@ -217,6 +229,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive (httpx pools connections): always Content-Length
+    disable_nagle_algorithm = True  # else headers+body as two writes hit a 40 ms delayed-ACK stall
     server: _HTTPServer
 
     def setup(self) -> None:
@@ -282,7 +295,7 @@ class StubOpenAIServer:
         self._lock = threading.Lock()
         self._rng = random.Random(self.faults.seed)
         self._count = 0
-        self._conns: set[socket.socket] = set()
+        self._conns: dict[socket.socket, threading.Thread] = {}  # open connection -> handler
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # wakes handlers sleeping on latency / slow faults
@@ -307,18 +320,21 @@ class StubOpenAIServer:
         return self
 
     def stop(self) -> None:
-        """Close the listener and every open keep-alive connection, so nothing answers any more."""
+        """Close the listener and every open keep-alive connection, then wait for handlers."""
         httpd, self._httpd = self._httpd, None
         if httpd is None:
             return
-        self._stopping.set()
         httpd.shutdown()
         httpd.server_close()
         with self._lock:
-            conns = list(self._conns)
-        for conn in conns:  # pooled client connections would otherwise keep being served
+            conns = list(self._conns.items())
+        for conn, _ in conns:  # pooled client connections would otherwise keep being served
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
+        self._stopping.set()  # after the shutdowns, so woken handlers cannot answer any more
+        for _, handler in conns:
+            if handler is not threading.current_thread():
+                handler.join(timeout=2)
         if self._thread is not None:
             self._thread.join(timeout=5)
 
@@ -334,7 +350,10 @@ class StubOpenAIServer:
 
     def _track(self, conn: socket.socket, add: bool) -> None:
         with self._lock:
-            (self._conns.add if add else self._conns.discard)(conn)
+            if add:
+                self._conns[conn] = threading.current_thread()
+            else:
+                self._conns.pop(conn, None)
 
     def _outcome(self, body: dict[str, Any]) -> tuple[str, int]:
         """Record the request and pick its outcome: one seeded draw against cumulative rates."""
@@ -364,16 +383,10 @@ class StubOpenAIServer:
         outcome, n = self._outcome(body)
         if self.latency > 0:
             self._stopping.wait(self.latency)
-        if outcome == "bad_request":
-            return 400, _err("stream=true unsupported by the stub", "invalid_request_error"), {}
-        if outcome == "json_schema_rejected":
-            msg = "response_format json_schema is not supported (mimics llama-cpp-python)"
-            return 500, _err(msg, "server_error"), {}
-        if outcome == "429":
-            retry = {"Retry-After": f"{self.faults.retry_after:g}"}
-            return 429, _err("rate limited by the stub", "rate_limit_error"), retry
-        if outcome == "500":
-            return 500, _err("injected internal error", "server_error"), {}
+        if outcome in _ERRORS:
+            status, msg, kind = _ERRORS[outcome]
+            retry = {"Retry-After": f"{self.faults.retry_after:g}"} if status == 429 else {}
+            return status, _err(msg, kind), retry
         if outcome == "drop":
             return 0, {}, {}
         if outcome == "slow":  # longer than the client's timeout; the answer itself is valid

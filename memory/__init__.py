@@ -1,0 +1,1 @@
+"""Cultural memory: Chroma stores, embeddings, ingestion, scorers and selection."""
