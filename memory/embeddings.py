@@ -49,12 +49,17 @@ class SentenceTransformerEmbedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # a bar on stderr at every load is noise
 
         path = Path(model_path) if model_path else packaged_minilm_path()
         self.backend = DEFAULT_BACKEND if model_path is None else f"sentence-transformers:{path.name}"
         self._model = SentenceTransformer(str(path), device="cpu")
-        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension() or 0)
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._cache: dict[str, np.ndarray] = {}
@@ -77,6 +82,16 @@ class SentenceTransformerEmbedder:
                 fresh = dict(zip(missing, vectors.astype(np.float32), strict=True))
                 return np.stack([self._cache.get(t, fresh.get(t)) for t in texts])  # type: ignore[misc]
         return np.stack([self._cache[t] for t in texts])
+
+    def warm(self, texts: list[str], chunk: int = 256) -> None:
+        """Embed many texts in large batches and keep them, so per-sample calls hit the cache.
+
+        Scoring a file sample by sample would otherwise run the model on one short text at a
+        time; batching is what makes 1,000 samples take seconds instead of minutes.
+        """
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for start in range(0, len(missing), chunk):
+            self.embed(missing[start : start + chunk])
 
 
 _shared: dict[str, SentenceTransformerEmbedder] = {}

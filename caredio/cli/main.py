@@ -87,7 +87,10 @@ _register()
 def app() -> None:
     """Entry point: maps the error taxonomy to exit codes (2 bad input, 1 anything else)."""
     try:
-        cli(standalone_mode=False)
+        # Without standalone mode click returns the code of a typer.Exit instead of exiting.
+        code = cli(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except UserInputError as exc:
         _fail(f"error: {exc}", 2, exc)
     except (EndpointError, ModelOutputError, CaredioError) as exc:

@@ -135,6 +135,14 @@ def _finish(console: Console, display: RunDisplay, run_dir: Path, record: dict[s
         raise typer.Exit(1)
 
 
+def _interrupted(console: Console, run_dir: Path) -> None:
+    """Ctrl-C: what is done is on disk; say how to continue."""
+    console.print("interrupted; finished samples are saved.", markup=False)
+    if (run_dir / "config.json").exists():
+        console.print(f"to continue: caredio resume {run_dir}", markup=False)
+    raise typer.Exit(130)
+
+
 def register(cli: typer.Typer) -> None:
     @cli.command("run")
     def run_command(
@@ -159,7 +167,7 @@ def register(cli: typer.Typer) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
         from caredio.cli.main import console
         from caredio.config import load_settings
-        from caredio.runner import start_run
+        from caredio.runner import new_run_id, start_run
 
         def split(value: str | None) -> list[str] | None:
             return [v.strip() for v in value.split(",") if v.strip()] if value else None
@@ -179,9 +187,15 @@ def register(cli: typer.Typer) -> None:
         flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf}
         flags["memory"] = {"path": memory, "url": memory_url}
         settings = load_settings(config, **flags)
+        if not settings.run_id:
+            settings = settings.model_copy(update={"run_id": new_run_id()})
+        run_dir = Path(settings.out) / str(settings.run_id)
         display = RunDisplay(console, quiet=quiet)
-        with display:
-            run_dir, record = start_run(settings, display.on_event)
+        try:
+            with display:
+                run_dir, record = start_run(settings, display.on_event)
+        except KeyboardInterrupt:
+            _interrupted(console, run_dir)
         _finish(console, display, run_dir, record)
 
     @cli.command("resume")
@@ -195,6 +209,9 @@ def register(cli: typer.Typer) -> None:
         from caredio.runner import resume_run
 
         display = RunDisplay(console, quiet=quiet)
-        with display:
-            record = resume_run(run_dir, display.on_event, base_url=base_url)
+        try:
+            with display:
+                record = resume_run(run_dir, display.on_event, base_url=base_url)
+        except KeyboardInterrupt:
+            _interrupted(console, run_dir)
         _finish(console, display, run_dir, record)

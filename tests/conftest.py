@@ -1,0 +1,94 @@
+"""Shared fixtures.
+
+* ``no_remote_network`` (autouse): any connection to a non-loopback address fails the test, so
+  no test can reach a hosted model (or any download) by accident.
+* ``embedder``: the real offline MiniLM embedder, loaded once per session.
+* ``demo_run``: a small real run directory made by the real graph on the real embedded
+  llama.cpp server, once per session; the tool tests read it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+for _secret in ("OPENAI_API_KEY", "CAREDIO_API_KEY"):
+    os.environ.pop(_secret, None)
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+BLEND_DIR = SHARED / "data" / "blend"
+
+
+def _is_loopback(address: Any) -> bool:
+    if isinstance(address, tuple):
+        host = address[0]
+    elif isinstance(address, (str, bytes)):
+        return True  # unix domain socket
+    else:
+        return False
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@pytest.fixture(autouse=True, scope="session")
+def no_remote_network() -> Any:
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def guarded_connect(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)
+
+    def guarded_connect_ex(self: socket.socket, address: Any) -> Any:
+        if self.family in (socket.AF_INET, socket.AF_INET6) and not _is_loopback(address):
+            raise AssertionError(f"test tried to reach the network: {address!r}")
+        return real_connect_ex(self, address)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", guarded_connect)
+        patch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
+        yield
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Any:
+    from caredio.memory.embeddings import default_embedder
+
+    return default_embedder()
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str, Any]:
+    """A real run: 2 cultures x 1 topic x 1 sample, 2 rounds, on the embedded server."""
+    from caredio.config import load_settings
+    from caredio.runner import start_run
+
+    root = tmp_path_factory.mktemp("demo")
+    events: list[tuple[str, dict[str, Any]]] = []
+    settings = load_settings(
+        cultures=["Japan", "South Korea"],
+        topics=["greetings_etiquette"],
+        samples_per_topic=1,
+        contrast=["Japan", "South Korea", "China"],
+        out=str(root / "runs"),
+        run_id="demo",
+        concurrency=2,
+        loop={"max_rounds": 2, "min_rounds": 1, "r_threshold": 1.0, "d_threshold": 1.0},
+        llm={"temperature": 0.2, "max_tokens": 200},
+        memory={"path": str(root / "memory")},
+    )
+    run_dir, record = start_run(settings, lambda kind, data: events.append((kind, data)), embedder=embedder)
+    return {"run_dir": run_dir, "record": record, "events": events, "memory": root / "memory",
+            "settings": settings}

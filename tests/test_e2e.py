@@ -1,0 +1,102 @@
+"""End to end: the real graph on the real embedded llama.cpp server (SmolLM2-135M).
+
+Uses the session fixture ``demo_run`` (tests/conftest.py): 2 cultures x 1 topic x 1 sample,
+up to 2 refinement rounds, thresholds out of reach so every sample refines. No fakes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from caredio.records import read_jsonl
+from caredio.tracing import TRACE_FIELDS
+
+pytestmark = pytest.mark.e2e
+
+
+def lines(run_dir: Path, name: str) -> list[dict[str, Any]]:
+    return read_jsonl(run_dir / name)
+
+
+def test_run_completes_with_one_sample_per_planned_item(demo_run: dict[str, Any]) -> None:
+    run_dir: Path = demo_run["run_dir"]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["planned"] == 2 and record["completed"] == 2 and record["failed"] == 0
+    dataset = lines(run_dir, "dataset.jsonl")
+    ids = [line["metadata"]["sample_id"] for line in dataset]
+    assert sorted(ids) == ["japan-greetings_etiquette-000", "south_korea-greetings_etiquette-000"]
+    for line in dataset:
+        roles = [m["role"] for m in line["messages"]]
+        assert roles == ["user", "assistant"]
+        assert all(m["content"].strip() for m in line["messages"])
+        meta = line["metadata"]
+        for key in ("representativeness", "distinctiveness", "objective"):
+            assert 0.0 <= meta[key] <= 1.0
+        assert meta["rounds"] >= 1
+    for name in ("config.json", "checkpoints.sqlite", "selected.jsonl", "prompts/index.json"):
+        assert (run_dir / name).exists(), name
+
+
+def test_every_sample_has_refinement_rounds_and_keeps_its_best_version(demo_run: dict[str, Any]) -> None:
+    run_dir: Path = demo_run["run_dir"]
+    versions: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for version in lines(run_dir, "trajectories.jsonl"):
+        versions[version["sample_id"]].append(version)
+    for line in lines(run_dir, "dataset.jsonl"):
+        history = versions[line["metadata"]["sample_id"]]
+        assert [v["round"] for v in history] == list(range(len(history)))
+        assert len(history) >= 2, "at least one refinement round"
+        assert history[0]["step"] == "initial" and history[1]["step"] == "response"
+        best = max(history, key=lambda v: v["objective"])
+        assert line["metadata"]["objective"] == best["objective"]
+        assert line["messages"][0]["content"] == best["question"]
+        assert line["messages"][1]["content"] == best["response"]
+
+
+def test_trace_has_every_agent_turn_with_its_template_hash(demo_run: dict[str, Any]) -> None:
+    run_dir: Path = demo_run["run_dir"]
+    trace = lines(run_dir, "trace.jsonl")
+    index = json.loads((run_dir / "prompts" / "index.json").read_text())
+    assert {t["agent"] for t in trace} == {"culture_expert", "contrast_critic", "refiner"}
+    for turn in trace:
+        assert set(TRACE_FIELDS) <= set(turn)
+        assert turn["template_hash"] == index[turn["template"]]["hash"]
+        assert turn["error"] is None
+        assert turn["parsed"], "every successful turn has a parsed, typed output"
+        assert turn["output_tokens"] > 0
+    # Each sample: a question, an answer, and per scored version two contrast answers + a critique.
+    per_sample: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for turn in trace:
+        per_sample[turn["sample_id"]].append(turn)
+    scored = defaultdict(int)
+    for version in lines(run_dir, "trajectories.jsonl"):
+        scored[version["sample_id"]] += 1
+    for sample_id, turns in per_sample.items():
+        steps = [t["step"] for t in turns]
+        assert steps.count("question") == 1
+        assert steps.count("critique") == scored[sample_id]
+        assert steps.count("contrast") == 2 * scored[sample_id]
+
+
+def test_run_json_counts_tokens_per_role_and_the_server_is_stopped(demo_run: dict[str, Any]) -> None:
+    record = json.loads((demo_run["run_dir"] / "run.json").read_text())
+    for role in ("culture_expert", "contrast_critic", "refiner"):
+        assert record["tokens"][role]["calls"] > 0
+        assert record["tokens"][role]["output"] > 0
+    assert record["embedded_model"] is True
+    with pytest.raises(httpx.TransportError):
+        httpx.get(record["endpoint"] + "/models", timeout=2.0)
+
+
+def test_events_report_progress(demo_run: dict[str, Any]) -> None:
+    kinds = [kind for kind, _ in demo_run["events"]]
+    assert kinds[0] == "planned"
+    assert kinds.count("sample_done") == 2
+    assert kinds.count("version") >= 4
