@@ -77,10 +77,14 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     async def critique(state: SampleState) -> dict[str, Any]:
         context = _context(toolkit, state, state["round"])
         contrast = state["contrast"]
-        answers = await asyncio.gather(*(
-            toolkit.critic.contrast_answer(context, other, state["question"]) for other in contrast
-        ))
-        contrast_answers = dict(zip(contrast, answers, strict=True))
+        if state.get("contrast_question") == state["question"]:
+            # Contrast answers depend on the question only: a response step reuses them.
+            contrast_answers = state["contrast_answers"]
+        else:
+            answers = await asyncio.gather(*(
+                toolkit.critic.contrast_answer(context, other, state["question"]) for other in contrast
+            ))
+            contrast_answers = dict(zip(contrast, answers, strict=True))
         score = await asyncio.to_thread(
             toolkit.scorer.score, state["question"], state["response"], state["culture"],
             contrast, contrast_answers,
@@ -107,7 +111,8 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         versions = [*state.get("versions", []), version]
         next_step, reason = decide(versions, toolkit.loop)
         toolkit.on_event("version", {**version, "culture": state["culture"]})
-        return {"versions": [version], "contrast_answers": contrast_answers, "critique": text,
+        return {"versions": [version], "contrast_answers": contrast_answers,
+                "contrast_question": state["question"], "critique": text,
                 "missing_core": score.missing_core, "next_step": next_step, "stop_reason": reason}
 
     async def refine_question(state: SampleState) -> dict[str, Any]:

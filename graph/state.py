@@ -41,6 +41,7 @@ class SampleState(SampleSpec, total=False):
     round: int
     step: str
     contrast_answers: dict[str, str]
+    contrast_question: str  # the question the contrast answers were written for
     critique: str
     missing_core: list[str]
     versions: Annotated[list[Version], operator.add]

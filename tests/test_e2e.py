@@ -71,18 +71,22 @@ def test_trace_has_every_agent_turn_with_its_template_hash(demo_run: dict[str, A
         assert turn["error"] is None
         assert turn["parsed"], "every successful turn has a parsed, typed output"
         assert turn["output_tokens"] > 0
-    # Each sample: a question, an answer, and per scored version two contrast answers + a critique.
+    # Each sample: one question; per scored version a critique; two contrast answers per
+    # distinct question (a response step reuses the contrast answers of its question).
     per_sample: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for turn in trace:
         per_sample[turn["sample_id"]].append(turn)
-    scored = defaultdict(int)
+    scored: dict[str, int] = defaultdict(int)
+    questions: dict[str, set[str]] = defaultdict(set)
     for version in lines(run_dir, "trajectories.jsonl"):
         scored[version["sample_id"]] += 1
+        questions[version["sample_id"]].add(version["question"])
     for sample_id, turns in per_sample.items():
         steps = [t["step"] for t in turns]
         assert steps.count("question") == 1
         assert steps.count("critique") == scored[sample_id]
-        assert steps.count("contrast") == 2 * scored[sample_id]
+        assert steps.count("contrast") == 2 * (1 + steps.count("refine_question"))
+        assert len(questions[sample_id]) <= 1 + steps.count("refine_question")
 
 
 def test_run_json_counts_tokens_per_role_and_the_server_is_stopped(demo_run: dict[str, Any]) -> None:

@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 DEMO = {
-    "cultures": ["Japan", "South Korea", "China"],
+    "cultures": ["Japan", "South Korea"],
     "topics": ["greetings_etiquette", "gift_giving"],
     "samples_per_topic": 1,
     "loop": {"max_rounds": 2},
@@ -161,7 +161,7 @@ def register(cli: typer.Typer) -> None:
         gguf: str = typer.Option(None, "--gguf", help="GGUF file for the embedded server [default: SmolLM2-135M-Instruct]."),
         concurrency: int = typer.Option(None, "--concurrency", help="LLM requests in flight at most [default: 4]."),
         prompts: str = typer.Option(None, "--prompts", help="Directory of prompt template overrides."),
-        demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan, South Korea, China x 2 topics x 1 sample, 2 rounds."),
+        demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; only the summary."),
     ) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
