@@ -2,17 +2,19 @@
 
 Greedy maximal marginal relevance: each pick maximizes ``J - gamma * max_sim(picked)``, where
 ``max_sim`` also counts samples accepted into memory by earlier runs. A candidate closer than
-``duplicate_threshold`` to anything already picked or accepted is a near-duplicate and never
-selected.
+``duplicate_threshold`` to anything already picked (in any culture) or accepted is a
+near-duplicate and never selected: two copies of one conversation teach a model nothing
+new, whatever the budget. Greedy MMR is the standard cheap approximation of the
+quality-diversity trade-off (the objective is submodular-like), and it explains itself: each
+pick names the already-picked sample nearest to it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from caredio.memory.embeddings import Embedder
 
 
@@ -23,6 +25,16 @@ class Pick:
     score: float
     nearest_similarity: float
     nearest_id: str | None
+    sample_id: str = ""
+    group: str = ""
+
+
+@dataclass
+class Selection:
+    """Picks in order, and the candidates refused as near-duplicates (with what they duplicate)."""
+
+    picks: list[Pick] = field(default_factory=list)
+    skipped: list[Pick] = field(default_factory=list)
 
 
 def sample_text(line: dict[str, Any]) -> str:
@@ -41,46 +53,98 @@ def select(
     prior_vectors: np.ndarray | None = None,
 ) -> list[Pick]:
     """Indices into ``lines`` in pick order, with why each was picked."""
+    return select_detailed(
+        lines,
+        embedder,
+        budget,
+        per_culture,
+        diversity,
+        duplicate_threshold,
+        prior_ids,
+        prior_vectors,
+    ).picks
+
+
+def select_detailed(
+    lines: list[dict[str, Any]],
+    embedder: Embedder,
+    budget: int,
+    per_culture: bool = True,
+    diversity: float = 0.5,
+    duplicate_threshold: float = 0.95,
+    prior_ids: list[str] | None = None,
+    prior_vectors: np.ndarray | None = None,
+    vectors: np.ndarray | None = None,
+) -> Selection:
+    """Like :func:`select`, also reporting the near-duplicates it refused."""
+    result = Selection()
     if not lines:
-        return []
-    vectors = embedder.embed([sample_text(line) for line in lines])
+        return result
+    if vectors is None:
+        vectors = embedder.embed([sample_text(line) for line in lines])
     groups: dict[str, list[int]] = {}
     for index, line in enumerate(lines):
-        key = line["metadata"]["culture"] if per_culture else "*"
+        key = str(line["metadata"]["culture"]) if per_culture else "*"
         groups.setdefault(key, []).append(index)
-    picks: list[Pick] = []
-    for members in groups.values():
-        picks += _greedy(lines, vectors, members, budget, diversity, duplicate_threshold,
-                         prior_ids or [], prior_vectors)
-    return picks
+    ids = [str(line["metadata"]["sample_id"]) for line in lines]
+    prior = _Pool(list(prior_ids or []), prior_vectors)
+    picked_anywhere = _Pool([], None)  # for the duplicate rule, across groups
+    for group, members in groups.items():
+        in_group = _Pool(list(prior.ids), prior.matrix)  # for the MMR penalty
+        remaining = list(members)
+        taken = 0
+        while remaining and taken < budget:
+            best: Pick | None = None
+            for index in list(remaining):
+                nearest, nearest_id = in_group.nearest(vectors[index])
+                dup_sim, dup_id = picked_anywhere.nearest(vectors[index])
+                if max(dup_sim, nearest) >= duplicate_threshold:
+                    sim, twin = (dup_sim, dup_id) if dup_sim >= nearest else (nearest, nearest_id)
+                    result.skipped.append(
+                        Pick(index, _objective(lines[index]), 0.0, sim, twin, ids[index], group)
+                    )
+                    remaining.remove(index)
+                    continue
+                score = _objective(lines[index]) - diversity * max(nearest, 0.0)
+                if best is None or score > best.score:
+                    best = Pick(
+                        index,
+                        _objective(lines[index]),
+                        score,
+                        nearest,
+                        nearest_id,
+                        ids[index],
+                        group,
+                    )
+            if best is None:
+                break
+            result.picks.append(best)
+            taken += 1
+            remaining.remove(best.index)
+            in_group.add(ids[best.index], vectors[best.index])
+            picked_anywhere.add(ids[best.index], vectors[best.index])
+    return result
 
 
-def _greedy(
-    lines: list[dict[str, Any]], vectors: np.ndarray, members: list[int], budget: int,
-    diversity: float, duplicate_threshold: float, prior_ids: list[str], prior_vectors: np.ndarray | None,
-) -> list[Pick]:
-    chosen_ids = list(prior_ids)
-    chosen = [prior_vectors[i] for i in range(len(prior_ids))] if prior_vectors is not None else []
-    remaining = list(members)
-    picks: list[Pick] = []
-    while remaining and len(picks) < budget:
-        best: Pick | None = None
-        for index in remaining:
-            objective = float(lines[index]["metadata"]["objective"])
-            nearest, nearest_id = 0.0, None
-            if chosen:
-                sims = np.stack(chosen) @ vectors[index]
-                at = int(sims.argmax())
-                nearest, nearest_id = float(sims[at]), chosen_ids[at]
-            if nearest >= duplicate_threshold:
-                continue
-            score = objective - diversity * max(nearest, 0.0)
-            if best is None or score > best.score:
-                best = Pick(index, objective, score, nearest, nearest_id)
-        if best is None:
-            break
-        picks.append(best)
-        remaining.remove(best.index)
-        chosen.append(vectors[best.index])
-        chosen_ids.append(lines[best.index]["metadata"]["sample_id"])
-    return picks
+def _objective(line: dict[str, Any]) -> float:
+    return float(line["metadata"]["objective"])
+
+
+class _Pool:
+    """Vectors picked so far, with their ids, for nearest-neighbour lookups."""
+
+    def __init__(self, ids: list[str], matrix: np.ndarray | None) -> None:
+        self.ids = ids
+        self.matrix = matrix if matrix is not None and len(ids) else None
+
+    def add(self, sample_id: str, vector: np.ndarray) -> None:
+        self.ids.append(sample_id)
+        row = vector.reshape(1, -1)
+        self.matrix = row if self.matrix is None else np.vstack([self.matrix, row])
+
+    def nearest(self, vector: np.ndarray) -> tuple[float, str | None]:
+        if self.matrix is None:
+            return 0.0, None
+        sims = self.matrix @ vector
+        at = int(sims.argmax())
+        return float(sims[at]), self.ids[at]

@@ -1,0 +1,319 @@
+"""What leaves a run directory: the selection (``selected.jsonl``) and the export formats.
+
+Formats are the ones fine-tuning stacks read without glue code: OpenAI chat JSONL (only the
+``messages`` key, since OpenAI's fine-tuning API rejects unknown keys), ShareGPT JSON
+(``conversations`` of ``from``/``value`` turns, as LLaMA-Factory and axolotl expect) and a
+Hugging Face ``datasets`` folder with a dataset card that says where the data came from: the
+model, the template hashes and the licenses of the knowledge it was grounded in. Files are
+written to a temporary name and renamed, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import statistics
+import tempfile
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from caredio.errors import UserInputError
+from caredio.memory.selection import Pick, sample_text, select_detailed
+from caredio.records import SELECTED, atomic_write
+from caredio.rundata import RunData, open_run, question_response
+
+log = logging.getLogger(__name__)
+FORMATS = ("openai", "sharegpt", "hf")
+DEFAULT_NAMES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hf": "hf"}
+SCORES = ("representativeness", "distinctiveness", "objective")
+SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
+SOURCE_LICENSES = {
+    "starter": "CAReDiO starter pack: short knowledge statements written for the project and "
+    "shipped with the package (Apache-2.0).",
+    "blend": "BLEnD (Myung et al., NeurIPS 2024 Datasets and Benchmarks): CC BY-SA 4.0. Data "
+    "derived from it should credit BLEnD and be shared under the same license.",
+    "llm": "Knowledge elicited from the generating model: subject to that model's license and "
+    "terms of use.",
+    "user": "User-supplied knowledge files: their license is the user's to check and state.",
+}
+
+
+# -- selection -------------------------------------------------------------------------------
+
+
+@dataclass
+class SelectResult:
+    picks: list[Pick]
+    skipped: list[Pick]
+    candidates: int
+    prior: int
+    path: Path
+
+
+def select_run(
+    run_dir: str | Path,
+    budget: int,
+    per_culture: bool = True,
+    diversity: float = 0.5,
+    duplicate_threshold: float = 0.95,
+    embedder: Any = None,
+) -> SelectResult:
+    """Greedy MMR over the run's dataset, against earlier runs' samples in its memory too."""
+    if budget < 1:
+        raise UserInputError(f"--budget: must be at least 1, not {budget}")
+    if diversity < 0:
+        raise UserInputError(f"--diversity: must be 0 or more, not {diversity}")
+    if not 0 < duplicate_threshold <= 1:
+        raise UserInputError(f"--duplicate-threshold: must be in (0, 1], not {duplicate_threshold}")
+    run = open_run(run_dir)
+    lines = run.samples()
+    if embedder is None:
+        from caredio.memory.embeddings import default_embedder
+
+        embedder = default_embedder()
+    prior_ids, prior_vectors = earlier_samples(run, embedder)
+    vectors = embedder.embed([sample_text(line) for line in lines])
+    result = select_detailed(
+        lines,
+        embedder,
+        budget,
+        per_culture,
+        diversity,
+        duplicate_threshold,
+        prior_ids,
+        prior_vectors,
+        vectors=vectors,
+    )
+    path = run.dir / SELECTED
+    atomic_write(
+        path, "".join(json.dumps(lines[p.index], ensure_ascii=False) + "\n" for p in result.picks)
+    )
+    return SelectResult(result.picks, result.skipped, len(lines), len(prior_ids), path)
+
+
+def earlier_samples(run: RunData, embedder: Any) -> tuple[list[str], Any]:
+    """Samples that earlier runs accepted into this run's memory (none for an ephemeral one)."""
+    memory_config = run.config.get("memory") or {}
+    path, url = memory_config.get("path"), memory_config.get("url")
+    if not url and (not path or path == ":memory:" or not Path(path).exists()):
+        return [], None
+    from caredio.config import Settings
+    from caredio.runner import open_memory
+
+    memory = open_memory(Settings(**run.config), embedder)
+    ids, vectors = memory.sample_embeddings(exclude_run=run.run_id)
+    return ids, vectors if ids else None
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+def export(
+    run_dir: str | Path, fmt: str, out: str | Path | None = None, selected: bool = False
+) -> tuple[Path, int]:
+    """Write the run's samples in ``fmt``; returns (path, number of samples)."""
+    if fmt not in FORMATS:
+        raise UserInputError(f"--format: unknown format '{fmt}' (one of {', '.join(FORMATS)})")
+    run = open_run(run_dir)
+    lines = run.samples(selected)
+    if not lines:
+        raise UserInputError(f"{run.dir / SELECTED}: holds no samples")
+    target = Path(out) if out else run.dir / "export" / DEFAULT_NAMES[fmt]
+    if fmt != "hf" and target.is_dir():
+        raise UserInputError(f"--out: {target} is a directory; give a file path")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "openai":
+        atomic_write(
+            target,
+            "".join(
+                json.dumps({"messages": line["messages"]}, ensure_ascii=False) + "\n"
+                for line in lines
+            ),
+        )
+    elif fmt == "sharegpt":
+        atomic_write(
+            target,
+            json.dumps([sharegpt_record(line) for line in lines], ensure_ascii=False, indent=2)
+            + "\n",
+        )
+    else:
+        write_hf(run, lines, target, selected)
+    return target, len(lines)
+
+
+def sharegpt_record(line: dict[str, Any]) -> dict[str, Any]:
+    meta = line["metadata"]
+    record: dict[str, Any] = {"id": meta["sample_id"]}
+    system = [m["content"] for m in line["messages"] if m["role"] == "system"]
+    if system:
+        record["system"] = system[0]
+    record["conversations"] = [
+        {"from": SHAREGPT_ROLES[m["role"]], "value": m["content"]}
+        for m in line["messages"]
+        if m["role"] != "system"
+    ]
+    record.update({k: meta.get(k) for k in ("culture", "topic", *SCORES)})
+    return record
+
+
+def hf_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Flat columns; attribution (its keys differ per culture) as a JSON string."""
+    rows = []
+    for line in lines:
+        meta = line["metadata"]
+        question, response = question_response(line)
+        rows.append(
+            {
+                "messages": [
+                    {"role": m["role"], "content": m["content"]} for m in line["messages"]
+                ],
+                "question": question,
+                "response": response,
+                "sample_id": meta["sample_id"],
+                "run_id": str(meta.get("run_id", "")),
+                "culture": meta["culture"],
+                "topic": str(meta.get("topic", "")),
+                **{k: float(meta.get(k) or 0.0) for k in SCORES},
+                "rounds": int(meta.get("rounds") or 0),
+                "best_round": int(meta.get("best_round") or 0),
+                "attribution": json.dumps(meta.get("attribution") or {}, ensure_ascii=False),
+            }
+        )
+    return rows
+
+
+def write_hf(run: RunData, lines: list[dict[str, Any]], target: Path, selected: bool) -> None:
+    """save_to_disk into a temporary sibling, add the card, then swap it in."""
+    try:
+        from datasets import Dataset
+    except ImportError:
+        raise UserInputError(
+            "--format hf: needs the 'datasets' package: pip install 'caredio[export]'"
+        ) from None
+    if target.exists() and not (target / "dataset_info.json").exists():
+        raise UserInputError(
+            f"--out: {target} exists and is not a datasets folder; refusing to replace it"
+        )
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        Dataset.from_list(hf_rows(lines)).save_to_disk(str(tmp / "data"))
+        for item in (tmp / "data").iterdir():
+            item.rename(tmp / item.name)
+        (tmp / "data").rmdir()
+        (tmp / "README.md").write_text(dataset_card(run, lines, selected), encoding="utf-8")
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# -- dataset card ----------------------------------------------------------------------------
+
+
+def knowledge_sources(run: RunData) -> dict[str, int]:
+    """Knowledge sources behind the run: counted in a persistent memory, else inferred."""
+    memory_config = run.config.get("memory") or {}
+    path = memory_config.get("path")
+    cultures = set(run.config.get("cultures") or [])
+    if path and path != ":memory:" and Path(path).exists() and not memory_config.get("url"):
+        try:
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            client = chromadb.PersistentClient(
+                path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
+            )
+            metas = client.get_collection("knowledge").get(include=["metadatas"])["metadatas"] or []
+            counts = Counter(
+                str(m.get("source", "user"))
+                for m in metas
+                if not cultures or m.get("culture") in cultures
+            )
+            if counts:
+                return dict(counts)
+        except Exception as exc:  # noqa: BLE001 - the card still says what the config implies
+            log.warning("could not count knowledge sources in %s: %s", path, exc)
+    counts: Counter[str] = Counter()
+    if memory_config.get("starter_pack", True):
+        counts["starter"] = 0
+    if any(t.get("sample_id") == "_memory" for t in run.turns):
+        counts["llm"] = 0
+    return dict(counts)
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "| – | – | – | – |"
+    spread = statistics.pstdev(values) if len(values) > 1 else 0.0
+    return (
+        f"| {statistics.fmean(values):.3f} | {spread:.3f} | {min(values):.3f} | {max(values):.3f} |"
+    )
+
+
+def dataset_card(run: RunData, lines: list[dict[str, Any]], selected: bool) -> str:
+    """README.md for the HF folder: contents, scores, provenance and licenses."""
+    metas = [line["metadata"] for line in lines]
+    cultures = Counter(str(m["culture"]) for m in metas)
+    topics = Counter(str(m.get("topic", "")) for m in metas)
+    sources = knowledge_sources(run)
+    hashes = run.run.get("template_hashes") or {
+        n: v.get("hash") for n, v in run.template_index.items()
+    }
+    out = [
+        "---",
+        "license: other",
+        "task_categories:\n- text-generation",
+        "language:\n- en",
+        "tags:\n- cultural-alignment\n- caredio\n- synthetic",
+        f"pretty_name: CAReDiO {run.run_id}",
+        "---",
+        f"# CAReDiO dataset `{run.run_id}`",
+        "",
+        f"{len(lines)} culture-sensitive question/answer conversations "
+        f"({'selected subset' if selected else 'all converged samples'}), optimized by the CAReDiO "
+        "agents for representativeness (R) and distinctiveness (D); J = λR + (1−λ)D.",
+        "",
+        "## Contents",
+        "",
+        "| culture | samples |",
+        "|---|---|",
+        *[f"| {c} | {n} |" for c, n in sorted(cultures.items())],
+        "",
+        "| topic | samples |",
+        "|---|---|",
+        *[f"| {t} | {n} |" for t, n in sorted(topics.items())],
+        "",
+        "## Scores",
+        "",
+        "| score | mean | std | min | max |",
+        "|---|---|---|---|---|",
+        *[f"| {k} {_stats([float(m.get(k) or 0) for m in metas])}" for k in SCORES],
+        "",
+        "## Provenance",
+        "",
+        f"- model: `{run.run.get('model', '?')}` at `{run.run.get('endpoint', '?')}`"
+        f"{' (embedded llama.cpp server)' if run.run.get('embedded_model') else ''}",
+        f"- run status: {run.status}; config hash `{run.run.get('config_hash', '?')}`; "
+        f"templates hash `{run.run.get('templates_hash', '?')}`",
+        *[f"- template `{name}`: `{value}`" for name, value in sorted(hashes.items())],
+        "",
+        "## Licenses of the knowledge the data was grounded in",
+        "",
+        *[
+            f"- `{source}`{f' ({n} items)' if n else ''}: "
+            f"{SOURCE_LICENSES.get(source, SOURCE_LICENSES['user'])}"
+            for source, n in sorted(sources.items())
+        ],
+        "",
+        "The generated text is also subject to the license and terms of the model that wrote it. "
+        "Columns: `messages` (OpenAI chat format), `question`, `response`, `sample_id`, `run_id`, "
+        "`culture`, `topic`, `representativeness`, `distinctiveness`, `objective`, `rounds`, "
+        "`best_round`, `attribution` (JSON: culture → probability).",
+        "",
+    ]
+    return "\n".join(out)

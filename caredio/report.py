@@ -1,0 +1,298 @@
+"""``caredio report``: PNG figures and one self-contained HTML page for a run.
+
+The report answers the questions a user has after a run: did the loop improve the samples
+(scores per round, first version vs best), where is the dataset thin (topic × culture
+coverage), and what did it cost (tokens and model time per agent role). The HTML embeds the
+PNGs as base64 so it can be mailed or attached to a ticket as one file. matplotlib runs on
+the Agg backend: no display is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from caredio.errors import UserInputError
+from caredio.rundata import AGENTS, RunData, open_run
+
+SCORE_NAMES = {"representativeness": "R", "distinctiveness": "D", "objective": "J"}
+COLORS = {"representativeness": "#1f77b4", "distinctiveness": "#ff7f0e", "objective": "#2ca02c"}
+FIGURES = ("scores_by_round", "first_vs_best", "coverage", "cost_by_agent")
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise UserInputError("report: needs matplotlib: pip install 'caredio[report]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    _pyplot().close(fig)
+    return buffer.getvalue()
+
+
+def first_and_best(
+    trajectories: list[dict[str, Any]],
+) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    """Per sample: its first version and its best one (highest J, earliest on ties)."""
+    by_sample: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for version in trajectories:
+        by_sample[str(version["sample_id"])].append(version)
+    result = {}
+    for sample, versions in by_sample.items():
+        versions.sort(key=lambda v: v["round"])
+        best = max(versions, key=lambda v: (v["objective"], -v["round"]))
+        result[sample] = (versions[0], best)
+    return result
+
+
+def fig_scores_by_round(trajectories: list[dict[str, Any]]) -> bytes:
+    plt = _pyplot()
+    rounds = sorted({int(v["round"]) for v in trajectories})
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    for key, short in SCORE_NAMES.items():
+        values = [[float(v[key]) for v in trajectories if v["round"] == r] for r in rounds]
+        means = [statistics.fmean(vs) for vs in values]
+        spread = [statistics.pstdev(vs) if len(vs) > 1 else 0.0 for vs in values]
+        ax.plot(rounds, means, marker="o", color=COLORS[key], label=f"{short} ({key})")
+        ax.fill_between(
+            rounds,
+            [m - s for m, s in zip(means, spread, strict=True)],
+            [m + s for m, s in zip(means, spread, strict=True)],
+            color=COLORS[key],
+            alpha=0.15,
+        )
+    counts = [sum(1 for v in trajectories if v["round"] == r) for r in rounds]
+    ax.set_xticks(rounds, [f"{r}\n(n={n})" for r, n in zip(rounds, counts, strict=True)])
+    ax.set_xlabel("round (n = versions scored)")
+    ax.set_ylabel("score (mean ± std)")
+    ax.set_ylim(0, 1)
+    ax.set_title("Scores per optimization round")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def fig_first_vs_best(trajectories: list[dict[str, Any]]) -> bytes:
+    plt = _pyplot()
+    pairs = first_and_best(trajectories)
+    cultures = sorted({str(first.get("culture", "?")) for first, _ in pairs.values()})
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6), sharey=True)
+    width = 0.38
+    for ax, (key, short) in zip(axes, SCORE_NAMES.items(), strict=True):
+        for offset, (label, which, alpha) in enumerate((("first", 0, 0.45), ("best", 1, 1.0))):
+            means = [
+                statistics.fmean(
+                    [float(p[which][key]) for p in pairs.values() if p[0].get("culture") == c]
+                )
+                for c in cultures
+            ]
+            xs = [i + (offset - 0.5) * width for i in range(len(cultures))]
+            ax.bar(xs, means, width, label=label, color=COLORS[key], alpha=alpha)
+        ax.set_xticks(range(len(cultures)), cultures, rotation=20, fontsize=8)
+        ax.set_title(f"{short}: first version vs best")
+        ax.set_ylim(0, 1)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("mean score per culture")
+    axes[0].legend(fontsize=8)
+    return _png(fig)
+
+
+def fig_coverage(run: RunData, trajectories: list[dict[str, Any]]) -> bytes:
+    """Samples per topic × culture (dataset lines; samples still optimizing count by trajectory)."""
+    plt = _pyplot()
+    best = {s: b for s, (_, b) in first_and_best(trajectories).items()}
+    cells: dict[tuple[str, str], list[float]] = defaultdict(list)
+    done = set()
+    for line in run.dataset:
+        meta = line["metadata"]
+        cells[(str(meta.get("topic")), str(meta["culture"]))].append(float(meta["objective"]))
+        done.add(meta["sample_id"])
+    for sample, version in best.items():
+        if sample not in done:
+            cells[(str(version.get("topic")), str(version.get("culture")))].append(
+                float(version["objective"])
+            )
+    topics = sorted({t for t, _ in cells} | set(run.config.get("topics") or []))
+    cultures = sorted({c for _, c in cells} | set(run.config.get("cultures") or []))
+    grid = [[len(cells.get((t, c), [])) for c in cultures] for t in topics]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cultures), 1.2 + 0.45 * len(topics)))
+    image = ax.imshow(grid, cmap="Greens", vmin=0, aspect="auto")
+    for i, topic in enumerate(topics):
+        for j, culture in enumerate(cultures):
+            values = cells.get((topic, culture), [])
+            label = f"{len(values)}\nJ {statistics.fmean(values):.2f}" if values else "0"
+            ax.text(j, i, label, ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(cultures)), cultures, rotation=20, fontsize=8)
+    ax.set_yticks(range(len(topics)), topics, fontsize=8)
+    ax.set_title("Coverage: samples (and mean best J) per topic × culture")
+    fig.colorbar(image, ax=ax, label="samples")
+    return _png(fig)
+
+
+def cost_by_agent(run: RunData) -> dict[str, dict[str, float]]:
+    """Tokens, calls and model time per agent role, summed over the trace."""
+    cost = {agent: {"input": 0.0, "output": 0.0, "calls": 0.0, "seconds": 0.0} for agent in AGENTS}
+    for turn in run.turns:
+        row = cost.setdefault(
+            str(turn.get("agent")), {"input": 0.0, "output": 0.0, "calls": 0.0, "seconds": 0.0}
+        )
+        row["input"] += float(turn.get("input_tokens") or 0)
+        row["output"] += float(turn.get("output_tokens") or 0)
+        row["calls"] += 1
+        row["seconds"] += float(turn.get("latency_ms") or 0) / 1000
+    return cost
+
+
+def fig_cost(run: RunData) -> bytes:
+    plt = _pyplot()
+    cost = cost_by_agent(run)
+    agents = list(cost)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    inputs = [cost[a]["input"] for a in agents]
+    left.bar(agents, inputs, label="input", color="#9ecae1")
+    left.bar(
+        agents, [cost[a]["output"] for a in agents], bottom=inputs, label="output", color="#3182bd"
+    )
+    left.set_title("Tokens per agent role")
+    left.legend(fontsize=8)
+    right.bar(agents, [cost[a]["seconds"] for a in agents], color="#756bb1")
+    right.set_title("Model time per agent role (s, summed latency)")
+    for ax in (left, right):
+        ax.tick_params(axis="x", labelsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, list[Path]]:
+    """Figures as PNG files and report.html (with the same PNGs inline) in the run directory."""
+    run = open_run(run_dir)
+    trajectories = run.trajectories
+    if not trajectories:
+        raise UserInputError(
+            f"{run.dir / 'trajectories.jsonl'}: no scored versions yet (run status: {run.status})"
+        )
+    pngs = {
+        "scores_by_round": fig_scores_by_round(trajectories),
+        "first_vs_best": fig_first_vs_best(trajectories),
+        "coverage": fig_coverage(run, trajectories),
+        "cost_by_agent": fig_cost(run),
+    }
+    paths = []
+    for name, data in pngs.items():
+        path = run.dir / f"report_{name}.png"
+        _write_bytes(path, data)
+        paths.append(path)
+    page = run.dir / "report.html"
+    _write_bytes(page, render_html(run, pngs).encode("utf-8"))
+    return page, paths
+
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:.85rem}
+td,th{border:1px solid #ddd;padding:.25rem .5rem} th{background:#f3f3f3} td.q{max-width:420px}
+figure{margin:1.5rem 0} img{max-width:100%} figcaption{color:#555;font-size:.85rem}
+dl{display:grid;grid-template-columns:max-content auto;gap:.2rem 1rem} dt{font-weight:600}
+"""
+HEADER = "".join(
+    f"<th>{name}</th>"
+    for name in (
+        "sample",
+        "culture",
+        "topic",
+        "first J",
+        "best J",
+        "best round",
+        "R",
+        "D",
+        "best question",
+    )
+)
+CAPTIONS = {
+    "scores_by_round": "Mean R, D and J of the versions scored in each round; the band is ±1 std.",
+    "first_vs_best": "Per culture: the first version of each sample against the best one kept.",
+    "coverage": "Samples per topic and culture, with the mean best J; empty cells are gaps.",
+    "cost_by_agent": "Tokens (input + output) and summed model latency per agent role.",
+}
+
+
+def render_html(run: RunData, pngs: dict[str, bytes]) -> str:
+    esc = html.escape
+    info = run.run
+    tokens = sum(
+        int(v.get("input", 0)) + int(v.get("output", 0))
+        for v in (info.get("tokens") or {}).values()
+    )
+    facts = [
+        ("run", run.run_id),
+        ("status", run.status),
+        ("model", info.get("model", "?")),
+        ("endpoint", info.get("endpoint", "?")),
+        (
+            "samples",
+            f"{info.get('completed', len(run.dataset))} completed"
+            f" / {info.get('planned', '?')} planned / {info.get('failed', 0)} failed",
+        ),
+        ("wall time", f"{info.get('wall_seconds', '?')} s"),
+        ("tokens", str(tokens or "?")),
+        ("config hash", info.get("config_hash", "?")),
+        ("templates hash", info.get("templates_hash", "?")),
+    ]
+    rows = []
+    for sample, (first, best) in sorted(first_and_best(run.trajectories).items()):
+        rows.append(
+            f"<tr><td>{esc(sample)}</td><td>{esc(str(first.get('culture')))}</td>"
+            f"<td>{esc(str(first.get('topic')))}</td><td>{first['objective']:.3f}</td>"
+            f"<td>{best['objective']:.3f}</td><td>{best['round']}</td>"
+            f"<td>{best['representativeness']:.3f}</td><td>{best['distinctiveness']:.3f}</td>"
+            f"<td class=q>{esc(str(best['question']))}</td></tr>"
+        )
+    figures = "".join(
+        f"<figure><img alt='{name}' src='data:image/png;base64,{base64.b64encode(data).decode()}'>"
+        f"<figcaption>{esc(CAPTIONS[name])}</figcaption></figure>"
+        for name, data in pngs.items()
+    )
+    templates = "".join(
+        f"<li><code>{esc(n)}</code> #{esc(str(v.get('hash')))} ({esc(str(v.get('source')))})</li>"
+        for n, v in sorted(run.template_index.items())
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>CAReDiO run {esc(run.run_id)}</title>
+<style>{STYLE}</style></head><body>
+<h1>CAReDiO run <code>{esc(run.run_id)}</code></h1>
+<dl>{"".join(f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>" for k, v in facts)}</dl>
+{figures}
+<h2>Samples: first J → best J</h2>
+<table><tr>{HEADER}</tr>{"".join(rows)}</table>
+<h2>Templates</h2><ul>{templates}</ul>
+<p style="color:#777;font-size:.8rem">Generated by <code>caredio report</code> at
+{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}.</p>
+</body></html>
+"""
