@@ -94,7 +94,7 @@ def fig_scores_by_round(trajectories: list[dict[str, Any]]) -> bytes:
     ax.set_ylabel("score (mean ± std)")
     ax.set_ylim(0, 1)
     ax.set_title("Scores per optimization round")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     ax.grid(alpha=0.3)
     return _png(fig)
 
@@ -143,12 +143,13 @@ def fig_coverage(run: RunData, trajectories: list[dict[str, Any]]) -> bytes:
     cultures = sorted({c for _, c in cells} | set(run.config.get("cultures") or []))
     grid = [[len(cells.get((t, c), [])) for c in cultures] for t in topics]
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cultures), 1.2 + 0.45 * len(topics)))
-    image = ax.imshow(grid, cmap="Greens", vmin=0, aspect="auto")
+    peak = max([max(row) for row in grid] + [1])
+    image = ax.imshow(grid, cmap="YlGn", vmin=0, vmax=peak * 1.6, aspect="auto")
     for i, topic in enumerate(topics):
         for j, culture in enumerate(cultures):
             values = cells.get((topic, culture), [])
             label = f"{len(values)}\nJ {statistics.fmean(values):.2f}" if values else "0"
-            ax.text(j, i, label, ha="center", va="center", fontsize=8)
+            ax.text(j, i, label, ha="center", va="center", fontsize=8, color="black")
     ax.set_xticks(range(len(cultures)), cultures, rotation=20, fontsize=8)
     ax.set_yticks(range(len(topics)), topics, fontsize=8)
     ax.set_title("Coverage: samples (and mean best J) per topic × culture")
@@ -246,10 +247,12 @@ CAPTIONS = {
 def render_html(run: RunData, pngs: dict[str, bytes]) -> str:
     esc = html.escape
     info = run.run
-    tokens = sum(
-        int(v.get("input", 0)) + int(v.get("output", 0))
-        for v in (info.get("tokens") or {}).values()
-    )
+    cost = cost_by_agent(run)  # from the trace: also right for a run still going
+    tokens = int(sum(row["input"] + row["output"] for row in cost.values()))
+    wall = f"{info['wall_seconds']} s" if info.get("wall_seconds") is not None else None
+    if wall is None and info.get("started_at"):
+        wall = f"{time.time() - float(info['started_at']):.0f} s so far"
+    planned = info.get("planned")
     facts = [
         ("run", run.run_id),
         ("status", run.status),
@@ -258,10 +261,10 @@ def render_html(run: RunData, pngs: dict[str, bytes]) -> str:
         (
             "samples",
             f"{info.get('completed', len(run.dataset))} completed"
-            f" / {info.get('planned', '?')} planned / {info.get('failed', 0)} failed",
+            f" / {'?' if planned is None else planned} planned / {info.get('failed', 0)} failed",
         ),
-        ("wall time", f"{info.get('wall_seconds', '?')} s"),
-        ("tokens", str(tokens or "?")),
+        ("wall time", wall or "?"),
+        ("tokens", f"{tokens} in {sum(int(r['calls']) for r in cost.values())} agent turns"),
         ("config hash", info.get("config_hash", "?")),
         ("templates hash", info.get("templates_hash", "?")),
     ]
