@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
+import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from caredio.errors import UserInputError
 
 ROLES = ("culture_expert", "contrast_critic", "refiner")
+REDACTED = "REDACTED"
 StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
 
 
@@ -53,7 +55,12 @@ class LLMSettings(_Strict):
         description="Request field for the output limit; OpenAI's newest models want "
         "max_completion_tokens, local servers know only max_tokens",
     )
-    timeout: float = Field(default=120.0, gt=0)
+    timeout: float = Field(default=120.0, gt=0, description="Seconds per request")
+    down_after: float = Field(
+        default=60.0, gt=0,
+        description="Stop the run when the endpoint has not answered for this many seconds "
+        "(and at least 3 calls in a row failed to connect or timed out)",
+    )
     max_retries: int = Field(default=4, ge=0, description="Retries of transient errors per call")
     parse_retries: int = Field(default=2, ge=0, description="Re-asks after an unparsable reply")
     structured_output: StructuredMethod = "auto"
@@ -153,12 +160,53 @@ class Settings(BaseSettings):
         return (init_settings, env_settings)
 
     def snapshot(self) -> dict[str, Any]:
-        """The resolved config as written to a run directory (holds no secrets)."""
-        return self.model_dump(mode="json")
+        """The resolved config as written to a run directory (holds no secrets).
+
+        Credentials or a query string in an endpoint URL are replaced by ``REDACTED``;
+        ``caredio resume`` then asks for the URL again (flag or environment).
+        """
+        data = self.model_dump(mode="json")
+        llm = data["llm"]
+        llm["base_url"] = redact_url(llm["base_url"])
+        for role in llm["roles"].values():
+            role["base_url"] = redact_url(role["base_url"])
+        if data["memory"]["url"]:
+            data["memory"]["url"] = redact_url(data["memory"]["url"])
+        return data
 
     def config_hash(self) -> str:
         blob = json.dumps(self.snapshot(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def public_url(url: str) -> str:
+    """A URL fit for records and logs: no user, password or query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def has_secrets(url: str | None) -> bool:
+    """Whether a URL carries credentials (user, password) or a query string (keys hide there)."""
+    if not url:
+        return False
+    parts = urlsplit(url)
+    return bool(parts.username or parts.password or parts.query)
+
+
+def redact_url(url: str | None) -> str | None:
+    """The URL to write to disk: with secrets, its public part marked ``REDACTED``."""
+    if url is None or not has_secrets(url):
+        return url
+    parts = urlsplit(public_url(url))
+    return urlunsplit((parts.scheme, f"{REDACTED}@{parts.netloc}", parts.path, "", ""))
+
+
+def is_redacted(url: str | None) -> bool:
+    return bool(url) and urlsplit(url).username == REDACTED
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,9 @@ Three kinds, handled differently:
   misses fields, is empty). Recorded in the trace and retried with the error fed back.
 * ``EndpointError`` — the endpoint could not be reached or kept failing after retries.
   The sample is marked failed; the run goes on.
+* ``EndpointDown`` — an ``EndpointError`` that every later call would meet too (the endpoint
+  stopped answering for good, or refuses the credentials). The run stops at once, with its
+  status and finished samples on disk, instead of failing sample after sample.
 
 Anything else is a bug in CAReDiO and is raised as it is.
 """
@@ -33,3 +36,7 @@ class ModelOutputError(CaredioError):
 
 class EndpointError(CaredioError):
     """The LLM endpoint failed for good (after retries) or is unreachable."""
+
+
+class EndpointDown(EndpointError):
+    """The endpoint is unusable for the whole run: down for good or refusing our key."""

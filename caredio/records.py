@@ -8,12 +8,15 @@ written twice.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,8 @@ TRACE = "trace.jsonl"
 RUN_JSON = "run.json"
 CONFIG = "config.json"
 CHECKPOINTS = "checkpoints.sqlite"
+PLAN = "plan.jsonl"
+LOCK = ".lock"
 PROMPTS = "prompts"
 
 
@@ -70,20 +75,38 @@ class RunRecorder:
         self._version_keys = {
             (r["sample_id"], r["round"], r["step"]) for r in read_jsonl(run_dir / TRAJECTORIES)
         }
-        self.tokens: dict[str, dict[str, int]] = defaultdict(lambda: {"input": 0, "output": 0, "calls": 0})
+        self.tokens: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"input": 0, "output": 0, "calls": 0})
         self.retries = 0
 
     @classmethod
-    def create(cls, run_dir: Path, settings_snapshot: dict[str, Any], templates: dict[str, PromptTemplate]) -> RunRecorder:
+    def create(cls, run_dir: Path, settings_snapshot: dict[str, Any],
+               templates: dict[str, PromptTemplate]) -> RunRecorder:
         """Make a new run directory; refuse one that already holds a run."""
-        if (run_dir / RUN_JSON).exists() or (run_dir / DATASET).exists():
+        if any((run_dir / name).exists() for name in (RUN_JSON, CONFIG, DATASET, CHECKPOINTS)):
             raise UserInputError(
-                f"{run_dir}: already holds a run; use `caredio resume {run_dir}` or another --run-id"
+                f"{run_dir}: already holds a run; use `caredio resume {run_dir}` "
+                "or another --run-id"
             )
         run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write(run_dir / CONFIG, json.dumps(settings_snapshot, indent=2) + "\n")
         snapshot_templates(run_dir, templates)
         return cls(run_dir)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the run directory for this process; a second run or resume of it is refused."""
+        with (self.dir / LOCK).open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserInputError(
+                    f"{self.dir}: another caredio process is running this run"
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # -- lines -------------------------------------------------------------------------------
 
@@ -136,7 +159,8 @@ class RunRecorder:
             record = self.read_run()
             record.update(fields)
             record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-            atomic_write(self.dir / RUN_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+            text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+            atomic_write(self.dir / RUN_JSON, text)
             return record
 
 

@@ -10,21 +10,23 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import secrets
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+from pydantic import ValidationError
 
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
-from caredio.config import ROLES, Settings
-from caredio.errors import EndpointError, UserInputError
+from caredio.config import ROLES, Settings, describe_validation_error, is_redacted, public_url
+from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.graph.run import build_run_graph
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
@@ -36,7 +38,15 @@ from caredio.memory.scoring import Scorer
 from caredio.memory.selection import select
 from caredio.memory.store import CulturalMemory, KnowledgeItem
 from caredio.prompts import PromptTemplate, load_templates
-from caredio.records import CHECKPOINTS, SELECTED, RunRecorder, atomic_write, read_jsonl, templates_hash
+from caredio.records import (
+    CHECKPOINTS,
+    PLAN,
+    SELECTED,
+    RunRecorder,
+    atomic_write,
+    read_jsonl,
+    templates_hash,
+)
 from caredio.topics import Topic, load_topics, resolve_topics
 from caredio.tracing import LoggingTraceSink, MultiSink
 
@@ -45,14 +55,7 @@ log = logging.getLogger(__name__)
 EPHEMERAL = ":memory:"
 ELICITED_WEIGHT = 0.5
 Event = Callable[[str, dict[str, Any]], None]
-
-
-def public_url(url: str) -> str:
-    """A URL fit for records and logs: no user, password or query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+__all__ = ["Job", "execute", "prepare", "public_url", "resume_run", "start_run"]
 
 
 def slug(text: str) -> str:
@@ -82,7 +85,8 @@ class Job:
             if contrast_setting == "auto":
                 contrast = self.scorer.contrast_set(culture, "auto")
             else:
-                contrast = [canonical_culture(c) for c in contrast_setting if canonical_culture(c) != culture]
+                contrast = [canonical_culture(c) for c in contrast_setting
+                            if canonical_culture(c) != culture]
             for topic in self.topics:
                 for index in range(self.settings.samples_per_topic):
                     specs.append(SampleSpec(
@@ -101,7 +105,8 @@ def open_memory(settings: Settings, embedder: Embedder | None = None) -> Cultura
     return CulturalMemory.open(embedder, path=None if path == EPHEMERAL else path)
 
 
-def prepare(settings: Settings, templates_dir: str | Path | None = None, embedder: Embedder | None = None) -> Job:
+def prepare(settings: Settings, templates_dir: str | Path | None = None,
+            embedder: Embedder | None = None) -> Job:
     """Check the whole job; raises UserInputError before anything is written."""
     templates = load_templates(templates_dir if templates_dir is not None else settings.prompts_dir)
     topics = resolve_topics(settings.topics, load_topics())
@@ -114,7 +119,8 @@ def prepare(settings: Settings, templates_dir: str | Path | None = None, embedde
         if added:
             log.info("loaded %d starter knowledge items into %s", added, memory.label)
     known = set(memory.cultures())
-    explicit_contrast = [] if settings.contrast == "auto" else [canonical_culture(c) for c in settings.contrast]
+    explicit_contrast = ([] if settings.contrast == "auto"
+                         else [canonical_culture(c) for c in settings.contrast])
     missing = [c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c not in known]
     if missing and not settings.memory.elicit_missing:
         raise UserInputError(
@@ -123,7 +129,8 @@ def prepare(settings: Settings, templates_dir: str | Path | None = None, embedde
         )
     if settings.contrast == "auto" and len(known | set(missing)) < 2:
         raise UserInputError("--contrast: memory holds no other culture to contrast with")
-    return Job(settings, templates, topics, cultures, memory, Scorer(memory, settings.scoring), missing)
+    scorer = Scorer(memory, settings.scoring)
+    return Job(settings, templates, topics, cultures, memory, scorer, missing)
 
 
 @contextlib.asynccontextmanager
@@ -141,13 +148,20 @@ async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str]]:
         server.stop()
 
 
-async def preflight(base_url: str) -> None:
-    """Fail fast, with a clear message, when the endpoint is not there at all."""
+async def preflight(base_url: str, timeout: float = 10.0) -> None:
+    """Fail fast, with a clear message, when the endpoint is not there at all.
+
+    Any HTTP answer will do (some servers have no ``/models``, or want a key for it); only
+    a refused, dropped or silent connection stops the run before it starts.
+    """
     try:
-        async with httpx.AsyncClient(timeout=10.0) as client:
+        async with httpx.AsyncClient(timeout=timeout) as client:
             await client.get(base_url.rstrip("/") + "/models")
     except httpx.TransportError as exc:
-        raise EndpointError(f"cannot reach {public_url(base_url)}: {type(exc).__name__}") from None
+        raise EndpointError(
+            f"cannot reach the LLM endpoint {public_url(base_url)} ({type(exc).__name__}); "
+            "is the server running? (--base-url)"
+        ) from None
 
 
 async def _elicit(job: Job, expert: CultureExpert, context: TurnContext) -> None:
@@ -155,7 +169,8 @@ async def _elicit(job: Job, expert: CultureExpert, context: TurnContext) -> None
         items = []
         for topic in job.topics:
             facts = await expert.elicit_knowledge(context, culture, topic.name, topic.description)
-            items += [KnowledgeItem(culture=culture, text=f, topic=topic.id, weight=ELICITED_WEIGHT, source="llm")
+            items += [KnowledgeItem(culture=culture, text=f, topic=topic.id,
+                                    weight=ELICITED_WEIGHT, source="llm")
                       for f in facts]
         if not items:
             raise EndpointError(f"the culture expert gave no knowledge of '{culture}'")
@@ -163,49 +178,92 @@ async def _elicit(job: Job, expert: CultureExpert, context: TurnContext) -> None
         log.info("elicited %d knowledge items for %s", len(items), culture)
 
 
-def build_agents(settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str) -> tuple[CultureExpert, ContrastCritic, Refiner]:
-    limiter = RequestLimiter(settings.concurrency, settings.llm.requests_per_minute)
+def build_agents(
+    settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str
+) -> tuple[CultureExpert, ContrastCritic, Refiner]:
+    """The three agents, sharing one request limiter (the whole run's concurrency bound)."""
+    limiter = RequestLimiter(settings.concurrency, settings.llm.requests_per_minute,
+                             down_after=settings.llm.down_after)
     methods = MethodMemory(settings.llm.structured_output)
     llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model) for role in ROLES}
-    return (CultureExpert(llms["culture_expert"], templates), ContrastCritic(llms["contrast_critic"], templates),
-            Refiner(llms["refiner"], templates))
+    return (CultureExpert(llms["culture_expert"], templates),
+            ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))
 
 
-async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Event) -> dict[str, Any]:
-    """Run (or continue) the graph for the job; returns the final run.json record."""
+def load_plan(job: Job, run_dir: Path) -> list[SampleSpec]:
+    """The run's plan as written at its start (so a resume cannot drift with memory)."""
+    stored = read_jsonl(run_dir / PLAN)
+    return [SampleSpec(**spec) for spec in stored] if stored else job.plan(run_dir.name)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Any:
+    """SIGTERM stops a run like Ctrl-C: cancel the main task, record "interrupted"."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    try:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel) if task else None
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        task = None
+    try:
+        yield
+    finally:
+        if task is not None:
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Event,
+                  ) -> dict[str, Any]:
+    """Run (or continue) the graph for the job; returns the final run.json record.
+
+    Each sample's failure is recorded (run.json ``failures``, its trace line) and the run
+    goes on; the status is "failed" only past ``max_failed_share``. An endpoint that is down
+    for good stops the run at once (EndpointError, with the resume command).
+    """
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     settings = job.settings
     run_id = run_dir.name
     started = time.time()
-    recorder.write_run(run_id=run_id, status="running", planned=None, started_at=started,
-                       config_hash=settings.config_hash(), templates_hash=templates_hash(job.templates),
+    recorder.write_run(run_id=run_id, status="running", pid=os.getpid(), started_at=started,
+                       error=None, config_hash=settings.config_hash(),
+                       templates_hash=templates_hash(job.templates),
                        template_hashes={n: t.hash for n, t in job.templates.items()})
     status, error = "failed", None
     summary: dict[str, Any] = {}
     try:
-        async with endpoint(settings) as (base_url, model):
-            recorder.write_run(endpoint=public_url(base_url), model=model,
-                               embedded_model=settings.llm.base_url is None)
-            expert, critic, refiner = build_agents(settings, job.templates, base_url, model)
-            sink = MultiSink(recorder, LoggingTraceSink())
-            if job.missing:
-                await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
-            toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
-                              settings.loop, settings.system_prompt, on_event)
-            async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
-                graph = build_run_graph(toolkit, lambda: job.plan(run_id), saver)
-                final = await graph.ainvoke({}, {"max_concurrency": max(settings.concurrency * 2, 4)})
-            summary = final["summary"]
-            failures = [r for r in final["results"] if r["status"] == "failed"]
-            accept_into_memory(job, run_dir)
-            share = summary["failed"] / max(summary["planned"], 1)
-            status = "completed" if share <= settings.max_failed_share else "failed"
-            if failures:
-                summary["failures"] = [{k: r[k] for k in ("sample_id", "error")} for r in failures]
+        with _terminate_as_interrupt():
+            async with endpoint(settings) as (base_url, model):
+                recorder.write_run(endpoint=public_url(base_url), model=model,
+                                   embedded_model=settings.llm.base_url is None)
+                expert, critic, refiner = build_agents(settings, job.templates, base_url, model)
+                sink = MultiSink(recorder, LoggingTraceSink())
+                if job.missing:
+                    await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
+                toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
+                                  settings.loop, settings.system_prompt, on_event)
+                async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
+                    graph = build_run_graph(toolkit, lambda: load_plan(job, run_dir), saver)
+                    final = await graph.ainvoke(
+                        {}, {"max_concurrency": max(settings.concurrency * 2, 4)})
+        summary = final["summary"]
+        failures = [r for r in final["results"] if r["status"] == "failed"]
+        summary["failures"] = [{k: r[k] for k in ("sample_id", "culture", "error")}
+                               for r in failures]
+        await asyncio.to_thread(accept_into_memory, job, run_dir)
+        share = summary["failed"] / max(summary["planned"], 1)
+        status = "completed" if share <= settings.max_failed_share else "failed"
+        if status == "failed":
+            error = (f"{summary['failed']} of {summary['planned']} samples failed, more than "
+                     f"max_failed_share={settings.max_failed_share}")
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
         raise
+    except EndpointDown as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        done = len(read_jsonl(run_dir / "dataset.jsonl"))
+        raise EndpointDown(f"{exc}; the run stopped with {done} samples finished; continue it "
+                           f"with `caredio resume {run_dir}`") from None
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -226,7 +284,8 @@ def accept_into_memory(job: Job, run_dir: Path) -> None:
         return
     picks = select(lines, job.memory.embedder, budget=len(lines), per_culture=True)
     chosen = [lines[p.index] for p in picks]
-    atomic_write(run_dir / SELECTED, "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in chosen))
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in chosen)
+    atomic_write(run_dir / SELECTED, text)
     job.memory.add_samples([
         {**line["metadata"], "question": line["messages"][-2]["content"],
          "response": line["messages"][-1]["content"]}
@@ -234,24 +293,73 @@ def accept_into_memory(job: Job, run_dir: Path) -> None:
     ])
 
 
-def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = None) -> tuple[Path, dict[str, Any]]:
-    """A new run: validate, create the run directory, execute."""
+def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = None,
+              ) -> tuple[Path, dict[str, Any]]:
+    """A new run: validate, check the endpoint, create the run directory, execute.
+
+    Bad input (UserInputError) and an unreachable endpoint both stop before the run
+    directory exists.
+    """
     job = prepare(settings, embedder=embedder)
+    if settings.llm.base_url:
+        asyncio.run(preflight(settings.llm.base_url))
     run_dir = Path(settings.out) / (settings.run_id or new_run_id())
     recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
-    recorder.write_run(planned=len(job.plan(run_dir.name)))
-    return run_dir, asyncio.run(execute(job, run_dir, recorder, on_event))
+    with recorder.locked():
+        plan = job.plan(run_dir.name)
+        atomic_write(run_dir / PLAN, "".join(json.dumps(spec) + "\n" for spec in plan))
+        recorder.write_run(planned=len(plan))
+        return run_dir, _run(execute(job, run_dir, recorder, on_event))
 
 
-def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None, **overrides: Any) -> dict[str, Any]:
-    """Finish an interrupted run with its own config and template snapshot."""
+def _run(coro: Any) -> dict[str, Any]:
+    """asyncio.run; a SIGTERM-cancelled run surfaces like Ctrl-C (KeyboardInterrupt)."""
+    try:
+        return asyncio.run(coro)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt from None
+
+
+def _restore_url(url: str | None, override: str | None, env: str, what: str) -> str | None:
+    """A URL whose secrets were kept off disk must come back from a flag or the environment."""
+    if override:
+        return override
+    if not is_redacted(url):
+        return url
+    if os.environ.get(env):
+        return os.environ[env]
+    raise UserInputError(f"{what}: the run's URL had credentials, which are never stored; "
+                         f"pass it again (--base-url or ${env})")
+
+
+def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
+               **overrides: Any) -> dict[str, Any]:
+    """Finish an interrupted run with its own config, plan and template snapshot.
+
+    Finished samples are skipped, unfinished and failed ones continue from their last
+    checkpointed step; dataset and trajectory lines are keyed, so none is written twice.
+    """
     config_path = run_dir / "config.json"
     if not config_path.exists():
         raise UserInputError(f"{run_dir}: not a run directory (no config.json)")
-    snapshot = json.loads(config_path.read_text(encoding="utf-8"))
-    if overrides.get("base_url"):
-        snapshot["llm"]["base_url"] = overrides["base_url"]
-    settings = Settings(**snapshot)
+    try:
+        snapshot = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserInputError(f"{config_path}: unreadable run config: {exc}") from None
+    llm = snapshot.setdefault("llm", {})
+    llm["base_url"] = _restore_url(llm.get("base_url"), overrides.get("base_url"),
+                                   "CAREDIO_LLM__BASE_URL", "llm.base_url")
+    for name, role in llm.get("roles", {}).items():
+        role["base_url"] = _restore_url(role.get("base_url"), None,
+                                        f"CAREDIO_LLM__ROLES__{name.upper()}__BASE_URL",
+                                        f"llm.roles.{name}.base_url")
+    memory = snapshot.setdefault("memory", {})
+    memory["url"] = _restore_url(memory.get("url"), None, "CAREDIO_MEMORY__URL", "memory.url")
+    try:
+        settings = Settings(**snapshot)
+    except ValidationError as exc:
+        raise UserInputError(describe_validation_error(exc, str(config_path))) from None
     job = prepare(settings, templates_dir=run_dir / "prompts", embedder=embedder)
     recorder = RunRecorder(run_dir)
-    return asyncio.run(execute(job, run_dir, recorder, on_event))
+    with recorder.locked():
+        return _run(execute(job, run_dir, recorder, on_event))

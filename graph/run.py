@@ -14,12 +14,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from caredio.graph.sample import Toolkit, build_sample_graph
+from caredio.graph.state import RunState, SampleSpec
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from caredio.errors import EndpointError, ModelOutputError
-from caredio.graph.sample import Toolkit, build_sample_graph
-from caredio.graph.state import RunState, SampleSpec
+from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 
 log = logging.getLogger(__name__)
 
@@ -69,24 +69,33 @@ def build_run_graph(
 
 
 async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit) -> dict[str, Any]:
-    config = {"configurable": {"thread_id": spec["sample_id"]}, "recursion_limit": 200}
+    """One sample, isolated: its endpoint or output failure marks it failed, nothing more.
+
+    EndpointDown (the endpoint is gone for every sample) propagates and stops the run;
+    so does anything else, which is a bug.
+    """
+    sample_id, culture = spec["sample_id"], spec["culture"]
+    config = {"configurable": {"thread_id": sample_id}, "recursion_limit": 200}
     snapshot = await sample_graph.aget_state(config)
     values = snapshot.values or {}
     if values.get("done"):
-        toolkit.on_event("sample_skipped", {"sample_id": spec["sample_id"], "culture": spec["culture"],
+        toolkit.on_event("sample_skipped", {"sample_id": sample_id, "culture": culture,
                                             "best": values["best"], "first": values["versions"][0]})
         return _result(spec, values)
-    # No checkpoint: start from the spec. A checkpoint: continue where it stopped (None input).
+    # No checkpoint: start from the spec. A checkpoint: continue where it stopped (None input)
+    # — also after a failure, whose failed step is the one retried.
     start = None if snapshot.next else dict(spec)
     try:
         final = await sample_graph.ainvoke(start, config)
+    except EndpointDown:
+        raise
     except (EndpointError, ModelOutputError) as exc:
         error = f"{type(exc).__name__}: {exc}"
-        log.warning("sample %s failed: %s", spec["sample_id"], error)
-        toolkit.on_event("sample_failed", {"sample_id": spec["sample_id"], "culture": spec["culture"],
+        log.warning("sample %s failed: %s", sample_id, error)
+        toolkit.on_event("sample_failed", {"sample_id": sample_id, "culture": culture,
                                            "error": error})
-        return {"sample_id": spec["sample_id"], "culture": spec["culture"], "status": "failed",
-                "error": error}
+        return {"sample_id": sample_id, "culture": culture, "topic": spec["topic"],
+                "status": "failed", "error": error}
     return _result(spec, final)
 
 

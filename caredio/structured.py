@@ -1,0 +1,91 @@
+"""Structured output: which method an endpoint accepts, and turning replies into models.
+
+Methods, tried in order until one works: json_schema -> function calling -> JSON mode ->
+prompt-and-parse. The first that works for an endpoint is remembered by
+:class:`MethodMemory`, shared by all roles.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from caredio.config import StructuredMethod
+from caredio.errors import ModelOutputError
+
+T = TypeVar("T", bound=BaseModel)
+METHOD_CHAIN: tuple[StructuredMethod, ...] = (
+    "json_schema", "function_calling", "json_mode", "prompt",
+)
+
+
+class MethodMemory:
+    """Which structured-output method works per endpoint, shared by all roles."""
+
+    def __init__(self, preferred: StructuredMethod = "auto") -> None:
+        self.preferred = preferred
+        self.working: dict[str, StructuredMethod] = {}
+        self.rejected: dict[str, set[str]] = {}
+
+    def candidates(self, endpoint: str) -> list[StructuredMethod]:
+        if self.preferred != "auto":
+            return [self.preferred]
+        if endpoint in self.working:
+            known = self.working[endpoint]
+            rejected = self.rejected.get(endpoint, set())
+            return [known] + [m for m in METHOD_CHAIN if m != known and m not in rejected]
+        return [m for m in METHOD_CHAIN if m not in self.rejected.get(endpoint, set())]
+
+    def reject(self, endpoint: str, method: str) -> None:
+        if self.working.get(endpoint) != method:
+            self.rejected.setdefault(endpoint, set()).add(method)
+
+    def confirm(self, endpoint: str, method: StructuredMethod) -> None:
+        self.working.setdefault(endpoint, method)
+
+
+def schema_instruction(schema: type[BaseModel]) -> str:
+    body = json.dumps(schema.model_json_schema(), indent=None)
+    return (
+        "\n\nReply with one JSON object and nothing else, matching this JSON schema:\n"
+        f"```json\n{body}\n```"
+    )
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def extract_json(text: str) -> Any:
+    """The first JSON object in a reply: fenced, bare, or embedded in prose."""
+    candidates = [m.group(1) for m in _FENCE.finditer(text)] + [text]
+    for candidate in candidates:
+        candidate = candidate.strip()
+        start = candidate.find("{")
+        while start != -1:
+            try:
+                value, _ = json.JSONDecoder().raw_decode(candidate[start:])
+                return value
+            except json.JSONDecodeError:
+                start = candidate.find("{", start + 1)
+    raise ModelOutputError("no JSON object in the reply", raw=text)
+
+
+def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool) -> T:
+    """Validate a payload against the schema; a bare-text reply fills a one-string schema."""
+    wrapped = isinstance(payload, dict) and set(payload) == {"properties"}
+    if wrapped and isinstance(payload["properties"], dict):
+        payload = payload["properties"]  # small models echo the schema's wrapper back
+    try:
+        return schema.model_validate(payload)
+    except ValidationError as exc:
+        fields = schema.model_fields
+        text_fields = [name for name, info in fields.items() if info.is_required()]
+        if lenient and len(text_fields) == 1 and isinstance(raw, str) and raw.strip():
+            return schema.model_validate({text_fields[0]: raw.strip()})
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(root)"
+        raise ModelOutputError(f"reply does not match the schema: {where}: {first['msg']}",
+                               raw=raw) from None
