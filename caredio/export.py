@@ -219,7 +219,9 @@ def knowledge_sources(run: RunData) -> dict[str, int]:
     """Knowledge sources behind the run: counted in a persistent memory, else inferred."""
     memory_config = run.config.get("memory") or {}
     path = memory_config.get("path")
-    cultures = set(run.config.get("cultures") or [])
+    cultures = set(run.config.get("cultures") or [])  # and their contrast cultures: D uses those
+    for line in run.dataset:
+        cultures.update(line["metadata"].get("contrast") or [])
     if path and path != ":memory:" and Path(path).exists() and not memory_config.get("url"):
         try:
             import chromadb
@@ -229,13 +231,13 @@ def knowledge_sources(run: RunData) -> dict[str, int]:
                 path=str(path), settings=ChromaSettings(anonymized_telemetry=False)
             )
             metas = client.get_collection("knowledge").get(include=["metadatas"])["metadatas"] or []
-            counts = Counter(
+            found = Counter(
                 str(m.get("source", "user"))
                 for m in metas
                 if not cultures or m.get("culture") in cultures
             )
-            if counts:
-                return dict(counts)
+            if found:
+                return dict(found)
         except Exception as exc:  # noqa: BLE001 - the card still says what the config implies
             log.warning("could not count knowledge sources in %s: %s", path, exc)
     counts: Counter[str] = Counter()

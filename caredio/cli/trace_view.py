@@ -184,9 +184,10 @@ def render(
 
 
 def summary_line(run: RunData, shown: int) -> str:
-    templates = ", ".join(f"{n} #{v.get('hash')}" for n, v in sorted(run.template_index.items()))
+    """Where the turns came from: the template set's hash names the prompt edit behind them."""
+    templates = run.run.get("templates_hash") or "?"
     head = f"{shown} of {len(run.turns)} turns · run {run.run_id} ({run.status})"
-    return f"{head} · templates: {templates or '?'}"
+    return f"{head} · template set #{templates} (snapshot in {run.dir / 'prompts'})"
 
 
 def follow(
