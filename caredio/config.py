@@ -62,6 +62,9 @@ class LLMSettings(_Strict):
         "(and at least 3 calls in a row failed to connect or timed out)",
     )
     max_retries: int = Field(default=4, ge=0, description="Retries of transient errors per call")
+    backoff: float = Field(
+        default=0.5, gt=0, description="First retry delay in seconds; doubles, with jitter"
+    )
     parse_retries: int = Field(default=2, ge=0, description="Re-asks after an unparsable reply")
     structured_output: StructuredMethod = "auto"
     requests_per_minute: float | None = Field(default=None, gt=0)

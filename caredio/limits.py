@@ -14,6 +14,8 @@ import time
 from caredio.config import public_url
 from caredio.errors import EndpointDown
 
+_sleep = asyncio.sleep  # a seam for tests
+
 
 class EndpointHealth:
     """Notices an endpoint that went down for good, so a run stops instead of failing slowly.
@@ -76,14 +78,14 @@ class RequestLimiter:
         await self._slots.acquire()
         try:
             while (wait := self._paused_until - time.monotonic()) > 0:
-                await asyncio.sleep(wait)
+                await _sleep(wait)
             if self._interval:
                 async with self._lock:
                     now = time.monotonic()
                     wait = self._next_start - now
                     self._next_start = max(now, self._next_start) + self._interval
                 if wait > 0:
-                    await asyncio.sleep(wait)
+                    await _sleep(wait)
         except BaseException:
             self._slots.release()
             raise

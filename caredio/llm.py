@@ -38,6 +38,7 @@ from caredio.structured import (
 )
 
 log = logging.getLogger(__name__)
+_sleep = asyncio.sleep  # one seam, so tests can see the delays without waiting them out
 __all__ = ["METHOD_CHAIN", "CallResult", "EndpointHealth", "MethodMemory", "RequestLimiter",
            "RoleLLM", "extract_json", "is_transient", "parse_reply", "schema_instruction"]
 
@@ -256,7 +257,7 @@ class RoleLLM:
                 if attempt >= self.settings.max_retries:
                     raise EndpointError(
                         f"{self.public_url}: {description} after {attempt} retries") from exc
-                delay = min(30.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.5)
+                delay = min(30.0, self.settings.backoff * 2**attempt) * random.uniform(0.5, 1.5)
                 asked = _retry_after(exc)
                 if asked is not None:
                     delay = max(delay, asked)
@@ -266,7 +267,7 @@ class RoleLLM:
                 result.retries += 1
                 result.errors.append(description)
                 log.warning("%s: %s; retry %d in %.1fs", self.role, description, attempt, delay)
-                await asyncio.sleep(delay)
+                await _sleep(delay)
                 continue
             health.ok()
             usage = getattr(message, "usage_metadata", None) or {}
@@ -282,8 +283,9 @@ class RoleLLM:
                 return parse_reply(schema, args, result_text(message), lenient=False)
             if message.invalid_tool_calls:
                 bad = message.invalid_tool_calls[0]
-                raise ModelOutputError(f"tool call arguments are not valid JSON: {bad.get('error')}",
-                                       raw=str(bad.get("args") or ""))
+                raise ModelOutputError(
+                    f"tool call arguments are not valid JSON: {bad.get('error')}",
+                    raw=str(bad.get("args") or ""))
         text = _message_text(message)
         if not text.strip():
             raise ModelOutputError("empty reply", raw=text)
@@ -320,5 +322,8 @@ def _feedback(exc: ModelOutputError) -> list[dict[str, str]]:
 
 
 def _describe(exc: BaseException) -> str:
+    """``InternalServerError (500)``: the SDK's class name (not a wrapper's) and the status."""
+    name = next((c.__name__ for c in type(exc).__mro__ if c.__module__.startswith("openai")),
+                type(exc).__name__)
     status = getattr(exc, "status_code", None)
-    return f"{type(exc).__name__}" + (f" ({status})" if status else "")
+    return name + (f" ({status})" if status else "")

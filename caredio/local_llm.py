@@ -81,7 +81,7 @@ class LocalLLMServer:
         self.threads = threads or max(1, os.cpu_count() or 1)
         self.model = MODEL_ALIAS if gguf is None else self.gguf.stem
         self.process: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server
 
     @property
     def base_url(self) -> str:
@@ -99,7 +99,7 @@ class LocalLLMServer:
         log.info("starting embedded llama.cpp server on %s with %s", self.base_url, self.gguf.name)
         self.process = subprocess.Popen(
             self.command(), stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,  # noqa: PLW1509
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
         )
         deadline = time.monotonic() + self.startup_timeout
@@ -111,13 +111,15 @@ class LocalLLMServer:
                 )
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
-                    log.info("embedded server ready after %.1fs", self.startup_timeout - (deadline - time.monotonic()))
+                    waited = self.startup_timeout - (deadline - time.monotonic())
+                    log.info("embedded server ready after %.1fs", waited)
                     return self
             except httpx.TransportError:
                 pass  # not listening yet
             time.sleep(0.25)
         self.stop()
-        raise EndpointError(f"embedded llama.cpp server did not answer within {self.startup_timeout:.0f}s")
+        raise EndpointError(
+            f"embedded llama.cpp server did not answer within {self.startup_timeout:.0f}s")
 
     def output_tail(self, lines: int = 5) -> str:
         self._log.seek(0)

@@ -31,13 +31,21 @@ class MethodMemory:
         self.rejected: dict[str, set[str]] = {}
 
     def candidates(self, endpoint: str) -> list[StructuredMethod]:
+        """Methods to try, in order: the one known to work, then the untried ones.
+
+        While no method is known to work, rejected ones stay at the end of the list: a 500
+        may have been bad luck rather than "not supported", and one unlucky start must never
+        leave an endpoint with nothing to try.
+        """
         if self.preferred != "auto":
             return [self.preferred]
-        if endpoint in self.working:
-            known = self.working[endpoint]
-            rejected = self.rejected.get(endpoint, set())
-            return [known] + [m for m in METHOD_CHAIN if m != known and m not in rejected]
-        return [m for m in METHOD_CHAIN if m not in self.rejected.get(endpoint, set())]
+        known = self.working.get(endpoint)
+        rejected = self.rejected.get(endpoint, set())
+        rest = [m for m in METHOD_CHAIN if m != known]
+        untried = [m for m in rest if m not in rejected]
+        if known:
+            return [known, *untried]
+        return untried + [m for m in rest if m in rejected]
 
     def reject(self, endpoint: str, method: str) -> None:
         if self.working.get(endpoint) != method:
