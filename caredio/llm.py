@@ -143,11 +143,17 @@ class RoleLLM:
             max_tokens=effective.max_tokens,  # type: ignore[call-arg]
             timeout=settings.timeout,
             max_retries=0,
+            # Our own client, not langchain's process-wide cached one: that one stays bound
+            # to the first event loop, and a second run in the same process would fail.
+            http_async_client=openai.DefaultAsyncHttpxClient(timeout=settings.timeout),
         )
 
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}#{self.model}"
+
+    def _confirmed(self, method: str) -> bool:
+        return self.methods.working.get(self.endpoint) == method
 
     def _scrub(self, text: str) -> str:
         """Server messages may echo the request; never let the key or the URL's secrets out."""
@@ -179,7 +185,7 @@ class RoleLLM:
                     try:
                         message = await self._invoke(conversation, schema, method, result)
                     except openai.APIStatusError as exc:
-                        if _is_method_rejection(exc) and self.endpoint not in self.methods.working:
+                        if _is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")
                             result.errors.append(
                                 f"{method}: rejected by endpoint ({exc.status_code})")
@@ -225,7 +231,7 @@ class RoleLLM:
             runnable = self.chat.bind_tools([schema], tool_choice=name)
         elif method == "json_mode":
             runnable = self.chat.bind(response_format={"type": "json_object"})
-        probe = self.endpoint not in self.methods.working
+        probe = not self._confirmed(method)
         message = await self._send(runnable, messages, result, probe)
         result.output = _message_text(message)
         return message
@@ -234,7 +240,7 @@ class RoleLLM:
                     probe: bool) -> AIMessage:
         """One request, retried on transient errors with backoff and jitter.
 
-        ``probe``: no structured-output method is known to work on this endpoint yet, so a
+        ``probe``: this structured-output method is not known to work on this endpoint, so a
         repeated 500 may mean "unsupported request shape" (llama.cpp answers json_schema so):
         after one retry it goes up to the method fallback instead of being retried further.
         """
