@@ -46,14 +46,28 @@ class Toolkit:
     on_event: Event = field(default=lambda kind, data: None)
 
 
+class _TurnEvents:
+    """Forwards each finished agent turn to the run's event callback (for progress displays)."""
+
+    def __init__(self, sink: TraceSink, on_event: Event) -> None:
+        self.sink = sink
+        self.on_event = on_event
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self.sink.emit(record)
+        self.on_event("turn", {key: record[key] for key in (
+            "sample_id", "agent", "step", "input_tokens", "output_tokens", "latency_ms", "retries", "error")})
+
+
 def _context(toolkit: Toolkit, state: SampleState, round_: int) -> TurnContext:
-    return TurnContext(run_id=state["run_id"], sample_id=state["sample_id"], round=round_, sink=toolkit.sink)
+    return TurnContext(run_id=state["run_id"], sample_id=state["sample_id"], round=round_,
+                       sink=_TurnEvents(toolkit.sink, toolkit.on_event))
 
 
 def _history(versions: list[Version]) -> list[dict[str, Any]]:
     """What the refiner sees of earlier versions: text and scores, oldest first."""
     keep = ("round", "step", "question", "response", "representativeness", "distinctiveness", "objective")
-    return [{k: v[k] for k in keep} for v in versions[-4:]]
+    return [{k: dict(v)[k] for k in keep} for v in versions[-4:]]
 
 
 def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:

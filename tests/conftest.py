@@ -27,12 +27,11 @@ BLEND_DIR = SHARED / "data" / "blend"
 
 
 def _is_loopback(address: Any) -> bool:
-    if isinstance(address, tuple):
-        host = address[0]
-    elif isinstance(address, (str, bytes)):
+    if isinstance(address, (str, bytes)):
         return True  # unix domain socket
-    else:
+    if not isinstance(address, tuple):
         return False
+    host = address[0]
     if host in ("localhost", ""):
         return True
     try:

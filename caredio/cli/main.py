@@ -103,7 +103,7 @@ def app() -> None:
     except (click.Abort, KeyboardInterrupt):
         err_console.print("interrupted")
         sys.exit(130)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line and exit 1, traceback with --debug
         _fail(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", 1, exc)
 
 

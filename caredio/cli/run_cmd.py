@@ -36,6 +36,9 @@ class RunDisplay:
         self.done = 0
         self.failed = 0
         self.scores: list[tuple[float, float, float]] = []
+        self.calls = 0
+        self.retries = 0
+        self.tokens = [0, 0]
         self.first_best: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = defaultdict(list)
         self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), console=console)
@@ -64,7 +67,8 @@ class RunDisplay:
         if self.done and self.planned > self.done:
             per = (time.monotonic() - self.started) / self.done
             eta = f"  remaining ~{per * (self.planned - self.done):.0f}s"
-        line.append(f"  elapsed {time.monotonic() - self.started:.0f}s{eta}")
+        line.append(f"\ncalls {self.calls} (retries {self.retries})  tokens in {self.tokens[0]} "
+                    f"out {self.tokens[1]}  elapsed {time.monotonic() - self.started:.0f}s{eta}")
         return Group(self.progress, line)
 
     def _plain(self, message: str) -> None:
@@ -82,6 +86,11 @@ class RunDisplay:
                     self.tasks[culture] = self.progress.add_task(culture, total=0)
                 self.per_culture[culture] += 1
                 self.progress.update(self.tasks[culture], total=self.per_culture[culture])
+            elif kind == "turn":
+                self.calls += 1
+                self.retries += int(data["retries"] or 0)
+                self.tokens[0] += int(data["input_tokens"] or 0)
+                self.tokens[1] += int(data["output_tokens"] or 0)
             elif kind == "version":
                 self.scores.append((data["representativeness"], data["distinctiveness"], data["objective"]))
                 self._plain(f"{data['sample_id']} round {data['round']} ({data['step']}): "
