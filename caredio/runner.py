@@ -241,7 +241,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                 if job.missing:
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
                 toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
-                                  settings.loop, settings.system_prompt, on_event)
+                                  settings.loop, settings.system_prompt, _guarded(on_event))
                 async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
                     graph = build_run_graph(toolkit, lambda: load_plan(job, run_dir), saver)
                     final = await graph.ainvoke(
@@ -275,6 +275,17 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
             **summary,
         )
     return record
+
+
+def _guarded(on_event: Event) -> Event:
+    """Progress callbacks are display only: a failing one is logged, never stops the run."""
+    def guarded(kind: str, data: dict[str, Any]) -> None:
+        try:
+            on_event(kind, data)
+        except Exception:
+            log.exception("progress display failed on a %s event (the run goes on)", kind)
+
+    return guarded
 
 
 def accept_into_memory(job: Job, run_dir: Path) -> None:

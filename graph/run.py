@@ -14,12 +14,12 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from caredio.graph.sample import Toolkit, build_sample_graph
-from caredio.graph.state import RunState, SampleSpec
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
+from caredio.graph.sample import Toolkit, build_sample_graph
+from caredio.graph.state import RunState, SampleSpec
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,9 @@ async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit) -> di
     # No checkpoint: start from the spec. A checkpoint: continue where it stopped (None input)
     # — also after a failure, whose failed step is the one retried.
     start = None if snapshot.next else dict(spec)
+    if snapshot.next and "draft" not in snapshot.next:  # draft announces the others itself
+        toolkit.on_event("sample_started", {"sample_id": sample_id, "culture": culture,
+                                            "resumed": True})
     try:
         final = await sample_graph.ainvoke(start, config)
     except EndpointDown:

@@ -29,3 +29,39 @@ def stub_settings(base_url: str, out: str, *, run_id: str = "run", rounds: int =
         memory={"path": ":memory:", "elicit_missing": False},
         **extra,
     )
+
+
+class HashEmbedder:
+    """A FAKE embedder for subprocess tests: hashed bag of words, unit length, numpy only.
+
+    It loads in no time (the real MiniLM takes ~20 s per process on 2 cores), which keeps
+    tests that start several `caredio` processes fast. It claims the default backend's
+    name so an ephemeral memory accepts it; never use it with a persistent memory.
+    """
+
+    def __init__(self, dim: int = 384) -> None:
+        from caredio.memory.embeddings import DEFAULT_BACKEND
+
+        self.backend = DEFAULT_BACKEND
+        self.dim = dim
+
+    def embed(self, texts: list[str]) -> Any:
+        import hashlib
+
+        import numpy as np
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in text.lower().split():
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                out[row, int.from_bytes(digest[:4], "little") % self.dim] += 1.0
+            out[row, row % self.dim] += 1e-3  # never all zero
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+# `python -c CLI_WITH_FAKE_EMBEDDER args...` runs the real CLI with HashEmbedder installed.
+CLI_WITH_FAKE_EMBEDDER = (
+    "import caredio.memory.embeddings as e; from caredio.testing.jobs import HashEmbedder; "
+    "e._shared[e.DEFAULT_BACKEND] = HashEmbedder(); "
+    "from caredio.cli.main import app; app()"
+)

@@ -1,0 +1,153 @@
+"""Resume: a real `caredio run` subprocess killed with SIGKILL mid-refinement, a resume
+stopped with SIGINT, and a final resume — against the FAKE stub server (latency keeps the
+run busy long enough to be killed in the middle). The subprocesses use the FAKE
+HashEmbedder (instant to load); the kill/resume machinery under test is the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caredio.errors import UserInputError
+from caredio.records import RunRecorder, read_jsonl
+from caredio.runner import resume_run, start_run
+from caredio.testing.jobs import CLI_WITH_FAKE_EMBEDDER, stub_settings
+from caredio.testing.stub_server import StubOpenAIServer
+
+CONFIG = """
+contrast = ["Japan", "China", "South Korea"]
+concurrency = 2
+[loop]
+max_rounds = 3
+min_rounds = 3
+r_threshold = 1.0
+d_threshold = 1.0
+patience = 4
+[llm]
+backoff = 0.02
+[memory]
+elicit_missing = false
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "CAREDIO_API_KEY")}
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", COLUMNS="200")
+    return env
+
+
+def _caredio(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", CLI_WITH_FAKE_EMBEDDER, *args], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(proc: subprocess.Popen[str], ready: Any, what: str, limit: float = 240) -> None:
+    """Poll until ready() (no timing is asserted: the limit only turns a hang into a failure)."""
+    deadline = time.monotonic() + limit
+    while not ready():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"process ended before {what}: {proc.returncode}\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_sigkill_mid_refinement_then_sigint_then_resume_finishes_exactly(tmp_path: Path) -> None:
+    config = tmp_path / "job.toml"
+    config.write_text(CONFIG)
+    run_dir = tmp_path / "runs" / "r"
+    with StubOpenAIServer(latency=0.08) as stub:
+        proc = _caredio("run", "--base-url", stub.url, "--model", "stub", "--config", str(config),
+                        "--cultures", "Japan,China,South Korea",
+                        "--topics", "food_drink,greetings_etiquette", "--memory", ":memory:",
+                        "--out", str(tmp_path / "runs"), "--run-id", "r", "--quiet")
+
+        def mid_refinement() -> bool:
+            versions = read_jsonl(run_dir / "trajectories.jsonl")
+            return any(v["round"] >= 1 for v in versions)
+
+        _wait_for(proc, mid_refinement, "a refinement round")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+        planned = [s["sample_id"] for s in read_jsonl(run_dir / "plan.jsonl")]
+        assert len(planned) == 6
+        done_at_kill = {line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")}
+        assert len(done_at_kill) < 6
+        assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
+
+        # A resume stopped by Ctrl-C: clean stop, "interrupted", the resume command printed.
+        trace_lines = len(read_jsonl(run_dir / "trace.jsonl"))
+        proc = _caredio("resume", str(run_dir), "--quiet")
+        _wait_for(proc, lambda: len(read_jsonl(run_dir / "trace.jsonl")) > trace_lines + 3,
+                  "the resumed run to make calls")
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, (out, err)
+        assert f"caredio resume {run_dir}" in out
+        assert "Traceback" not in err
+        record = json.loads((run_dir / "run.json").read_text())
+        assert record["status"] == "interrupted"
+        trace_before = Counter(t["sample_id"] for t in read_jsonl(run_dir / "trace.jsonl"))
+        done_before = {line["metadata"]["sample_id"]
+                       for line in read_jsonl(run_dir / "dataset.jsonl")}
+
+        proc = _caredio("resume", str(run_dir), "--quiet")
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, (out, err)
+
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["status"] == "completed"
+    assert record["planned"] == record["completed"] == 6 and record["failed"] == 0
+    ids = [line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")]
+    assert sorted(ids) == sorted(planned)  # one line per planned sample: no gap, no duplicate
+    versions = [(v["sample_id"], v["round"], v["step"])
+                for v in read_jsonl(run_dir / "trajectories.jsonl")]
+    assert len(versions) == len(set(versions))
+    assert Counter(sample for sample, _, _ in versions) == dict.fromkeys(planned, 4)  # 0..3
+    trace_after = Counter(t["sample_id"] for t in read_jsonl(run_dir / "trace.jsonl"))
+    for sample in done_before:  # finished samples were not redone
+        assert trace_after[sample] == trace_before[sample]
+
+
+def test_resume_of_a_finished_run_makes_no_call_and_changes_no_line(tmp_path: Path,
+                                                                    embedder: Any) -> None:
+    with StubOpenAIServer() as stub:
+        settings = stub_settings(stub.url, str(tmp_path))
+        run_dir, first = start_run(settings, lambda kind, data: None, embedder=embedder)
+        dataset = (run_dir / "dataset.jsonl").read_text()
+        calls = len(stub.requests)
+        record = resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+        assert len(stub.requests) == calls
+    assert record["status"] == "completed" and record["completed"] == first["completed"] == 2
+    assert (run_dir / "dataset.jsonl").read_text() == dataset
+
+
+def test_run_into_an_existing_run_directory_is_refused(tmp_path: Path, embedder: Any) -> None:
+    with StubOpenAIServer() as stub:
+        settings = stub_settings(stub.url, str(tmp_path))
+        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=embedder)
+        before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
+        with pytest.raises(UserInputError, match="already holds a run"):
+            start_run(settings, lambda kind, data: None, embedder=embedder)
+        assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
+
+
+def test_a_run_directory_in_use_cannot_be_resumed_twice(tmp_path: Path, embedder: Any) -> None:
+    with StubOpenAIServer() as stub:
+        settings = stub_settings(stub.url, str(tmp_path))
+        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=embedder)
+        with RunRecorder(run_dir).locked(), pytest.raises(UserInputError, match="another caredio"):
+            resume_run(run_dir, lambda kind, data: None, embedder=embedder)
