@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import json
 import logging
 import os
@@ -122,6 +123,11 @@ def prepare(settings: Settings, templates_dir: str | Path | None = None,
     explicit_contrast = ([] if settings.contrast == "auto"
                          else [canonical_culture(c) for c in settings.contrast])
     missing = [c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c not in known]
+    for culture in missing:  # a typo must not become a new culture elicited from the model
+        close = difflib.get_close_matches(culture, sorted(known), n=1, cutoff=0.75)
+        if close:
+            raise UserInputError(f"--cultures: no knowledge of '{culture}' in {memory.label}; "
+                                 f"did you mean '{close[0]}'?")
     if missing and not settings.memory.elicit_missing:
         raise UserInputError(
             f"--cultures: no knowledge of '{missing[0]}' in {memory.label}; ingest some with "

@@ -1,0 +1,193 @@
+"""Bad input through the real CLI entry point (in process): exit code 2, one line naming the
+file / line / field, no traceback unless --debug, and nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caredio.testing.stub_server import StubOpenAIServer
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        embedder: Any) -> Any:
+    """Run `caredio ARGS` through caredio.cli.main.app; returns (exit code, stdout, stderr).
+
+    The session's embedder is already the process-wide default, so no model is reloaded.
+    """
+    from caredio.cli.main import app
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["caredio", *args])
+        code = 0
+        try:
+            app()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def stub() -> Any:
+    with StubOpenAIServer() as server:
+        yield server
+
+
+def _one_line_error(code: int, err: str, *needles: str) -> None:
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def _run_args(stub: Any, out: Path, *extra: str) -> list[str]:
+    return ["run", "--base-url", stub.url, "--model", "stub", "--memory", ":memory:",
+            "--out", str(out), "--cultures", "Japan,China", "--topics", "food_drink",
+            "--run-id", "r", "--quiet", *extra]
+
+
+def _nothing_written(out: Path) -> None:
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+@pytest.mark.parametrize(("toml", "needles"), [
+    ("[llm]\ntmperature = 0.3\n", ("llm.tmperature", "unknown key")),
+    ("concurrency = 0\n", ("concurrency",)),
+    ("[loop]\nmax_rounds = -1\n", ("loop.max_rounds",)),
+    ("[llm\nmodel = 'x'\n", ("invalid TOML",)),
+    ("cultures = 'Japan'\nsurprise = 1\n", ("surprise", "unknown key")),
+])
+def test_bad_config_file(cli: Any, stub: Any, tmp_path: Path, toml: str,
+                         needles: tuple[str, ...]) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    code, _, err = cli(*_run_args(stub, tmp_path / "runs", "--config", str(config)))
+    _one_line_error(code, err, str(config), *needles)
+    _nothing_written(tmp_path / "runs")
+
+
+def test_non_utf8_config_file(cli: Any, stub: Any, tmp_path: Path) -> None:
+    config = tmp_path / "latin1.toml"
+    config.write_bytes("model = 'caf\xe9'\n".encode("latin-1"))
+    code, _, err = cli(*_run_args(stub, tmp_path / "runs", "--config", str(config)))
+    _one_line_error(code, err, str(config))
+    _nothing_written(tmp_path / "runs")
+
+
+@pytest.mark.parametrize(("flags", "needles"), [
+    (("--max-rounds", "-1"), ("max_rounds",)),
+    (("--concurrency", "0"), ("concurrency",)),
+    (("--topics", "food_drink,underwater_basket_weaving"), ("underwater_basket_weaving",)),
+])
+def test_bad_flags(cli: Any, stub: Any, tmp_path: Path, flags: tuple[str, ...],
+                   needles: tuple[str, ...]) -> None:
+    code, _, err = cli(*_run_args(stub, tmp_path / "runs", *flags))
+    _one_line_error(code, err, *needles)
+    _nothing_written(tmp_path / "runs")
+
+
+def test_unknown_culture_without_elicitation(cli: Any, stub: Any, tmp_path: Path) -> None:
+    config = tmp_path / "job.toml"
+    config.write_text("[memory]\nelicit_missing = false\n")
+    args = _run_args(stub, tmp_path / "runs", "--config", str(config))
+    args[args.index("Japan,China")] = "Japan,Atlantis"
+    code, _, err = cli(*args)
+    _one_line_error(code, err, "Atlantis")
+    _nothing_written(tmp_path / "runs")
+
+
+def test_misspelt_culture_is_not_sent_to_elicitation(cli: Any, stub: Any, tmp_path: Path) -> None:
+    args = _run_args(stub, tmp_path / "runs")
+    args[args.index("Japan,China")] = "Japan,Chnia"
+    code, _, err = cli(*args)
+    _one_line_error(code, err, "Chnia", "China")
+    _nothing_written(tmp_path / "runs")
+    assert not stub.requests  # nothing was asked of the model
+
+
+def test_template_with_unknown_variable(cli: Any, stub: Any, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts"
+    code, _, err = cli("prompts", "init", str(prompts))
+    assert code == 0, err
+    template = prompts / "culture_expert_question.txt"
+    template.write_text(template.read_text() + "\nAlso mind {{ no_such_variable }}.\n")
+    code, _, err = cli(*_run_args(stub, tmp_path / "runs", "--prompts", str(prompts)))
+    _one_line_error(code, err, "culture_expert_question", "no_such_variable")
+    _nothing_written(tmp_path / "runs")
+
+
+def _stats(cli: Any, memory: Path) -> Any:
+    code, out, err = cli("memory", "stats", "--memory", str(memory), "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize(("name", "content", "needles"), [
+    ("empty.jsonl", b"", ("empty.jsonl",)),
+    ("blank.jsonl", b"\n  \n", ("blank.jsonl",)),
+    ("broken.jsonl", b'{"culture": "Japan", "text": "Tea is served first."}\n{not json\n',
+     ("broken.jsonl", "2")),
+    ("latin1.jsonl", '{"culture": "France", "text": "Caf\xe9 au lait."}\n'.encode("latin-1"),
+     ("latin1.jsonl",)),
+])
+def test_bad_knowledge_file(cli: Any, tmp_path: Path, name: str, content: bytes,
+                            needles: tuple[str, ...]) -> None:
+    memory = tmp_path / "memory"
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"culture": "Japan", "text": "Shoes come off at the door.", "topic": "home"}\n')
+    assert cli("memory", "ingest", str(good), "--memory", str(memory))[0] == 0
+    before = _stats(cli, memory)
+    path = tmp_path / name
+    path.write_bytes(content)
+    code, _, err = cli("memory", "ingest", str(path), "--memory", str(memory))
+    _one_line_error(code, err, *needles)
+    assert _stats(cli, memory) == before  # nothing of the bad file went in
+
+
+def test_unreadable_knowledge_file(cli: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "not_a_file.jsonl"
+    folder.mkdir()
+    code, _, err = cli("memory", "ingest", str(folder), "--memory", str(tmp_path / "memory"))
+    _one_line_error(code, err, "not_a_file.jsonl")
+    code, _, err = cli("memory", "ingest", str(tmp_path / "missing.jsonl"),
+                       "--memory", str(tmp_path / "memory"))
+    _one_line_error(code, err, "missing.jsonl")
+
+
+def test_memory_built_with_another_embedding_backend(cli: Any, stub: Any, tmp_path: Path) -> None:
+    import numpy as np
+
+    from caredio.memory.store import CulturalMemory, KnowledgeItem
+
+    class OtherEmbedder:
+        backend = "other:toy-model"
+        dim = 8
+
+        def embed(self, texts: list[str]) -> Any:
+            return np.ones((len(texts), 8), dtype=np.float32) / np.sqrt(8)
+
+    memory_dir = tmp_path / "memory"
+    other = CulturalMemory.open(OtherEmbedder(), path=str(memory_dir))
+    other.add_knowledge([KnowledgeItem(culture="Japan", text="Tea first.", topic="food_drink")])
+    del other
+    args = _run_args(stub, tmp_path / "runs")
+    args[args.index(":memory:")] = str(memory_dir)
+    code, _, err = cli(*args)
+    _one_line_error(code, err, "other:toy-model")
+    _nothing_written(tmp_path / "runs")
+
+
+def test_debug_shows_the_traceback(cli: Any, stub: Any, tmp_path: Path) -> None:
+    code, _, err = cli("--debug", *_run_args(stub, tmp_path / "runs", "--concurrency", "0"))
+    assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
