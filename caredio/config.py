@@ -107,10 +107,22 @@ class LoopSettings(_Strict):
 
 
 class ScoringSettings(_Strict):
+    """Scorer knobs; defaults tuned on BLEnD's memory part (benchmarks/scorer_validation.py)."""
+
     lam: float = Field(default=0.5, ge=0.0, le=1.0, description="J = lam*R + (1-lam)*D")
-    top_k: int = Field(default=5, gt=0, description="k of the culture relevance m_c")
-    coverage_k: int = Field(default=8, gt=0, description="K knowledge items behind R")
+    top_k: int = Field(default=20, gt=0, description="k of the culture relevance m_c")
+    max_share: float = Field(
+        default=0.5, ge=0.0, le=1.0,
+        description="Share of m_c given to the single nearest item (rest: weighted top-k mean)",
+    )
+    coverage_k: int = Field(default=10, gt=0, description="K best-expressed knowledge items behind R")
+    coverage_pool: int = Field(
+        default=1000, gt=0, description="Items most relevant to the question that R draws from"
+    )
     temperature: float = Field(default=0.05, gt=0.0, description="tau of the attribution softmax")
+    split_lists: bool = Field(
+        default=True, description="Score each item of a short list as its own segment"
+    )
     contrast_k: int = Field(default=2, gt=0, description="Related cultures when chosen by centroid")
 
 

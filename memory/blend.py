@@ -20,13 +20,13 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from caredio.errors import UserInputError
 from caredio.memory.ingest import canonical_culture
 from caredio.memory.store import KnowledgeItem, stable_id
-
-from caredio.errors import UserInputError
 
 SOURCE = "blend"
 ANNOTATORS = 5  # BLEnD collects five native annotators' answers per question
@@ -151,14 +151,35 @@ def culture_from_path(path: Path) -> str:
     return canonical_culture(stem)
 
 
-def read_blend(path: str | Path, culture: str | None = None) -> list[KnowledgeItem]:
-    """All annotations of one BLEnD country file as knowledge items (see the module docstring)."""
+@dataclass
+class BlendAnswer:
+    """One distinct English answer to a question, with its annotator count and raw variants."""
+
+    text: str
+    count: int
+    variants: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BlendQuestion:
+    """One question of one country: the cleaned question and its answers (most votes first)."""
+
+    qid: str
+    culture: str
+    topic: str
+    question: str
+    annotators: int
+    answers: list[BlendAnswer]
+
+
+def read_blend_questions(path: str | Path, culture: str | None = None) -> list[BlendQuestion]:
+    """The file's questions with country names removed; the whole file is checked first."""
     path = Path(path)
     stem = path.name.removesuffix("_data.json")
     name = canonical_culture(culture) if culture else culture_from_path(path)
     data = _load(path)
     topics = _topics(path.with_name(f"{stem}_questions.csv"))
-    items: list[KnowledgeItem] = []
+    questions: list[BlendQuestion] = []
     for qid, entry in data.items():
         where = f"{path}: question {qid!r}"
         if not isinstance(entry, dict):
@@ -178,22 +199,40 @@ def read_blend(path: str | Path, culture: str | None = None) -> list[KnowledgeIt
             if not isinstance(note.get("en_answers"), list):
                 raise UserInputError(f"{where}: annotations[{number}].en_answers is not a list")
             counts.append(count)
-        annotators = max([ANNOTATORS, *counts])
-        clean_question = strip_country(question, name, stem)
-        # Two local answers can share one English translation: one item, their counts summed.
-        merged: dict[str, tuple[str, int]] = {}
+        # Two local answers can share one English translation: one answer, counts summed.
+        merged: dict[str, BlendAnswer] = {}
         for note in annotations:
             answer = strip_country_answer(answer_text(note["en_answers"]), name, stem)
             if not answer:
                 continue  # an annotation with no English answer carries nothing to match
-            first, count = merged.get(answer.lower(), (answer, 0))
-            merged[answer.lower()] = (first, count + note["count"])
-        for key, (answer, count) in merged.items():
-            items.append(KnowledgeItem(
-                culture=name, text=f"{clean_question} — {answer}",
-                topic=topics.get(str(qid), "general"), weight=min(1.0, count / annotators),
-                source=SOURCE, id=stable_id(SOURCE, name, str(qid), key),
-            ))
+            slot = merged.setdefault(answer.lower(), BlendAnswer(answer, 0))
+            slot.count += note["count"]
+            slot.variants += [str(v) for v in note["en_answers"]]
+        questions.append(BlendQuestion(
+            qid=str(qid), culture=name, topic=topics.get(str(qid), "general"),
+            question=strip_country(question, name, stem), annotators=max([ANNOTATORS, *counts]),
+            answers=sorted(merged.values(), key=lambda a: -a.count),
+        ))
+    return questions
+
+
+def items_of(question: BlendQuestion) -> list[KnowledgeItem]:
+    """Knowledge items of one question: one per answer, weight = share of annotators."""
+    return [
+        KnowledgeItem(
+            culture=question.culture, text=f"{question.question} — {answer.text}",
+            topic=question.topic, weight=min(1.0, answer.count / question.annotators),
+            source=SOURCE,
+            id=stable_id(SOURCE, question.culture, question.qid, answer.text.lower()),
+        )
+        for answer in question.answers
+    ]
+
+
+def read_blend(path: str | Path, culture: str | None = None) -> list[KnowledgeItem]:
+    """All annotations of one BLEnD country file as knowledge items (see the module docstring)."""
+    questions = read_blend_questions(path, culture)
+    items = [item for question in questions for item in items_of(question)]
     if not items:
         raise UserInputError(f"{path}: no annotations with English answers in the file")
     return items

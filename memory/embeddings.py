@@ -58,7 +58,8 @@ class SentenceTransformerEmbedder:
         path = Path(model_path) if model_path else packaged_minilm_path()
         self.backend = DEFAULT_BACKEND if model_path is None else f"sentence-transformers:{path.name}"
         self._model = SentenceTransformer(str(path), device="cpu")
-        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        dimension = (getattr(self._model, "get_embedding_dimension", None)
+                     or self._model.get_sentence_embedding_dimension)
         self.dim = int(dimension() or 0)
         self.batch_size = batch_size
         self._lock = threading.Lock()

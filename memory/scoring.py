@@ -2,13 +2,19 @@
 
 Definitions (DESIGN.md section 2.2), with ``e`` the unit embedding and ``sim`` the cosine:
 
-* culture relevance ``m_c(x)``: weighted mean of the top-k similarities between ``e(x)`` and
-  culture ``c``'s knowledge items;
+* culture relevance ``m_c(x)``: a mix of the best similarity between ``e(x)`` and culture
+  ``c``'s knowledge items and the consensus-weighted mean of the top-k similarities;
 * distinctiveness ``D = softmax_{c' in {c} u N(c)}(m_c'(r) / tau)[c]``: the probability that the
-  response is attributed to the target culture rather than a related one;
-* representativeness ``R``: the top-K items of ``c`` relevant to the question; each item's best
-  similarity to any sentence of the response, mapped to [0, 1]; the consensus-weighted mean;
+  response is attributed to the target culture rather than a related one. A response is split
+  into segments (sentences; the items of a short list) and the segments' log-probabilities
+  are averaged, so each claim votes;
+* representativeness ``R``: among the items of ``c`` relevant to the question, the K items the
+  response expresses best, each contributing consensus weight x coverage (similarity mapped to
+  [0, 1]); the mean. High when the answer says what most of the culture's annotators said;
 * objective ``J = lam * R + (1 - lam) * D``.
+
+The knobs (k, tau, K, the max/mean mix, list splitting) were tuned on BLEnD's memory part only;
+``benchmarks/scorer_validation.py`` measures them on held-out questions (docs/scorers.md).
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ import numpy as np
 
 from caredio.config import ScoringSettings
 from caredio.errors import UserInputError
-from caredio.memory.store import CultureMatrix, CulturalMemory
+from caredio.memory.store import CulturalMemory, CultureMatrix
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_LIST_SEP = re.compile(r"\s*[,;、，；]\s*")
+LIST_ITEM_WORDS = 6
 
 # Cosine similarities of MiniLM between unrelated everyday sentences sit near 0.1 and
 # paraphrases near 0.8; coverage maps that span linearly onto [0, 1].
@@ -36,6 +44,24 @@ MISSING_CORE_COVERAGE = 0.5
 def split_sentences(text: str) -> list[str]:
     parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
     return [p for p in parts if len(p) > 2] or ([text.strip()] if text.strip() else [])
+
+
+def split_segments(text: str) -> list[str]:
+    """Sentences, and a sentence that is a list of short items split into its items.
+
+    One embedding of "kimchi, bulgogi, soju." blurs three claims into one vector that is close
+    to no knowledge item; three embeddings each find their own evidence. Only lists of short
+    items (at most ``LIST_ITEM_WORDS`` words each) are split, so ordinary prose stays whole.
+    """
+    segments: list[str] = []
+    for sentence in split_sentences(text):
+        parts = [p.strip(" .!?") for p in _LIST_SEP.split(sentence)]
+        parts = [p for p in parts if p]
+        if len(parts) > 1 and all(len(p.split()) <= LIST_ITEM_WORDS for p in parts):
+            segments += parts
+        else:
+            segments.append(sentence)
+    return segments
 
 
 @dataclass
@@ -90,13 +116,34 @@ class Scorer:
     # -- scores ------------------------------------------------------------------------------
 
     def relevance(self, vectors: np.ndarray, matrix: CultureMatrix) -> np.ndarray:
-        """``m_c`` for each row of ``vectors``: weighted mean of the top-k similarities."""
+        """``m_c`` for each row of ``vectors``.
+
+        A mix of the single nearest item (sharp: one exact match of a culture's answer is
+        strong evidence) and the consensus-weighted mean of the top-k (robust: a free-form
+        sentence rarely has one exact counterpart). ``max_share`` sets the mix.
+        """
         sims = vectors @ matrix.embeddings.T
         k = min(self.settings.top_k, sims.shape[1])
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         top_sims = np.take_along_axis(sims, top, axis=1)
         weights = matrix.weights[top]
-        return (top_sims * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        mean = (top_sims * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+        share = self.settings.max_share
+        return share * top_sims.max(axis=1) + (1.0 - share) * mean
+
+    def _logits(
+        self, vectors: np.ndarray, cultures: list[str], evidence: dict[str, np.ndarray] | None
+    ) -> np.ndarray:
+        matrices = self.memory.matrices()
+        columns = []
+        for culture in cultures:
+            relevance = self.relevance(vectors, matrices[culture])
+            extra = (evidence or {}).get(culture)
+            if extra is not None and len(extra):
+                # A contrast answer is direct evidence of what that culture would say.
+                relevance = np.maximum(relevance, (vectors @ extra.T).max(axis=1))
+            columns.append(relevance)
+        return np.stack(columns, axis=1) / self.settings.temperature
 
     def attribution(
         self,
@@ -105,19 +152,24 @@ class Scorer:
         extra_evidence: dict[str, np.ndarray] | None = None,
     ) -> np.ndarray:
         """Softmax over ``cultures`` of ``m_c / tau``; one row per input vector."""
-        matrices = self.memory.matrices()
-        columns = []
-        for culture in cultures:
-            relevance = self.relevance(vectors, matrices[culture])
-            evidence = (extra_evidence or {}).get(culture)
-            if evidence is not None and len(evidence):
-                # A contrast answer is direct evidence of what that culture would say.
-                relevance = np.maximum(relevance, (vectors @ evidence.T).max(axis=1))
-            columns.append(relevance)
-        logits = np.stack(columns, axis=1) / self.settings.temperature
+        return _softmax(self._logits(vectors, cultures, extra_evidence))
+
+    def pooled_attribution(
+        self,
+        vectors: np.ndarray,
+        cultures: list[str],
+        extra_evidence: dict[str, np.ndarray] | None = None,
+    ) -> np.ndarray:
+        """One distribution for a response made of several segments.
+
+        Each segment is attributed on its own and the log-probabilities are averaged (a
+        geometric mean), so every claim in the answer votes, and a claim that fits all
+        cultures equally leaves the vote to the claims that do not.
+        """
+        logits = self._logits(vectors, cultures, extra_evidence)
         logits -= logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True)
+        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+        return _softmax(log_probs.mean(axis=0, keepdims=True))[0]
 
     def score(
         self,
@@ -129,23 +181,23 @@ class Scorer:
     ) -> SampleScore:
         embed = self.memory.embedder.embed
         cultures = [culture, *[c for c in contrast if c != culture]]
+        split = split_segments if self.settings.split_lists else split_sentences
         evidence = {
-            other: embed([text]) for other, text in (contrast_responses or {}).items()
+            other: embed(split(text)) for other, text in (contrast_responses or {}).items()
             if other in cultures[1:] and text.strip()
         }
-        response_vector = embed([response])
-        probs = self.attribution(response_vector, cultures, evidence)[0]
+        segments = split(response) or [response]
+        vectors = embed(segments)
+        probs = self.pooled_attribution(vectors, cultures, evidence)
         attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
         distinctiveness = attribution[culture]
 
-        sentences = split_sentences(response)
-        sentence_vectors = embed(sentences)
-        representativeness, missing = self._coverage(question or response, sentence_vectors, culture)
+        representativeness, missing = self._coverage(question or response, vectors, culture)
         generic: list[str] = []
-        if len(cultures) > 1 and sentences:
-            sentence_probs = self.attribution(sentence_vectors, cultures, evidence)[:, 0]
+        if len(cultures) > 1:
+            segment_probs = self.attribution(vectors, cultures, evidence)[:, 0]
             cutoff = 1.2 / len(cultures)
-            generic = [s for s, p in zip(sentences, sentence_probs, strict=True) if p < cutoff]
+            generic = [s for s, p in zip(segments, segment_probs, strict=True) if p < cutoff]
         lam = self.settings.lam
         return SampleScore(
             culture=culture,
@@ -159,20 +211,47 @@ class Scorer:
             missing_core=missing,
         )
 
-    def _coverage(self, query: str, sentence_vectors: np.ndarray, culture: str) -> tuple[float, list[str]]:
+    def warm(self, texts: list[str]) -> None:
+        """Embed every text a batch of samples will need in large batches (when supported)."""
+        warm = getattr(self.memory.embedder, "warm", None)
+        if warm is None:
+            return
+        split = split_segments if self.settings.split_lists else split_sentences
+        needed: list[str] = []
+        for text in texts:
+            needed += [text, *split(text)]
+        warm(needed)
+
+    def _coverage(self, query: str, vectors: np.ndarray, culture: str) -> tuple[float, list[str]]:
+        """``R``: how much of the culture's consensus the response expresses, on the question.
+
+        Among the culture's ``coverage_pool`` items most relevant to the question, the
+        ``coverage_k`` items best expressed by some segment of the response each contribute
+        consensus weight x coverage; R is their mean. An answer agreeing with what most
+        annotators said matches high-weight items and scores high; a fringe answer matches
+        only low-weight ones. Missing core: high-weight items relevant to the question that no
+        segment covers.
+        """
         matrix = self.memory.matrices()[culture]
-        if not len(sentence_vectors):
+        if not len(vectors):
             return 0.0, []
         query_vector = self.memory.embedder.embed([query])[0]
         relevance = matrix.embeddings @ query_vector
-        k = min(self.settings.coverage_k, len(relevance))
-        chosen = np.argsort(-relevance)[:k]
-        best = (matrix.embeddings[chosen] @ sentence_vectors.T).max(axis=1)
+        pool = np.argsort(-relevance)[: self.settings.coverage_pool]
+        best = (matrix.embeddings[pool] @ vectors.T).max(axis=1)
         coverage = np.clip((best - COVERAGE_FLOOR) / (COVERAGE_CEIL - COVERAGE_FLOOR), 0.0, 1.0)
-        weights = matrix.weights[chosen]
-        score = float((coverage * weights).sum() / max(float(weights.sum()), 1e-9))
+        k = min(self.settings.coverage_k, len(pool))
+        expressed = np.argsort(-coverage)[:k]
+        score = float((coverage[expressed] * matrix.weights[pool][expressed]).sum() / k)
+        core = pool[: self.settings.coverage_k]
         missing = [
-            matrix.texts[i] for i, cov in zip(chosen, coverage, strict=True)
+            matrix.texts[i] for i, cov in zip(core, coverage[: len(core)], strict=True)
             if matrix.weights[i] >= MISSING_CORE_WEIGHT and cov < MISSING_CORE_COVERAGE
         ]
         return score, missing[:5]
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    probs = np.exp(shifted)
+    return probs / probs.sum(axis=-1, keepdims=True)

@@ -121,8 +121,18 @@ class CulturalMemory:
 
     # -- knowledge -------------------------------------------------------------------------
 
-    def add_knowledge(self, items: list[KnowledgeItem], batch_size: int = 1024) -> int:
-        """Upsert items by stable id; returns how many were new."""
+    def add_knowledge(
+        self, items: list[KnowledgeItem], batch_size: int = 1024, vectors: np.ndarray | None = None
+    ) -> int:
+        """Add items not yet stored (by stable id); returns how many were new.
+
+        Embedding runs in batches of ``batch_size`` (one model call each, far faster than one
+        text at a time). ``vectors`` may carry precomputed embeddings, row ``i`` for
+        ``items[i]`` — they must come from this memory's backend.
+        """
+        if vectors is not None and len(vectors) != len(items):
+            raise ValueError("vectors: one row per item is required")
+        given = {item.id: vectors[i] for i, item in enumerate(items)} if vectors is not None else {}
         unique = list({item.id: item for item in items}.values())
         new = 0
         limit = min(batch_size, int(self.client.get_max_batch_size()))
@@ -133,12 +143,15 @@ class CulturalMemory:
             fresh = [item for item in batch if item.id not in existing]
             if not fresh:
                 continue
-            vectors = self.embedder.embed([item.text for item in fresh])
+            if given:
+                batch_vectors = np.stack([given[item.id] for item in fresh])
+            else:
+                batch_vectors = self.embedder.embed([item.text for item in fresh])
             self.knowledge.add(
                 ids=[item.id for item in fresh],
                 documents=[item.text for item in fresh],
                 metadatas=[item.metadata() for item in fresh],
-                embeddings=vectors.tolist(),
+                embeddings=batch_vectors.tolist(),
             )
             new += len(fresh)
         if new:
