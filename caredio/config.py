@@ -8,11 +8,16 @@ cannot reach the config snapshot a run writes to disk.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import hashlib
 import json
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -222,6 +227,66 @@ def redact_url(url: str | None) -> str | None:
 
 def is_redacted(url: str | None) -> bool:
     return bool(url) and urlsplit(url).username == REDACTED
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """What of a URL must never be logged: ``user:password@``, the password, its Basic token."""
+    if not url or not has_secrets(url):
+        return []
+    parts = urlsplit(url)
+    found = [parts.query] if parts.query else []
+    if parts.username or parts.password:
+        userinfo = parts.netloc.rsplit("@", 1)[0]
+        found += [userinfo + "@", base64.b64encode(
+            f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()).decode()]
+        if parts.password:
+            found += [parts.password, unquote(parts.password)]
+    return [secret for secret in found if len(secret) >= 4]
+
+
+class SecretFilter(logging.Filter):
+    """Scrubs given secrets from every record a handler emits, whoever logged it.
+
+    Third-party loggers (httpx logs each request URL, credentials included) are not ours
+    to change, so the filter sits on the handlers.
+    """
+
+    def __init__(self, secrets: list[str]) -> None:
+        super().__init__()
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if any(secret in message for secret in self.secrets):
+            for secret in self.secrets:
+                message = message.replace(secret, "***")
+            record.msg, record.args = message, ()
+        return True
+
+
+def settings_secrets(settings: Settings) -> list[str]:
+    """Every secret a run of these settings knows: API keys from the environment, URL parts."""
+    keys = [os.environ.get(settings.llm.api_key_env), os.environ.get("CAREDIO_API_KEY")]
+    urls = [settings.llm.base_url, settings.memory.url,
+            *(role.base_url for role in settings.llm.roles.values())]
+    found = [key for key in keys if key and len(key) >= 4]
+    for url in urls:
+        found += url_secrets(url)
+    return found
+
+
+@contextlib.contextmanager
+def secrets_scrubbed(settings: Settings) -> Iterator[None]:
+    """While a run goes: no handler of the root logger writes one of the run's secrets."""
+    secret_filter = SecretFilter(settings_secrets(settings))
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(secret_filter)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(secret_filter)
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

@@ -26,7 +26,14 @@ from pydantic import ValidationError
 
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
-from caredio.config import ROLES, Settings, describe_validation_error, is_redacted, public_url
+from caredio.config import (
+    ROLES,
+    Settings,
+    describe_validation_error,
+    is_redacted,
+    public_url,
+    secrets_scrubbed,
+)
 from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.graph.run import build_run_graph
 from caredio.graph.sample import Toolkit
@@ -315,18 +322,19 @@ def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = N
     """A new run: validate, check the endpoint, create the run directory, execute.
 
     Bad input (UserInputError) and an unreachable endpoint both stop before the run
-    directory exists.
+    directory exists. No log line written meanwhile shows the run's key or URL secrets.
     """
-    job = prepare(settings, embedder=embedder)
-    if settings.llm.base_url:
-        asyncio.run(preflight(settings.llm.base_url))
-    run_dir = Path(settings.out) / (settings.run_id or new_run_id())
-    recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
-    with recorder.locked():
-        plan = job.plan(run_dir.name)
-        atomic_write(run_dir / PLAN, "".join(json.dumps(spec) + "\n" for spec in plan))
-        recorder.write_run(planned=len(plan))
-        return run_dir, _run(execute(job, run_dir, recorder, on_event))
+    with secrets_scrubbed(settings):
+        job = prepare(settings, embedder=embedder)
+        if settings.llm.base_url:
+            asyncio.run(preflight(settings.llm.base_url))
+        run_dir = Path(settings.out) / (settings.run_id or new_run_id())
+        recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
+        with recorder.locked():
+            plan = job.plan(run_dir.name)
+            atomic_write(run_dir / PLAN, "".join(json.dumps(spec) + "\n" for spec in plan))
+            recorder.write_run(planned=len(plan))
+            return run_dir, _run(execute(job, run_dir, recorder, on_event))
 
 
 def _run(coro: Any) -> dict[str, Any]:
@@ -376,7 +384,8 @@ def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
         settings = Settings(**snapshot)
     except ValidationError as exc:
         raise UserInputError(describe_validation_error(exc, str(config_path))) from None
-    job = prepare(settings, templates_dir=run_dir / "prompts", embedder=embedder)
-    recorder = RunRecorder(run_dir)
-    with recorder.locked():
-        return _run(execute(job, run_dir, recorder, on_event))
+    with secrets_scrubbed(settings):
+        job = prepare(settings, templates_dir=run_dir / "prompts", embedder=embedder)
+        recorder = RunRecorder(run_dir)
+        with recorder.locked():
+            return _run(execute(job, run_dir, recorder, on_event))
