@@ -188,7 +188,9 @@ def hf_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def write_hf(run: RunData, lines: list[dict[str, Any]], target: Path, selected: bool) -> None:
     """save_to_disk into a temporary sibling, add the card, then swap it in."""
     try:
-        from datasets import Dataset
+        from datasets import Dataset, disable_progress_bars
+
+        disable_progress_bars()  # a progress bar per save is noise on a CLI and in CI logs
     except ImportError:
         raise UserInputError(
             "--format hf: needs the 'datasets' package: pip install 'caredio[export]'"
