@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,7 +86,12 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     if path:
         Path(path).mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=quiet)
-    return chromadb.EphemeralClient(settings=quiet)
+    # Chroma keeps one in-process system for every EphemeralClient, so two ephemeral memories
+    # would share their collections; each gets a database of its own instead.
+    shared = chromadb.EphemeralClient(settings=quiet)
+    database = f"ephemeral-{uuid.uuid4().hex}"
+    chromadb.AdminClient(shared.get_settings()).create_database(database)
+    return chromadb.EphemeralClient(settings=quiet, database=database)
 
 
 class CulturalMemory:

@@ -15,17 +15,22 @@ memory_app = typer.Typer(help="Ingest knowledge into a cultural memory and inspe
 MEMORY_HELP = "Memory directory [default: .caredio/memory]; ':memory:' for an ephemeral one."
 
 
-def _open(memory: str | None, memory_url: str | None) -> Any:
+def _settings(memory: str | None, memory_url: str | None) -> Any:
     from caredio.config import load_settings
+
+    return load_settings(memory={"path": memory, "url": memory_url})
+
+
+def _open(memory: str | None, memory_url: str | None) -> Any:
     from caredio.runner import open_memory
 
-    settings = load_settings(memory={"path": memory, "url": memory_url})
-    return open_memory(settings)
+    return open_memory(_settings(memory, memory_url))
 
 
 @memory_app.command("ingest")
 def ingest_command(
-    file: Path = typer.Argument(..., help="Knowledge file: JSONL, CSV, or a BLEnD {Country}_data.json."),
+    files: list[Path] = typer.Argument(
+        ..., help="Knowledge files: JSONL, CSV, or BLEnD {Country}_data.json (several allowed)."),
     fmt: str = typer.Option(None, "--format", help="jsonl, csv or blend [default: from the extension]."),
     culture: str = typer.Option(None, "--culture", help="Culture of every item (overrides the file's field)."),
     memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
@@ -37,16 +42,18 @@ def ingest_command(
     from caredio.cli.main import err_console
     from caredio.memory.ingest import read_knowledge
 
-    items = read_knowledge(file, fmt, culture)  # whole file validated before any write
+    # Every file is read and validated before anything is written.
+    batches = [(file, read_knowledge(file, fmt, culture)) for file in files]
     store = _open(memory, memory_url)
-    started = time.monotonic()
-    with err_console.status(f"embedding and storing {len(items)} items"):
-        added = store.add_knowledge(items)
-    seconds = time.monotonic() - started
-    cultures = sorted({item.culture for item in items})
-    rate = f" ({added / seconds:.0f} items/s)" if added and seconds > 0 else ""
-    print(f"{file}: {len(items)} items read, {added} new, {len(items) - added} already present; "
-          f"cultures: {', '.join(cultures)}{rate}")
+    for file, items in batches:
+        started = time.monotonic()
+        with err_console.status(f"embedding and storing {len(items)} items from {file}"):
+            added = store.add_knowledge(items)
+        seconds = time.monotonic() - started
+        cultures = sorted({item.culture for item in items})
+        rate = f" ({added / seconds:.0f} items/s)" if added and seconds > 0 else ""
+        print(f"{file}: {len(items)} items read, {added} new, {len(items) - added} already present; "
+              f"cultures: {', '.join(cultures)}{rate}")
 
 
 @memory_app.command("stats")
@@ -130,16 +137,21 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Score any dataset for representativeness and distinctiveness with the loop's own scorer."""
         from caredio.cli.main import console, err_console
+        from caredio.memory.ingest import canonical_culture
         from caredio.memory.scoring import Scorer
+        from caredio.runner import open_memory
 
         samples = read_samples(file)
-        store = _open(memory, memory_url)
-        scorer = Scorer(store)
-        mode: Any = contrast if contrast in ("all", "auto") else [c.strip() for c in contrast.split(",") if c.strip()]
+        settings = _settings(memory, memory_url)
+        store = open_memory(settings)
+        scorer = Scorer(store, settings.scoring)  # the loop's scorer, with the configured knobs
+        mode: Any = contrast if contrast in ("all", "auto") else [
+            canonical_culture(c.strip()) for c in contrast.split(",") if c.strip()]
         rows = []
         for sample in samples:  # validate every culture before printing anything
             scorer.contrast_set(sample["culture"], mode)
         with err_console.status(f"scoring {len(samples)} samples"):
+            scorer.warm([s["response"] for s in samples] + [s["question"] for s in samples if s["question"]])
             for sample in samples:
                 cultures = scorer.contrast_set(sample["culture"], mode)
                 result = scorer.score(sample["question"], sample["response"], sample["culture"], cultures)
