@@ -42,6 +42,14 @@ def invoke(*args: str) -> Any:
     return result
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rich wraps at 80 columns when stdout is not a terminal; assertions want whole lines."""
+    from caredio.cli import main
+
+    monkeypatch.setattr(main.console, "width", 200)
+
+
 @pytest.fixture
 def run(demo_run: dict[str, Any], tmp_path: Path) -> Path:
     record = json.loads((demo_run["run_dir"] / "run.json").read_text())
@@ -66,7 +74,8 @@ def test_trace_shows_each_turn_with_template_hash_cost_and_scores(run: Path) -> 
         assert f"{turn['template']}  #{turn['template_hash']}" in out
         assert f"{turn['input_tokens']} in / {turn['output_tokens']} out tokens" in out
     assert re.search(r"R \d\.\d{3}  D \d\.\d{3}  J \d\.\d{3}  →  R \d\.\d{3}", out)
-    assert f"{len(turns)} of " in out and "turns · run demo" in out
+    run_id = json.loads((run / "run.json").read_text())["run_id"]
+    assert f"{len(turns)} of " in out and f"turns · run {run_id}" in out
 
 
 def test_trace_json_filters_by_agent_and_round(run: Path) -> None:
@@ -75,7 +84,7 @@ def test_trace_json_filters_by_agent_and_round(run: Path) -> None:
     assert expected
     result = invoke("trace", str(run), "--json", "--agent", "contrast_critic", "--round", "1")
     assert result.exit_code == 0
-    printed = [json.loads(line) for line in result.output.splitlines()]
+    printed = [json.loads(line) for line in result.stdout.splitlines()]
     assert printed == expected
 
 
@@ -107,7 +116,7 @@ def test_trace_sample_view_shows_trajectory_with_scores(run: Path) -> None:
 def test_trace_follow_on_a_finished_run_prints_all_and_returns(run: Path) -> None:
     result = invoke("trace", str(run), "--follow", "--json")
     assert result.exit_code == 0
-    assert len(result.output.splitlines()) == len(read_jsonl(run / "trace.jsonl"))
+    assert len(result.stdout.splitlines()) == len(read_jsonl(run / "trace.jsonl"))
 
 
 # -- select ----------------------------------------------------------------------------------
