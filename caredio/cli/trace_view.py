@@ -36,9 +36,7 @@ def check_filters(agent: str | None, round_: int | None) -> None:
         raise UserInputError(f"--round: must be 0 or more, not {round_}")
 
 
-def matches(
-    turn: dict[str, Any], sample: str | None, agent: str | None, round_: int | None
-) -> bool:
+def matches(turn: dict[str, Any], sample: str | None, agent: str | None, round_: int | None) -> bool:
     return (
         (sample is None or turn.get("sample_id") == sample)
         and (agent is None or turn.get("agent") == agent)
@@ -49,10 +47,7 @@ def matches(
 def scores(version: dict[str, Any] | None) -> str:
     if not version:
         return "—"
-    return (
-        f"R {version['representativeness']:.3f}  D {version['distinctiveness']:.3f}  "
-        f"J {version['objective']:.3f}"
-    )
+    return f"R {version['representativeness']:.3f}  D {version['distinctiveness']:.3f}  J {version['objective']:.3f}"
 
 
 def prompt_text(turn: dict[str, Any], full: bool) -> str:
@@ -63,9 +58,7 @@ def prompt_text(turn: dict[str, Any], full: bool) -> str:
     last = next((m for m in reversed(messages) if m.get("role") == "user"), None)
     text = str(last.get("content", "")) if last else ""
     if len(text) > HEAD_CHARS:
-        return (
-            text[:HEAD_CHARS].rstrip() + f" … (+{len(text) - HEAD_CHARS} chars; --full shows all)"
-        )
+        return text[:HEAD_CHARS].rstrip() + f" … (+{len(text) - HEAD_CHARS} chars; --full shows all)"
     return text
 
 
@@ -74,17 +67,11 @@ def output_text(turn: dict[str, Any]) -> str:
     if isinstance(parsed, dict) and len(parsed) == 1:
         return str(next(iter(parsed.values())))
     if parsed not in (None, ""):
-        return (
-            json.dumps(parsed, ensure_ascii=False, indent=1)
-            if not isinstance(parsed, str)
-            else parsed
-        )
+        return json.dumps(parsed, ensure_ascii=False, indent=1) if not isinstance(parsed, str) else parsed
     return str(turn.get("output") or "")
 
 
-def turn_panel(
-    turn: dict[str, Any], versions: dict[tuple[str, int], dict[str, Any]], full: bool
-) -> Panel:
+def turn_panel(turn: dict[str, Any], versions: dict[tuple[str, int], dict[str, Any]], full: bool) -> Panel:
     """One agent turn: who, which template (and hash), cost, prompt, output, scores."""
     agent = str(turn.get("agent"))
     sample, round_ = str(turn.get("sample_id")), int(turn.get("round") or 0)
@@ -110,13 +97,11 @@ def turn_panel(
         Text("prompt", style="bold dim"),
         Text(prompt_text(turn, full)),
         Text("output", style="bold dim"),
-        Text(output_text(turn), style="bold"),
+        Text(output_text(turn) or "(no output)", style="bold" if output_text(turn) else "dim"),
     )
     color = AGENT_STYLE.get(agent, "white")
     title = f"[{color}]{agent}[/] · {turn.get('step')} · round {round_} · {sample}"
-    return Panel(
-        body, title=title, title_align="left", border_style=AGENT_STYLE.get(agent, "white")
-    )
+    return Panel(body, title=title, title_align="left", border_style=AGENT_STYLE.get(agent, "white"))
 
 
 def word_diff(old: str, new: str) -> Text:
@@ -138,9 +123,7 @@ def word_diff(old: str, new: str) -> Text:
 
 def trajectory_panels(sample: str, trajectories: list[dict[str, Any]]) -> Iterator[Panel]:
     """Each version of one sample with its scores, and a word diff against the previous one."""
-    versions = sorted(
-        (v for v in trajectories if v.get("sample_id") == sample), key=lambda v: v["round"]
-    )
+    versions = sorted((v for v in trajectories if v.get("sample_id") == sample), key=lambda v: v["round"])
     best = max(versions, key=lambda v: v["objective"], default=None)
     previous: dict[str, Any] | None = None
     for version in versions:
@@ -167,9 +150,7 @@ def trajectory_panels(sample: str, trajectories: list[dict[str, Any]]) -> Iterat
         previous = version
 
 
-def render(
-    console: Console, run: RunData, turns: Iterable[dict[str, Any]], full: bool, sample: str | None
-) -> int:
+def render(console: Console, run: RunData, turns: Iterable[dict[str, Any]], full: bool, sample: str | None) -> int:
     """Print the turns (and, for one sample, its trajectory); returns how many turns."""
     versions = run.versions_by_key()
     count = 0
