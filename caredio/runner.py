@@ -195,7 +195,10 @@ def build_agents(
     settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str
 ) -> tuple[CultureExpert, ContrastCritic, Refiner]:
     """The three agents, sharing one request limiter (the whole run's concurrency bound)."""
-    limiter = RequestLimiter(settings.concurrency, settings.llm.requests_per_minute,
+    # The embedded llama.cpp server answers one request at a time: more in flight would only
+    # queue inside it, where the client's timeout keeps running.
+    in_flight = 1 if settings.llm.base_url is None else settings.concurrency
+    limiter = RequestLimiter(in_flight, settings.llm.requests_per_minute,
                              down_after=settings.llm.down_after)
     methods = MethodMemory(settings.llm.structured_output)
     llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model) for role in ROLES}
