@@ -63,7 +63,7 @@ def test_other_backend_is_refused(tmp_path: Path, embedder: Any) -> None:
 
 
 def test_bad_url() -> None:
-    with pytest.raises(UserInputError, match="memory.url"):
+    with pytest.raises(UserInputError, match=r"memory\.url"):
         make_client(url="ftp://example.org/chroma")
 
 
