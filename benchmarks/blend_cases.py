@@ -1,0 +1,93 @@
+"""BLEnD as ground truth for the scorers: the question split and the held-out cases.
+
+Shared by ``scorer_validation.py`` and ``scoring_scale.py``. Nothing here looks at a score:
+it only decides which questions go to memory, which are held out, and what the human labels
+of each held-out case are.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from caredio.memory.blend import BlendAnswer, BlendQuestion, items_of, read_blend_questions
+from caredio.memory.store import KnowledgeItem
+
+DEFAULT_BLEND = Path(__file__).resolve().parents[2] / "shared" / "data" / "blend"
+MAJORITY = 3  # of BLEnD's 5 annotators: more than half gave this answer
+SHARED_BY = 3  # a "shared" answer was also given by at least this many other countries
+
+Data = dict[str, dict[str, BlendQuestion]]  # culture -> question id -> question
+
+
+def load(blend_dir: Path) -> Data:
+    files = sorted(blend_dir.glob("*_data.json"))
+    if not files:
+        raise SystemExit(f"{blend_dir}: no BLEnD *_data.json files")
+    data: Data = {}
+    for path in files:
+        questions = read_blend_questions(path)
+        data[questions[0].culture] = {q.qid: q for q in questions}
+    return data
+
+
+def split(data: Data, seed: int, held_out: float) -> tuple[list[str], list[str]]:
+    """Question ids present in every country, shuffled with ``seed``: (memory, held-out)."""
+    common = sorted(set.intersection(*(set(qs) for qs in data.values())))
+    random.Random(seed).shuffle(common)
+    cut = round(len(common) * held_out)
+    return sorted(common[cut:]), sorted(common[:cut])
+
+
+def memory_items(data: Data, ids: list[str]) -> list[KnowledgeItem]:
+    keep = set(ids)
+    return [item for qs in data.values() for qid, q in qs.items() if qid in keep for item in items_of(q)]
+
+
+def answer_keys(answer: BlendAnswer) -> set[str]:
+    """Normalized spellings of an answer, to decide whether two countries gave the same one."""
+    keys = set()
+    for variant in [answer.text, *answer.variants]:
+        key = re.sub(r"[^\w\s]", " ", variant.lower())
+        key = " ".join(w.rstrip("s") if len(w) > 3 else w for w in key.split())
+        if key:
+            keys.add(key)
+    return keys
+
+
+def listing(answers: list[BlendAnswer]) -> str:
+    """A response stating the annotators' answers, most agreed first."""
+    return ", ".join(a.text for a in answers) + "."
+
+
+@dataclass
+class Cases:
+    """Held-out samples with their human labels."""
+
+    # (culture, question, response, contrast responses: other culture -> its answers)
+    attribution: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
+    # (culture, question, majority answer, single-vote answer)
+    pairs: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # (culture, question, answer, distinctive?, contrast responses)
+    distinct: list[tuple[str, str, str, bool, dict[str, str]]] = field(default_factory=list)
+
+
+def cases(data: Data, ids: list[str]) -> Cases:
+    out = Cases()
+    cultures = sorted(data)
+    for qid in ids:
+        per = {c: data[c][qid] for c in cultures if data[c][qid].answers}
+        keys = {c: [answer_keys(a) for a in q.answers] for c, q in per.items()}
+        for culture, q in per.items():
+            others = {o: listing(per[o].answers) for o in per if o != culture}
+            out.attribution.append((culture, q.question, listing(q.answers), others))
+            majority = [a for a in q.answers if a.count >= MAJORITY]
+            singles = [a for a in q.answers if a.count == 1]
+            out.pairs += [(culture, q.question, m.text, s.text) for m in majority for s in singles]
+            for answer, own in zip(q.answers, keys[culture], strict=True):
+                sharing = sum(any(own & theirs for theirs in keys[o]) for o in per if o != culture)
+                if sharing == 0 or sharing >= SHARED_BY:
+                    out.distinct.append((culture, q.question, answer.text + ".", sharing == 0, others))
+    return out
