@@ -106,7 +106,12 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
             raise UserInputError(f"{where}: expected a JSON object")
         if "messages" in record:
             meta = record.get("metadata") or {}
-            turns = [m for m in record["messages"] if m.get("role") != "system"]
+            messages = record["messages"]
+            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                raise UserInputError(f"{where}: field 'messages' must be a list of objects")
+            if not isinstance(meta, dict):
+                raise UserInputError(f"{where}: field 'metadata' must be an object")
+            turns = [m for m in messages if m.get("role") != "system"]
             question = next((m["content"] for m in turns if m.get("role") == "user"), "")
             response = next((m["content"] for m in reversed(turns) if m.get("role") == "assistant"), "")
             culture, sample_id = meta.get("culture"), meta.get("sample_id")
