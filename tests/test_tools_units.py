@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from caredio.memory.selection import select_detailed
 
 from caredio.cli import trace_view
 from caredio.errors import UserInputError
 from caredio.export import dataset_card, export, hf_rows, sharegpt_record
+from caredio.memory.selection import select_detailed
 from caredio.rundata import open_run
 
 
@@ -173,3 +173,8 @@ def test_formats_and_card_on_a_hand_made_run(tmp_path: Path) -> None:
     card = dataset_card(run, [sample], selected=False)
     assert card.startswith("---\nlicense: other")
     assert "| objective | 0.500 |" in card and "`starter`" in card
+
+
+def test_word_diff_markers_for_output_without_colour() -> None:
+    text = trace_view.word_diff("people bow when greeting", "people bow deeply when meeting", True)
+    assert text.plain.split() == ["people", "bow", "{+deeply+}", "when", "[-greeting-]", "{+meeting+}"]

@@ -104,8 +104,9 @@ def turn_panel(turn: dict[str, Any], versions: dict[tuple[str, int], dict[str, A
     return Panel(body, title=title, title_align="left", border_style=AGENT_STYLE.get(agent, "white"))
 
 
-def word_diff(old: str, new: str) -> Text:
-    """Words removed (red, struck through) and added (green) between two versions."""
+def word_diff(old: str, new: str, markers: bool = False) -> Text:
+    """Words removed (red, struck through) and added (green) between two versions; with
+    ``markers`` also as ``[-removed-]`` and ``{+added+}``, readable without colour (pipes, CI)."""
     a, b = old.split(), new.split()
     text = Text()
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=a, b=b, autojunk=False).get_opcodes():
@@ -113,15 +114,17 @@ def word_diff(old: str, new: str) -> Text:
             text.append(" ".join(a[i1:i2]) + " ")
             continue
         if tag in ("delete", "replace"):
-            text.append(" ".join(a[i1:i2]), style="red strike")
+            removed = " ".join(a[i1:i2])
+            text.append(f"[-{removed}-]" if markers else removed, style="red strike")
             text.append(" ")
         if tag in ("insert", "replace"):
-            text.append(" ".join(b[j1:j2]), style="green")
+            added = " ".join(b[j1:j2])
+            text.append(f"{{+{added}+}}" if markers else added, style="green")
             text.append(" ")
     return text
 
 
-def trajectory_panels(sample: str, trajectories: list[dict[str, Any]]) -> Iterator[Panel]:
+def trajectory_panels(sample: str, trajectories: list[dict[str, Any]], markers: bool = False) -> Iterator[Panel]:
     """Each version of one sample with its scores, and a word diff against the previous one."""
     versions = sorted((v for v in trajectories if v.get("sample_id") == sample), key=lambda v: v["round"])
     best = max(versions, key=lambda v: v["objective"], default=None)
@@ -139,7 +142,7 @@ def trajectory_panels(sample: str, trajectories: list[dict[str, Any]]) -> Iterat
                     )
                 )
             else:
-                parts.append(word_diff(str(previous[field]), str(version[field])))
+                parts.append(word_diff(str(previous[field]), str(version[field]), markers))
         mark = "  ★ best" if version is best else ""
         yield Panel(
             Group(*parts),
@@ -159,7 +162,7 @@ def render(console: Console, run: RunData, turns: Iterable[dict[str, Any]], full
         count += 1
     if sample is not None:
         console.rule(f"trajectory of {sample}")
-        for panel in trajectory_panels(sample, run.trajectories):
+        for panel in trajectory_panels(sample, run.trajectories, markers=not console.is_terminal):
             console.print(panel)
     return count
 
