@@ -11,17 +11,21 @@ from typing import Any
 
 import pytest
 
+from caredio.testing.jobs import HashEmbedder
 from caredio.testing.stub_server import StubOpenAIServer
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        embedder: Any) -> Any:
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Any:
     """Run `caredio ARGS` through caredio.cli.main.app; returns (exit code, stdout, stderr).
 
-    The session's embedder is already the process-wide default, so no model is reloaded.
+    The process-wide default embedder is the FAKE HashEmbedder meanwhile: these tests are
+    about input handling, and it loads and embeds the starter pack in no time.
     """
+    import caredio.memory.embeddings as embeddings
     from caredio.cli.main import app
+
+    monkeypatch.setitem(embeddings._shared, embeddings.DEFAULT_BACKEND, HashEmbedder())
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["caredio", *args])

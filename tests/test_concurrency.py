@@ -8,10 +8,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from caredio.records import read_jsonl
 from caredio.runner import start_run
-from caredio.testing.jobs import stub_settings
+from caredio.testing.jobs import HashEmbedder, stub_settings
 from caredio.testing.stub_server import FaultPlan, StubOpenAIServer
+
+
+@pytest.fixture
+def embedder() -> HashEmbedder:
+    """The FAKE HashEmbedder: these tests are about orchestration, and the real MiniLM would
+    re-embed the 402-item starter pack into every new ephemeral memory (~12 s each here)."""
+    return HashEmbedder()
+
 
 
 def test_concurrency_bounds_requests_in_flight_across_samples(tmp_path: Path,

@@ -36,6 +36,7 @@ def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         seen.append(seconds)
 
     monkeypatch.setattr(caredio.llm, "_sleep", no_wait)
+    monkeypatch.setattr(caredio.limits, "_sleep", no_wait)  # the run-wide 429 pause too
     return seen
 
 

@@ -21,7 +21,7 @@ import pytest
 from caredio.errors import UserInputError
 from caredio.records import RunRecorder, read_jsonl
 from caredio.runner import resume_run, start_run
-from caredio.testing.jobs import CLI_WITH_FAKE_EMBEDDER, stub_settings
+from caredio.testing.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, stub_settings
 from caredio.testing.stub_server import StubOpenAIServer
 
 CONFIG = """
@@ -38,6 +38,13 @@ backoff = 0.02
 [memory]
 elicit_missing = false
 """
+
+@pytest.fixture
+def embedder() -> HashEmbedder:
+    """The FAKE HashEmbedder: these tests are about orchestration, and the real MiniLM would
+    re-embed the 402-item starter pack into every new ephemeral memory (~12 s each here)."""
+    return HashEmbedder()
+
 
 
 def _env() -> dict[str, str]:

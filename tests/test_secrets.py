@@ -17,12 +17,19 @@ import pytest
 
 from caredio.errors import UserInputError
 from caredio.runner import resume_run
-from caredio.testing.jobs import CLI_WITH_FAKE_EMBEDDER
+from caredio.testing.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder
 from caredio.testing.stub_server import StubOpenAIServer
 
 KEY = "sk-PLANTED-1f2e3d4c5b6a79880123456789abcdef"
 PASSWORD = "pw-PLANTED-9z8y7x"
 BASIC = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
+
+@pytest.fixture
+def embedder() -> HashEmbedder:
+    """The FAKE HashEmbedder: these tests are about orchestration, and the real MiniLM would
+    re-embed the 402-item starter pack into every new ephemeral memory (~12 s each here)."""
+    return HashEmbedder()
+
 
 
 def test_planted_key_and_url_password_appear_nowhere(tmp_path: Path, embedder: Any) -> None:
