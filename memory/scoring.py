@@ -19,6 +19,7 @@ The knobs (k, tau, K, the max/mean mix, list splitting) were tuned on BLEnD's me
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -94,6 +95,7 @@ class Scorer:
     def __init__(self, memory: CulturalMemory, settings: ScoringSettings | None = None) -> None:
         self.memory = memory
         self.settings = settings or ScoringSettings()
+        self._stack: tuple[Any, np.ndarray, dict[str, slice]] | None = None
 
     # -- contrast sets -----------------------------------------------------------------------
 
@@ -122,22 +124,39 @@ class Scorer:
         strong evidence) and the consensus-weighted mean of the top-k (robust: a free-form
         sentence rarely has one exact counterpart). ``max_share`` sets the mix.
         """
-        sims = vectors @ matrix.embeddings.T
+        return self._relevance_from(vectors @ matrix.embeddings.T, matrix.weights)
+
+    def _relevance_from(self, sims: np.ndarray, item_weights: np.ndarray) -> np.ndarray:
         k = min(self.settings.top_k, sims.shape[1])
         top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         top_sims = np.take_along_axis(sims, top, axis=1)
-        weights = matrix.weights[top]
+        weights = item_weights[top]
         mean = (top_sims * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
         share = self.settings.max_share
         return share * top_sims.max(axis=1) + (1.0 - share) * mean
+
+    def _stacked(self) -> tuple[np.ndarray, dict[str, slice]]:
+        """All cultures' embeddings in one matrix: one matrix product per call instead of one per
+        culture (many small BLAS calls are slow, the more so on a busy machine)."""
+        matrices = self.memory.matrices()
+        if self._stack is None or self._stack[0] is not matrices:
+            spans, start = {}, 0
+            for culture, matrix in matrices.items():
+                spans[culture] = slice(start, start + len(matrix.ids))
+                start += len(matrix.ids)
+            stacked = np.concatenate([m.embeddings for m in matrices.values()]) if matrices else np.zeros((0, 1))
+            self._stack = (matrices, stacked, spans)
+        return self._stack[1], self._stack[2]
 
     def _logits(
         self, vectors: np.ndarray, cultures: list[str], evidence: dict[str, np.ndarray] | None
     ) -> np.ndarray:
         matrices = self.memory.matrices()
+        stacked, spans = self._stacked()
+        sims = vectors @ stacked.T
         columns = []
         for culture in cultures:
-            relevance = self.relevance(vectors, matrices[culture])
+            relevance = self._relevance_from(sims[:, spans[culture]], matrices[culture].weights)
             extra = (evidence or {}).get(culture)
             if extra is not None and len(extra):
                 # A contrast answer is direct evidence of what that culture would say.
@@ -166,12 +185,21 @@ class Scorer:
         geometric mean), so every claim in the answer votes, and a claim that fits all
         cultures equally leaves the vote to the claims that do not.
         """
-        logits = self._logits(vectors, cultures, extra_evidence)
-        logits -= logits.max(axis=1, keepdims=True)
-        log_probs = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-        return _softmax(log_probs.mean(axis=0, keepdims=True))[0]
+        return _pool(self._logits(vectors, cultures, extra_evidence))
 
     def score(
+        self,
+        question: str,
+        response: str,
+        culture: str,
+        contrast: list[str],
+        contrast_responses: dict[str, str] | None = None,
+    ) -> SampleScore:
+        """R, D, J, attribution and the critic's diagnosis of one sample."""
+        with _one_blas_thread():
+            return self._score(question, response, culture, contrast, contrast_responses)
+
+    def _score(
         self,
         question: str,
         response: str,
@@ -188,14 +216,15 @@ class Scorer:
         }
         segments = split(response) or [response]
         vectors = embed(segments)
-        probs = self.pooled_attribution(vectors, cultures, evidence)
+        logits = self._logits(vectors, cultures, evidence)  # one product, used twice below
+        probs = _pool(logits)
         attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
         distinctiveness = attribution[culture]
 
         representativeness, missing = self._coverage(question or response, vectors, culture)
         generic: list[str] = []
         if len(cultures) > 1:
-            segment_probs = self.attribution(vectors, cultures, evidence)[:, 0]
+            segment_probs = _softmax(logits)[:, 0]
             cutoff = 1.2 / len(cultures)
             generic = [s for s, p in zip(segments, segment_probs, strict=True) if p < cutoff]
         lam = self.settings.lam
@@ -249,6 +278,31 @@ class Scorer:
             if matrix.weights[i] >= MISSING_CORE_WEIGHT and cov < MISSING_CORE_COVERAGE
         ]
         return score, missing[:5]
+
+
+_controller: Any = None
+
+
+def _one_blas_thread() -> Any:
+    """Scoring is many small matrix products: a second BLAS thread only adds hand-offs, and on
+    a busy machine spinning BLAS threads made them 10x slower. Limited for the call only; the
+    embedding model (torch) keeps its own threads. A no-op without threadpoolctl."""
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        except ImportError:
+            _controller = False
+    return _controller.limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
+
+
+def _pool(logits: np.ndarray) -> np.ndarray:
+    """Average the rows' log-softmax and renormalize: a geometric mean of the distributions."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return _softmax(log_probs.mean(axis=0, keepdims=True))[0]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
