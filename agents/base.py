@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -41,6 +42,9 @@ async def run_turn(
         return parsed
     except (ModelOutputError, EndpointError) as exc:
         error = f"{type(exc).__name__}: {exc}"
+        raise
+    except asyncio.CancelledError:
+        error = "cancelled (run interrupted)"
         raise
     finally:
         context.sink.emit({

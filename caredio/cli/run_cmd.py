@@ -71,6 +71,16 @@ class RunDisplay:
                     f"out {self.tokens[1]}  elapsed {time.monotonic() - self.started:.0f}s{eta}")
         return Group(self.progress, line)
 
+    def _task(self, culture: str) -> TaskID:
+        if culture not in self.tasks:
+            self.tasks[culture] = self.progress.add_task(culture, total=0)
+        return self.tasks[culture]
+
+    def _row(self, culture: str) -> None:
+        """One more sample of this culture is under way (or found finished on resume)."""
+        self.per_culture[culture] += 1
+        self.progress.update(self._task(culture), total=self.per_culture[culture])
+
     def _plain(self, message: str) -> None:
         if not self.quiet:
             self.console.print(message, markup=False, highlight=False)
@@ -81,16 +91,7 @@ class RunDisplay:
                 self.planned = data["planned"]
                 self._plain(f"planned {self.planned} samples")
             elif kind == "sample_started":
-                culture = data["culture"]
-                if culture not in self.tasks:
-                    self.tasks[culture] = self.progress.add_task(culture, total=0)
-                self.per_culture[culture] += 1
-                self.progress.update(self.tasks[culture], total=self.per_culture[culture])
-            elif kind == "turn":
-                self.calls += 1
-                self.retries += int(data["retries"] or 0)
-                self.tokens[0] += int(data["input_tokens"] or 0)
-                self.tokens[1] += int(data["output_tokens"] or 0)
+                self._row(data["culture"])
             elif kind == "version":
                 self.scores.append((data["representativeness"], data["distinctiveness"], data["objective"]))
                 self._plain(f"{data['sample_id']} round {data['round']} ({data['step']}): "
@@ -100,14 +101,15 @@ class RunDisplay:
                 self.done += 1
                 self.first_best[data["culture"]].append((data["first"], data["best"]))
                 if kind == "sample_skipped":
-                    culture = data["culture"]
-                    if culture not in self.tasks:
-                        self.tasks[culture] = self.progress.add_task(culture, total=0)
-                    self.per_culture[culture] += 1
-                    self.progress.update(self.tasks[culture], total=self.per_culture[culture])
-                self.progress.advance(self.tasks[data["culture"]])
+                    self._row(data["culture"])
+                self.progress.advance(self._task(data["culture"]))
                 self._plain(f"{data['sample_id']} done: best J={data['best']['objective']:.3f} "
                             f"(round {data['best']['round']})")
+            elif kind == "turn":
+                self.calls += 1
+                self.retries += int(data["retries"] or 0)
+                self.tokens[0] += int(data["input_tokens"] or 0)
+                self.tokens[1] += int(data["output_tokens"] or 0)
             elif kind == "sample_failed":
                 self.failed += 1
                 self._plain(f"{data['sample_id']} FAILED: {data['error']}")
@@ -139,8 +141,9 @@ def _finish(console: Console, display: RunDisplay, run_dir: Path, record: dict[s
     if used:
         console.print(f"tokens (in+out): {used}", markup=False)
     console.print(f"run directory: {run_dir}", markup=False, soft_wrap=True)
-    if record["status"] != "completed":
+    if record["status"] != "completed" or record.get("failed"):
         console.print(f"to retry what did not finish: caredio resume {run_dir}", markup=False)
+    if record["status"] != "completed":
         raise typer.Exit(1)
 
 
