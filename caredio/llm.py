@@ -194,6 +194,12 @@ class RoleLLM:
                             self.methods.reject(self.endpoint, method)
                             break
                         raise self._status_error(exc) from exc
+                    except ModelOutputError as exc:  # cut off at max_tokens, filtered
+                        last_output_error = exc
+                        result.errors.append(f"{method}: {exc}")
+                        result.retries += 1
+                        conversation = [*messages, *_feedback(exc)]
+                        continue
                     try:
                         parsed = self._parse(message, schema, method)
                     except ModelOutputError as exc:
@@ -251,6 +257,9 @@ class RoleLLM:
             try:
                 async with self.limiter:
                     message: BaseMessage = await runnable.ainvoke(messages)
+            except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
+                # The SDK's structured-output parser raises these instead of returning the reply.
+                raise ModelOutputError(f"reply unusable: {type(exc).__name__}", raw="") from exc
             except (openai.APIError, httpx.TransportError) as exc:
                 if not is_transient(exc) or _is_fatal(exc):
                     raise

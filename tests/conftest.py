@@ -85,7 +85,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
         run_id="demo",
         concurrency=2,
         loop={"max_rounds": 2, "min_rounds": 1, "r_threshold": 1.0, "d_threshold": 1.0},
-        llm={"temperature": 0.2, "max_tokens": 200},
+        llm={"temperature": 0.2, "max_tokens": 200, "timeout": 300, "down_after": 600},
         memory={"path": str(root / "memory")},
     )
     run_dir, record = start_run(settings, lambda kind, data: events.append((kind, data)), embedder=embedder)
