@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 KNOWLEDGE = "knowledge"
 SAMPLES = "samples"
+WARM_LIMIT = 2048  # items kept in the embedder cache when added in one call
 
 
 @dataclass
@@ -140,6 +141,10 @@ class CulturalMemory:
             raise ValueError("vectors: one row per item is required")
         given = {item.id: vectors[i] for i, item in enumerate(items)} if vectors is not None else {}
         unique = list({item.id: item for item in items}.values())
+        warm = getattr(self.embedder, "warm", None)
+        if not given and warm is not None and len(unique) <= WARM_LIMIT:
+            # Small packs (the starter pack) recur in every ephemeral memory: embed them once.
+            warm([item.text for item in unique])
         new = 0
         limit = min(batch_size, int(self.client.get_max_batch_size()))
         for start in range(0, len(unique), limit):
