@@ -309,7 +309,10 @@ def accept_into_memory(job: Job, run_dir: Path) -> None:
     lines = read_jsonl(run_dir / "dataset.jsonl")
     if not lines:
         return
-    picks = select(lines, job.memory.embedder, budget=len(lines), per_culture=True)
+    # Same rule as `caredio select`: never keep a near-duplicate of what earlier runs accepted.
+    prior_ids, prior_vectors = job.memory.sample_embeddings(exclude_run=run_dir.name)
+    picks = select(lines, job.memory.embedder, budget=len(lines), per_culture=True,
+                   prior_ids=prior_ids, prior_vectors=prior_vectors if prior_ids else None)
     chosen = [lines[p.index] for p in picks]
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in chosen)
     atomic_write(run_dir / SELECTED, text)
