@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from pydantic import ValidationError
@@ -209,7 +209,7 @@ def build_agents(
 def load_plan(job: Job, run_dir: Path) -> list[SampleSpec]:
     """The run's plan as written at its start (so a resume cannot drift with memory)."""
     stored = read_jsonl(run_dir / PLAN)
-    return [SampleSpec(**spec) for spec in stored] if stored else job.plan(run_dir.name)
+    return [cast(SampleSpec, spec) for spec in stored] if stored else job.plan(run_dir.name)
 
 
 @contextlib.contextmanager
