@@ -12,6 +12,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,3 +93,22 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
     run_dir, record = start_run(settings, lambda kind, data: events.append((kind, data)), embedder=embedder)
     return {"run_dir": run_dir, "record": record, "events": events, "memory": root / "memory",
             "settings": settings}
+
+
+def in_process_cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Callable[..., tuple[int, str, str]]:
+    """Run `caredio ARGS` in process through the real entry point; returns (code, stdout, stderr)."""
+    from caredio.cli.main import app
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["caredio", *args])
+        code = 0
+        try:
+            app()
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

@@ -5,7 +5,6 @@ file / line / field, no traceback unless --debug, and nothing half-written.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from caredio.testing.jobs import HashEmbedder
 from caredio.testing.stub_server import StubOpenAIServer
+from tests.conftest import in_process_cli
 
 
 @pytest.fixture
@@ -23,21 +23,9 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
     about input handling, and it loads and embeds the starter pack in no time.
     """
     import caredio.memory.embeddings as embeddings
-    from caredio.cli.main import app
-
     monkeypatch.setitem(embeddings._shared, embeddings.DEFAULT_BACKEND, HashEmbedder())
 
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["caredio", *args])
-        code = 0
-        try:
-            app()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys)
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.conftest import in_process_cli
 from tests.test_blend import blend_subset
 
 SCORE_KEYS = {"culture", "representativeness", "distinctiveness", "objective", "attribution",
@@ -18,19 +18,7 @@ SCORE_KEYS = {"culture", "representativeness", "distinctiveness", "objective", "
 @pytest.fixture
 def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedder: Any) -> Any:
     """Run `caredio ARGS` in process; returns (exit code, stdout, stderr)."""
-    from caredio.cli.main import app
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["caredio", *args])
-        code = 0
-        try:
-            app()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+    return in_process_cli(monkeypatch, capsys)
 
 
 @pytest.fixture
