@@ -16,6 +16,7 @@ import logging
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -237,16 +238,15 @@ class RoleLLM:
             runnable = self.chat.bind_tools([schema], tool_choice=name)
         elif method == "json_mode":
             runnable = self.chat.bind(response_format={"type": "json_object"})
-        probe = not self._confirmed(method)
-        message = await self._send(runnable, messages, result, probe)
+        message = await self._send(runnable, messages, result, lambda: not self._confirmed(method))
         result.output = _message_text(message)
         return message
 
     async def _send(self, runnable: Any, messages: list[dict[str, str]], result: CallResult,
-                    probe: bool) -> AIMessage:
+                    probe: Callable[[], bool]) -> AIMessage:
         """One request, retried on transient errors with backoff and jitter.
 
-        ``probe``: this structured-output method is not known to work on this endpoint, so a
+        ``probe()``: this structured-output method is not known to work on this endpoint, so a
         repeated 500 may mean "unsupported request shape" (llama.cpp answers json_schema so):
         after one retry it goes up to the method fallback instead of being retried further.
         """
@@ -267,7 +267,9 @@ class RoleLLM:
                 if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
                     health.failed(description)
                     health.check(self.base_url)
-                if probe and isinstance(exc, openai.InternalServerError) and attempt >= 1:
+                # Asked at each failure: a concurrent call may have confirmed the method
+                # meanwhile, and then a 500 is a transient error like any other.
+                if isinstance(exc, openai.InternalServerError) and attempt >= 1 and probe():
                     raise
                 if attempt >= self.settings.max_retries:
                     raise EndpointError(
