@@ -31,14 +31,19 @@ async def run_turn(
     template: PromptTemplate,
     schema: type[T],
     context: TurnContext,
+    rules: dict[str, Any] | None = None,
     **variables: Any,
 ) -> T:
-    """One agent turn. The trace line is written whether the turn succeeds or fails."""
+    """One agent turn. The trace line is written whether the turn succeeds or fails.
+
+    ``rules`` is the validation context of the reply (see ``caredio.agents.checks``): what
+    its text fields must not contain in this turn.
+    """
     messages = template.render(**variables)
     result = CallResult(model=llm.model)
     error = ""
     try:
-        parsed, _ = await llm.structured(messages, schema, result)
+        parsed, _ = await llm.structured(messages, schema, result, context=rules)
         return parsed
     except (ModelOutputError, EndpointError) as exc:
         error = f"{type(exc).__name__}: {exc}"

@@ -17,6 +17,9 @@ from caredio.config import StructuredMethod
 from caredio.errors import ModelOutputError
 
 T = TypeVar("T", bound=BaseModel)
+# The error type of a field whose content is unusable although it parses (empty, not a
+# question, names the culture): see caredio.agents.checks.
+UNUSABLE = "unusable_output"
 METHOD_CHAIN: tuple[StructuredMethod, ...] = (
     "json_schema", "function_calling", "json_mode", "prompt",
 )
@@ -81,19 +84,41 @@ def extract_json(text: str) -> Any:
     raise ModelOutputError("no JSON object in the reply", raw=text)
 
 
-def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool) -> T:
-    """Validate a payload against the schema; a bare-text reply fills a one-string schema."""
+def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool,
+                context: dict[str, Any] | None = None) -> T:
+    """Validate a payload against the schema; a bare-text reply fills a one-string schema.
+
+    ``context`` is pydantic's validation context: the field checks of the agents' output
+    models (``caredio.agents.checks``) read what this call's text must not contain from it.
+    """
     wrapped = isinstance(payload, dict) and set(payload) == {"properties"}
     if wrapped and isinstance(payload["properties"], dict):
         payload = payload["properties"]  # small models echo the schema's wrapper back
     try:
-        return schema.model_validate(payload)
+        return schema.model_validate(payload, context=context)
     except ValidationError as exc:
-        fields = schema.model_fields
-        text_fields = [name for name, info in fields.items() if info.is_required()]
-        if lenient and len(text_fields) == 1 and isinstance(raw, str) and raw.strip():
-            return schema.model_validate({text_fields[0]: raw.strip()})
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise ModelOutputError(f"reply does not match the schema: {where}: {first['msg']}",
-                               raw=raw) from None
+        error = exc
+    fields = schema.model_fields
+    text_fields = [name for name, info in fields.items() if info.is_required()]
+    # Bare text stands in for a missing structure, never for a field whose content was refused.
+    if (lenient and len(text_fields) == 1 and isinstance(raw, str) and raw.strip()
+            and not _unusable(error)):
+        try:
+            return schema.model_validate({text_fields[0]: raw.strip()}, context=context)
+        except ValidationError as exc:
+            error = exc
+    raise ModelOutputError(describe(error), raw=raw) from None
+
+
+def _unusable(error: ValidationError) -> list[Any]:
+    return [e for e in error.errors() if e["type"] == UNUSABLE]
+
+
+def describe(error: ValidationError) -> str:
+    """The first problem of a reply, as the model is told it: a refused field, or the schema."""
+    refused = _unusable(error)
+    first = refused[0] if refused else error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(root)"
+    if refused:
+        return f"reply unusable: field '{where}' {first['msg']}"
+    return f"reply does not match the schema: {where}: {first['msg']}"

@@ -19,6 +19,7 @@ from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
 from caredio.agents.contrast_critic import critique_text
 from caredio.config import LoopSettings
+from caredio.errors import ModelOutputError
 from caredio.graph.routing import FINALIZE, REFINE_QUESTION, REFINE_RESPONSE, best_version, decide
 from caredio.graph.state import SampleState, Version
 from caredio.memory.scoring import Scorer
@@ -29,6 +30,7 @@ from caredio.tracing import TraceSink
 log = logging.getLogger(__name__)
 
 KNOWLEDGE_K = 6
+REFINEMENT_UNUSABLE = "refinement_unusable"
 Event = Callable[[str, dict[str, Any]], None]
 
 
@@ -83,6 +85,7 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         context = _context(toolkit, state, 0)
         question = await toolkit.expert.write_question(
             context, state["culture"], state["topic_name"], state["topic_description"], knowledge,
+            contrast=state["contrast"],
         )
         response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
         return {"knowledge": knowledge, "question": question, "response": response,
@@ -132,23 +135,29 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     async def refine_question(state: SampleState) -> dict[str, Any]:
         round_ = state["round"] + 1
         context = _context(toolkit, state, round_)
-        question = await toolkit.refiner.refine_question(
-            context, culture=state["culture"], topic=state["topic_name"],
-            question=state["question"], critique=state["critique"],
-            history=_history(state["versions"]),
-        )
-        # A new question needs a new insider answer before it can be scored.
-        response = await toolkit.expert.answer(context, state["culture"], question, state["knowledge"])
+        try:
+            question = await toolkit.refiner.refine_question(
+                context, culture=state["culture"], topic=state["topic_name"],
+                question=state["question"], critique=state["critique"],
+                history=_history(state["versions"]), contrast=state["contrast"],
+            )
+            # A new question needs a new insider answer before it can be scored.
+            response = await toolkit.expert.answer(context, state["culture"], question, state["knowledge"])
+        except ModelOutputError as exc:
+            return _refinement_unusable(state, exc)
         return {"question": question, "response": response, "round": round_, "step": "question"}
 
     async def refine_response(state: SampleState) -> dict[str, Any]:
         round_ = state["round"] + 1
-        response = await toolkit.refiner.refine_response(
-            _context(toolkit, state, round_), culture=state["culture"], question=state["question"],
-            response=state["response"], critique=state["critique"],
-            history=_history(state["versions"]), missing_core=state.get("missing_core", []),
-            knowledge=state["knowledge"],
-        )
+        try:
+            response = await toolkit.refiner.refine_response(
+                _context(toolkit, state, round_), culture=state["culture"], question=state["question"],
+                response=state["response"], critique=state["critique"],
+                history=_history(state["versions"]), missing_core=state.get("missing_core", []),
+                knowledge=state["knowledge"],
+            )
+        except ModelOutputError as exc:
+            return _refinement_unusable(state, exc)
         return {"response": response, "round": round_, "step": "response"}
 
     async def finalize(state: SampleState) -> dict[str, Any]:
@@ -170,10 +179,23 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     builder.add_conditional_edges(
         "critique", lambda state: state["next_step"], [REFINE_QUESTION, REFINE_RESPONSE, FINALIZE]
     )
-    builder.add_edge(REFINE_QUESTION, "critique")
-    builder.add_edge(REFINE_RESPONSE, "critique")
+    for refine in (REFINE_QUESTION, REFINE_RESPONSE):
+        builder.add_conditional_edges(refine, _after_refinement, ["critique", FINALIZE])
     builder.add_edge(FINALIZE, END)
     return builder.compile(checkpointer=checkpointer, name="optimize_sample")
+
+
+def _refinement_unusable(state: SampleState, exc: ModelOutputError) -> dict[str, Any]:
+    """A rewrite that stayed unusable after its re-asks ends the optimization; the sample
+    keeps its best usable version (it has one: the draft was scored). Only a sample whose
+    draft is unusable fails. The turn and its error are in the trace."""
+    log.info("sample %s: refinement unusable after its re-asks, keeping the best version (%s)",
+             state["sample_id"], exc)
+    return {"next_step": FINALIZE, "stop_reason": REFINEMENT_UNUSABLE}
+
+
+def _after_refinement(state: SampleState) -> str:
+    return FINALIZE if state.get("stop_reason") == REFINEMENT_UNUSABLE else "critique"
 
 
 def dataset_line(state: SampleState, best: Version, system_prompt: str | None) -> dict[str, Any]:

@@ -65,12 +65,22 @@ def test_trace_has_every_agent_turn_with_its_template_hash(demo_run: dict[str, A
     trace = lines(run_dir, "trace.jsonl")
     index = json.loads((run_dir / "prompts" / "index.json").read_text())
     assert {t["agent"] for t in trace} == {"culture_expert", "contrast_critic", "refiner"}
+    stop_reasons = {line["metadata"]["sample_id"]: line["metadata"]["stop_reason"]
+                    for line in lines(run_dir, "dataset.jsonl")}
     for turn in trace:
         assert set(TRACE_FIELDS) <= set(turn)
         assert turn["template_hash"] == index[turn["template"]]["hash"]
-        assert turn["error"] is None
-        assert turn["parsed"], "every successful turn has a parsed, typed output"
         assert turn["output_tokens"] > 0
+        if turn["error"] is not None:
+            # The 135M model may write a rewrite that stays unusable (no question, names the
+            # country): that ends the sample's loop, which keeps its best usable version.
+            assert turn["error"].startswith("ModelOutputError: reply"), turn["error"]
+            assert turn["round"] >= 1 and turn["template"] in (
+                "refiner_question", "refiner_response", "culture_expert_answer"), turn
+            assert stop_reasons[turn["sample_id"]] == "refinement_unusable"
+            assert turn is [t for t in trace if t["sample_id"] == turn["sample_id"]][-1]
+            continue
+        assert turn["parsed"], "every successful turn has a parsed, typed output"
     # Each sample: one question; per scored version a critique; two contrast answers per
     # distinct question (a response step reuses the contrast answers of its question).
     per_sample: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -86,7 +96,7 @@ def test_trace_has_every_agent_turn_with_its_template_hash(demo_run: dict[str, A
             question_changes[sample_id] += 1
         last_question[sample_id] = version["question"]
     for sample_id, turns in per_sample.items():
-        steps = [t["step"] for t in turns]
+        steps = [t["step"] for t in turns if t["error"] is None]
         assert steps.count("question") == 1
         assert steps.count("critique") == scored[sample_id]
         assert steps.count("contrast") == 2 * question_changes[sample_id]
