@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ class TurnContext:
     sample_id: str
     round: int
     sink: TraceSink
+    on_start: Callable[[dict[str, Any]], None] | None = None  # a turn begins (progress display)
 
 
 async def run_turn(
@@ -42,6 +44,9 @@ async def run_turn(
     messages = template.render(**variables)
     result = CallResult(model=llm.model)
     error = ""
+    if context.on_start is not None:
+        context.on_start({"sample_id": context.sample_id, "round": context.round,
+                          "agent": template.spec.agent, "step": template.spec.step})
     try:
         parsed, _ = await llm.structured(messages, schema, result, context=rules)
         return parsed
@@ -68,6 +73,8 @@ async def run_turn(
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
             "latency_ms": result.latency_ms,
+            "queue_ms": result.queue_ms,  # waiting for a request slot (--concurrency)
+            "request_ms": result.request_ms,  # waiting for the endpoint's answers
             "retries": result.retries,
             "retry_reasons": result.errors,
             "error": error or None,

@@ -75,7 +75,9 @@ class CallResult:
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
-    latency_ms: int = 0
+    latency_ms: int = 0  # the whole turn: queue + requests + backoff between retries
+    queue_ms: int = 0  # waiting for a request slot (the run's concurrency bound)
+    request_ms: int = 0  # requests in flight, until the endpoint answered
     retries: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -271,9 +273,15 @@ class RoleLLM:
         attempt = 0
         while True:
             health.check(self.base_url)
+            queued = time.monotonic()
             try:
                 async with self.limiter:
-                    message: BaseMessage = await runnable.ainvoke(messages)
+                    sent = time.monotonic()
+                    result.queue_ms += int((sent - queued) * 1000)
+                    try:
+                        message: BaseMessage = await runnable.ainvoke(messages)
+                    finally:
+                        result.request_ms += int((time.monotonic() - sent) * 1000)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
                 # The SDK's structured-output parser raises these instead of returning the reply.
                 raise ModelOutputError(f"reply unusable: {type(exc).__name__}", raw="") from exc
@@ -286,7 +294,8 @@ class RoleLLM:
                     health.check(self.base_url)
                 # Asked at each failure: a concurrent call may have confirmed the method
                 # meanwhile, and then a 500 is a transient error like any other.
-                if isinstance(exc, openai.InternalServerError) and attempt >= 1 and probe():
+                probing = isinstance(exc, openai.InternalServerError) and probe()
+                if probing and attempt >= 1:
                     raise
                 if attempt >= self.settings.max_retries:
                     raise EndpointError(
@@ -300,7 +309,10 @@ class RoleLLM:
                 attempt += 1
                 result.retries += 1
                 result.errors.append(description)
-                log.warning("%s: %s; retry %d in %.1fs", self.role, description, attempt, delay)
+                # A 500 to a method not yet known to work is the expected probe (llama.cpp and
+                # json_schema), not a problem worth a warning.
+                log.log(logging.INFO if probing else logging.WARNING, "%s: %s; retry %d in %.1fs",
+                        self.role, description, attempt, delay)
                 await _sleep(delay)
                 continue
             health.ok()

@@ -58,12 +58,14 @@ class _TurnEvents:
     def emit(self, record: dict[str, Any]) -> None:
         self.sink.emit(record)
         self.on_event("turn", {key: record[key] for key in (
-            "sample_id", "agent", "step", "input_tokens", "output_tokens", "latency_ms", "retries", "error")})
+            "sample_id", "round", "agent", "step", "input_tokens", "output_tokens", "latency_ms", "queue_ms",
+            "request_ms", "retries", "error")})
 
 
 def _context(toolkit: Toolkit, state: SampleState, round_: int) -> TurnContext:
     return TurnContext(run_id=state["run_id"], sample_id=state["sample_id"], round=round_,
-                       sink=_TurnEvents(toolkit.sink, toolkit.on_event))
+                       sink=_TurnEvents(toolkit.sink, toolkit.on_event),
+                       on_start=lambda turn: toolkit.on_event("turn_started", turn))
 
 
 def _history(versions: list[Version]) -> list[dict[str, Any]]:

@@ -114,6 +114,6 @@ def test_run_json_counts_tokens_per_role_and_the_server_is_stopped(demo_run: dic
 
 def test_events_report_progress(demo_run: dict[str, Any]) -> None:
     kinds = [kind for kind, _ in demo_run["events"]]
-    assert kinds[0] == "planned"
+    assert kinds[:2] == ["endpoint", "planned"]
     assert kinds.count("sample_done") == 2
     assert kinds.count("version") >= 4

@@ -1,22 +1,16 @@
-"""``caredio run`` and ``caredio resume``: the live display and the end-of-run summary."""
+"""``caredio run`` and ``caredio resume``: flags to settings, the live display, the end-of-run summary."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+from rich.console import Console
 
 from caredio.cli.consoles import console
 from caredio.cli.options import MEMORY_DEFAULT, MEMORY_HELP, MEMORY_URL_HELP, default
+from caredio.cli.run_display import RunDisplay
 from caredio.errors import UserInputError
 
 DEMO = {
@@ -25,113 +19,6 @@ DEMO = {
     "samples_per_topic": 1,
     "loop": {"max_rounds": 2},
 }
-
-
-class RunDisplay:
-    """Progress per culture, a running mean of R/D/J and token counts; plain lines off a TTY."""
-
-    def __init__(self, console: Console, quiet: bool = False) -> None:
-        self.console = console
-        self.quiet = quiet
-        self.live_mode = console.is_terminal and not quiet
-        self.lock = threading.Lock()
-        self.started = time.monotonic()
-        self.planned = 0
-        self.done = 0
-        self.failed = 0
-        self.scores: list[tuple[float, float, float]] = []
-        self.calls = 0
-        self.retries = 0
-        self.tokens = [0, 0]
-        self.first_best: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = defaultdict(list)
-        self.progress = Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console)
-        self.tasks: dict[str, TaskID] = {}
-        self.per_culture: dict[str, int] = defaultdict(int)
-        self.live: Live | None = None
-
-    def __enter__(self) -> RunDisplay:
-        if self.live_mode:
-            self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
-            self.live.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.live is not None:
-            self.live.update(self._render())
-            self.live.__exit__(None, None, None)
-
-    def _render(self) -> Group:
-        line = Text(f"samples {self.done}/{self.planned}  failed {self.failed}  ")
-        if self.scores:
-            n = len(self.scores)
-            means = [sum(s[i] for s in self.scores) / n for i in range(3)]
-            line.append(f"mean R {means[0]:.2f}  D {means[1]:.2f}  J {means[2]:.2f}  ({n} versions)")
-        eta = ""
-        if self.done and self.planned > self.done:
-            per = (time.monotonic() - self.started) / self.done
-            eta = f"  remaining ~{per * (self.planned - self.done):.0f}s"
-        line.append(f"\ncalls {self.calls} (retries {self.retries})  tokens in {self.tokens[0]} "
-                    f"out {self.tokens[1]}  elapsed {time.monotonic() - self.started:.0f}s{eta}")
-        return Group(self.progress, line)
-
-    def _task(self, culture: str) -> TaskID:
-        if culture not in self.tasks:
-            self.tasks[culture] = self.progress.add_task(culture, total=0)
-        return self.tasks[culture]
-
-    def _row(self, culture: str) -> None:
-        """One more sample of this culture is under way (or found finished on resume)."""
-        self.per_culture[culture] += 1
-        self.progress.update(self._task(culture), total=self.per_culture[culture])
-
-    def _plain(self, message: str) -> None:
-        if not self.quiet:
-            self.console.print(message, markup=False, highlight=False)
-
-    def on_event(self, kind: str, data: dict[str, Any]) -> None:
-        with self.lock:
-            if kind == "planned":
-                self.planned = data["planned"]
-                self._plain(f"planned {self.planned} samples")
-            elif kind == "sample_started":
-                self._row(data["culture"])
-            elif kind == "version":
-                self.scores.append((data["representativeness"], data["distinctiveness"], data["objective"]))
-                self._plain(f"{data['sample_id']} round {data['round']} ({data['step']}): "
-                            f"R={data['representativeness']:.3f} D={data['distinctiveness']:.3f} "
-                            f"J={data['objective']:.3f}")
-            elif kind in ("sample_done", "sample_skipped"):
-                self.done += 1
-                self.first_best[data["culture"]].append((data["first"], data["best"]))
-                if kind == "sample_skipped":
-                    self._row(data["culture"])
-                self.progress.advance(self._task(data["culture"]))
-                self._plain(f"{data['sample_id']} done: best J={data['best']['objective']:.3f} "
-                            f"(round {data['best']['round']})")
-            elif kind == "turn":
-                self.calls += 1
-                self.retries += int(data["retries"] or 0)
-                self.tokens[0] += int(data["input_tokens"] or 0)
-                self.tokens[1] += int(data["output_tokens"] or 0)
-            elif kind == "sample_failed":
-                self.failed += 1
-                self._plain(f"{data['sample_id']} FAILED: {data['error']}")
-            if self.live is not None:
-                self.live.update(self._render())
-
-    def summary_table(self) -> Table:
-        table = Table(title="Per culture: first version -> best version")
-        for column in ("culture", "samples", "R first", "R best", "D first", "D best", "J first", "J best"):
-            table.add_column(column, justify="left" if column == "culture" else "right")
-        for culture, pairs in sorted(self.first_best.items()):
-            def mean(which: int, key: str, rows: list[tuple[dict[str, Any], dict[str, Any]]] = pairs) -> str:
-                return f"{sum(p[which][key] for p in rows) / len(rows):.3f}"
-            table.add_row(culture, str(len(pairs)),
-                          mean(0, "representativeness"), mean(1, "representativeness"),
-                          mean(0, "distinctiveness"), mean(1, "distinctiveness"),
-                          mean(0, "objective"), mean(1, "objective"))
-        return table
 
 
 def split_list(value: str | None, flag: str) -> list[str] | None:
