@@ -27,6 +27,9 @@ MIN_QUESTION_CHARS = 8  # letters and digits: "Why?" asks nothing a dataset can 
 _LABEL = re.compile(r"^\s*(?:\*\*)?(?:question|q|answer|a|response)\s*[:：]\s*(?:\*\*)?\s*", re.IGNORECASE)
 _CLOSERS = "\"'”’»)]} \t\n"
 _QUOTES = ('"', "“", "'", "‘", "«")
+_ENDS = (".", "!", "?", "。", "！", "？", ":", ";")
+_ASKS = re.compile(r"(?:how|what|when|where|why|which|who|whose|do|does|did|is|are|can|could|should|"
+                   r"would|will|have|has)\b", re.IGNORECASE)
 
 
 def _problem(reason: str) -> PydanticCustomError:
@@ -64,6 +67,8 @@ def _question(value: str, info: ValidationInfo) -> str:
     text = _unwrapped(value)
     if not text:
         raise _problem("is empty; write the question")
+    if _ASKS.match(text) and not text.rstrip(_CLOSERS).endswith(_ENDS):
+        text += "?"  # "How do you greet an elder" is a question that lost its mark
     if not text.rstrip(_CLOSERS).endswith(("?", "？")):
         raise _problem("is not a question: write one question that ends with '?'")
     if len(re.findall(r"\w", text)) < MIN_QUESTION_CHARS:

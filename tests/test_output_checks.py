@@ -69,6 +69,10 @@ def test_a_usable_question_is_kept_without_its_label_or_quotes() -> None:
     parsed = ExpertQuestion.model_validate({"question": ' Question: "How do you greet an elder at home?" '},
                                            context=rules)
     assert parsed.question == "How do you greet an elder at home?"
+    # A question that only lost its mark keeps it; a statement does not become a question.
+    assert ExpertQuestion.model_validate({"question": "When do you open a gift"}, context=rules
+                                         ).question == "When do you open a gift?"
+    _refusal(ExpertQuestion, {"question": "How people greet differs from place to place."}, rules)
 
 
 @pytest.mark.parametrize("model,field", [(ExpertAnswer, "answer"), (RefinedResponse, "response")])
