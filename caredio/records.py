@@ -93,20 +93,9 @@ class RunRecorder:
         snapshot_templates(run_dir, templates)
         return cls(run_dir)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the run directory for this process; a second run or resume of it is refused."""
-        with (self.dir / LOCK).open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserInputError(
-                    f"{self.dir}: another caredio process is running this run"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return directory_lock(self.dir, "run")
 
     # -- lines -------------------------------------------------------------------------------
 
@@ -162,6 +151,22 @@ class RunRecorder:
             text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
             atomic_write(self.dir / RUN_JSON, text)
             return record
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path, what: str) -> Iterator[None]:
+    """Hold a run (or eval) directory for this process; a second process on it is refused."""
+    with (directory / LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserInputError(
+                f"{directory}: another caredio process is running this {what}"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def snapshot_templates(run_dir: Path, templates: dict[str, PromptTemplate]) -> None:
