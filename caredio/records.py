@@ -48,6 +48,23 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush it.
+
+    A crash mid-write leaves a torn last line without its newline; the next line starts on a
+    line of its own, so the torn one is skipped by :func:`read_jsonl` instead of swallowing
+    the new record.
+    """
+    data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    with path.open("ab+") as handle:
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                data = b"\n" + data
+        handle.write(data)
+        handle.flush()
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Lines of a JSONL file; a torn last line (a crash mid-write) is skipped."""
     if not path.exists():
@@ -100,10 +117,7 @@ class RunRecorder:
     # -- lines -------------------------------------------------------------------------------
 
     def _append(self, name: str, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with (self.dir / name).open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
+        append_line(self.dir / name, record)
 
     def write_version(self, version: dict[str, Any]) -> None:
         key = (version["sample_id"], version["round"], version["step"])

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
-from caredio.records import CONFIG, RUN_JSON, atomic_write, directory_lock, read_jsonl
+from caredio.records import CONFIG, RUN_JSON, append_line, atomic_write, directory_lock, read_jsonl
 
 EVAL_JSON = "eval.json"
 ITEMS = "items.jsonl"
@@ -81,9 +81,7 @@ class EvalRecorder:
                 return False
             if not record.get("error"):
                 self._done.add(record["item_id"])
-            with (self.dir / ANSWERS).open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
+            append_line(self.dir / ANSWERS, record)
             return True
 
     def read(self) -> dict[str, Any]:
