@@ -99,8 +99,8 @@ def test_exclude_memory_leaves_out_and_counts_the_questions_it_holds(cli: Any, f
     CulturalMemory.open(HashEmbedder(), path=memory_dir).add_knowledge(
         [KnowledgeItem(culture="Alpha", text="Snacks: rice.", question_id="Q1")])
     with StubOpenAIServer(responder=oracle) as stub:
-        code, out, err = cli("eval", *files, "--task", "saq", "--base-url", stub.url,
-                             "--exclude-memory", str(memory_dir), "--out", str(tmp_path / "e"))
+        code, _, err = cli("eval", *files, "--task", "saq", "--base-url", stub.url,
+                           "--exclude-memory", str(memory_dir), "--out", str(tmp_path / "e"))
         assert code == 0, err
         assert "1 questions found in memory (by id 1, by text 0): excluded for every country" in err
         assert "short answer: 6 items over 6 countries (6 excluded as leaked, 0 ineligible)" in err
@@ -110,7 +110,7 @@ def test_exclude_memory_leaves_out_and_counts_the_questions_it_holds(cli: Any, f
         assert sorted(r["country"] for r in excluded) == sorted(COUNTRY_ANSWERS)
         assert {r["matched_by"] for r in excluded} == {"id"}
 
-        code, out, err = cli("eval", *files, "--task", "saq", "--base-url", stub.url, "--keep-leaked",
+        code, _out, err = cli("eval", *files, "--task", "saq", "--base-url", stub.url, "--keep-leaked",
                              "--exclude-memory", str(memory_dir), "--out", str(tmp_path / "k"))
         assert code == 0, err
         assert "kept and marked (--keep-leaked)" in err
@@ -228,7 +228,7 @@ def test_compare_run_directories_pairs_samples(cli: Any, tmp_path: Path) -> None
 def test_a_file_that_is_not_blend_shaped_is_refused(cli: Any, files: list[str], tmp_path: Path, content: str, needle: str) -> None:
     bad = tmp_path / "Omega_data.json"
     bad.write_text(content)
-    code, out, err = cli("eval", *files, str(bad), "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path / "o"))
+    code, _out, err = cli("eval", *files, str(bad), "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path / "o"))
     _one_line_error(code, err, str(bad))
     assert needle in err
     assert not (tmp_path / "o").exists()

@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caredio.config import Settings, describe_validation_error, is_redacted, public_url, secrets_scrubbed
+from caredio.config import (
+    LLMSettings,
+    Settings,
+    describe_validation_error,
+    is_redacted,
+    public_url,
+    secrets_scrubbed,
+)
 from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.evaluation import leakage
 from caredio.evaluation.evaldir import EvalRecorder, open_eval, refuse_occupied
@@ -172,7 +179,7 @@ def resume_eval(eval_dir: Path, on_event: Event, base_url: str | None = None,
                                  "stored; pass it again (--base-url or $CAREDIO_LLM__BASE_URL)")
         llm["base_url"] = os.environ["CAREDIO_LLM__BASE_URL"]
     try:
-        settings = Settings(llm=llm, concurrency=stored.get("concurrency", 4),
+        settings = Settings(llm=LLMSettings(**llm), concurrency=stored.get("concurrency", 4),
                             max_failed_share=stored.get("max_failed_share", 0.25))
     except ValidationError as exc:
         raise UserInputError(describe_validation_error(exc, str(eval_dir / "eval.json"))) from None

@@ -1,12 +1,12 @@
 """The eval directory: every prompt and answer on disk, so an eval can be audited and resumed.
 
-| file | what |
-|---|---|
-| ``eval.json`` | status, settings (no secrets), files and their sha256, seed, counts, leakage check, timings, tokens, results with intervals |
-| ``items.jsonl`` | the plan: every item with its rendered prompt and what grades it, written once |
-| ``answers.jsonl`` | one line per answered item: raw reply, parsed answer, correct, tokens, latency, retries, error |
-| ``excluded.jsonl`` | the questions left out by the leakage check, with how they matched |
-| ``accuracy.png`` | accuracy per country and task with 95% intervals |
+* ``eval.json`` — status, settings (no secrets), files with their sha256, seed, counts, the
+  leakage check, timings, tokens, and the results with intervals;
+* ``items.jsonl`` — the plan: every item with its rendered prompt and what grades it;
+* ``answers.jsonl`` — one line per answered item: raw reply, parsed answer, correct or not,
+  tokens, latency, retries and their reasons, error;
+* ``excluded.jsonl`` — the questions the leakage check left out, and how they matched;
+* ``accuracy.png`` — accuracy per country and task with 95% intervals.
 
 Answer lines are appended whole and flushed; ``eval.json`` and ``items.jsonl`` are written to a
 temporary file and renamed. An item is answered once: a resume asks only the items without a
