@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caredio.config import public_url
 from caredio.errors import UserInputError
 from caredio.memory.store import KNOWLEDGE, SAMPLES, make_client
 
@@ -47,7 +48,7 @@ def read_contents(path: str | Path | None = None, url: str | None = None) -> Mem
     path must not leave an empty store behind.
     """
     if url:
-        label = url
+        label = public_url(url)  # the label goes into eval.json: never a URL's credentials
         client = make_client(url=url)
     else:
         directory = Path(str(path))

@@ -34,7 +34,7 @@ def test_trl_export_trains_a_lora_adapter_with_the_shipped_recipe(cli: Any, demo
 
     run_dir: Path = demo_run["run_dir"]
     export_dir = tmp_path / "ft"
-    code, out, err = cli("export", str(run_dir), "--format", "trl", "--out", str(export_dir))
+    code, _, err = cli("export", str(run_dir), "--format", "trl", "--out", str(export_dir))
     assert code == 0, err
     dataset = read_jsonl(run_dir / "dataset.jsonl")
     rows = read_jsonl(export_dir / "train.jsonl")

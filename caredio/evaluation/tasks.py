@@ -34,7 +34,7 @@ from caredio.errors import UserInputError
 from caredio.evaluation.grading import LETTERS, share_a_word
 from caredio.memory.blend import BlendQuestion, read_blend_questions
 from caredio.memory.ingest import canonical_culture
-from caredio.prompts import PromptTemplate, TemplateSpec, check_template, split_sections
+from caredio.prompts import PromptTemplate, TemplateSpec, check_template
 
 TASKS = ("saq", "mcq")
 MIN_VOTES = 2  # BLEnD: a majority answer, and a distractor, need at least two annotators
@@ -55,7 +55,6 @@ def eval_templates() -> dict[str, PromptTemplate]:
         problems = check_template(spec, text, f"eval/{spec.name}.txt (packaged)")
         if problems:  # a packaged template is ours: a broken one is a bug, not user input
             raise RuntimeError(problems[0])
-        split_sections(text, spec.name)
         templates[task] = PromptTemplate(spec=spec, text=text, source="packaged")
     return templates
 
@@ -222,6 +221,13 @@ def build_mcq(question: BlendQuestion, pool: list[CountryFile], template: Prompt
     )
 
 
+def _build(task: str, question: BlendQuestion, pool: list[CountryFile], template: PromptTemplate,
+           seed: int) -> Item | None:
+    if task == "saq":
+        return build_saq(question, template) if saq_valid(question) else None
+    return build_mcq(question, pool, template, seed)
+
+
 @dataclass
 class Plan:
     """The items, and how many questions each step left out (for the summary)."""
@@ -250,9 +256,7 @@ def build_items(files: list[CountryFile], countries: list[str], tasks: list[str]
                 if (country, question.qid) in excluded:
                     leaked += 1
                     continue
-                item = (build_saq(question, templates[task]) if task == "saq" and saq_valid(question)
-                        else build_mcq(question, files, templates[task], seed) if task == "mcq"
-                        else None)
+                item = _build(task, question, files, templates[task], seed)
                 if item is None:
                     ineligible += 1
                     continue
