@@ -288,3 +288,29 @@ def test_resume_and_compare_refuse_what_is_not_theirs(cli: Any, tmp_path: Path) 
     _one_line_error(code, err, "directories of different kinds cannot be compared")
     code, _, err = cli("compare", str(eval_dir), str(plain))
     _one_line_error(code, err, "neither an eval directory")
+
+
+def test_an_endpoint_that_goes_down_stops_the_eval_and_resume_finishes_it(cli: Any, files: list[str], tmp_path: Path) -> None:
+    state = {"answered": 0}
+
+    def rule(body: dict[str, Any]) -> str | None:
+        state["answered"] += 1
+        return "drop" if state["answered"] > 4 else None  # the connection drops from request 5 on
+
+    config = tmp_path / "fast.toml"
+    config.write_text("[llm]\nmax_retries = 2\nbackoff = 0.01\ndown_after = 0.2\n")
+    eval_dir = tmp_path / "down"
+    with StubOpenAIServer(responder=oracle, faults=FaultPlan(rule=rule)) as stub:
+        code, _, err = cli("eval", *files, "--base-url", stub.url, "--config", str(config), "--out", str(eval_dir),
+                           "--concurrency", "1", "-q")
+        assert code == 1, err
+        assert "is down" in err and f"caredio eval --resume {eval_dir}" in err
+        record = json.loads((eval_dir / "eval.json").read_text())
+        assert record["status"] == "failed" and "EndpointDown" in record["error"]
+        assert record["answered"] == 4 and record["pending"] + record["failed"] == record["planned"] - 4
+        state["answered"] = -1000  # the endpoint is back
+        code, out, err = cli("eval", "--resume", str(eval_dir), "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["status"] == "completed" and result["answered"] == record["planned"]
+    assert result["results"]["mcq"]["all"]["mean"] == 1.0
