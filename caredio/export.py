@@ -2,7 +2,8 @@
 
 Formats are the ones fine-tuning stacks read without glue code: OpenAI chat JSONL (only the
 ``messages`` key, since OpenAI's fine-tuning API rejects unknown keys), ShareGPT JSON
-(``conversations`` of ``from``/``value`` turns, as LLaMA-Factory and axolotl expect) and a
+(``conversations`` of ``from``/``value`` turns, as LLaMA-Factory and axolotl expect), TRL's
+prompt-completion JSONL with a LoRA recipe (:mod:`caredio.handoff`) and a
 Hugging Face ``datasets`` folder with a dataset card that says where the data came from: the
 model, the template hashes and the licenses of the knowledge it was grounded in. Files are
 written to a temporary name and renamed, so a failure leaves nothing half-written.
@@ -26,8 +27,8 @@ from caredio.records import SELECTED, atomic_write
 from caredio.rundata import RunData, open_run, question_response
 
 log = logging.getLogger(__name__)
-FORMATS = ("openai", "sharegpt", "hf")
-DEFAULT_NAMES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hf": "hf"}
+FORMATS = ("openai", "sharegpt", "hf", "trl")
+DEFAULT_NAMES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hf": "hf", "trl": "trl"}
 SCORES = ("representativeness", "distinctiveness", "objective")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 SOURCE_LICENSES = {
@@ -122,7 +123,7 @@ def export(
     if not lines:
         raise UserInputError(f"{run.dir / SELECTED}: holds no samples")
     target = Path(out) if out else run.dir / "export" / DEFAULT_NAMES[fmt]
-    if fmt != "hf" and target.is_dir():
+    if fmt not in ("hf", "trl") and target.is_dir():
         raise UserInputError(f"--out: {target} is a directory; give a file path")
     target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "openai":
@@ -139,6 +140,10 @@ def export(
             json.dumps([sharegpt_record(line) for line in lines], ensure_ascii=False, indent=2)
             + "\n",
         )
+    elif fmt == "trl":
+        from caredio.handoff import write_trl
+
+        write_trl(run, lines, target, selected)
     else:
         write_hf(run, lines, target, selected)
     return target, len(lines)

@@ -221,6 +221,25 @@ class RoleLLM:
         raise EndpointError(f"{self.public_url}: no structured-output method accepted by the "
                             f"endpoint for model '{self.model}' ({tried})")
 
+    async def text(self, messages: list[dict[str, str]], result: CallResult | None = None
+                   ) -> tuple[str, CallResult]:
+        """A plain reply, for prompts that ask for free text (evaluation questions).
+
+        Same limits, retries and endpoint-health checks as :meth:`structured`; a 500 is
+        retried like any transient error (no structured-output method is being probed).
+        """
+        result = result if result is not None else CallResult(model=self.model)
+        started = time.monotonic()
+        try:
+            message = await self._send(self.chat, messages, result, lambda: False)
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        finally:
+            result.latency_ms = int((time.monotonic() - started) * 1000)
+        result.output = _message_text(message)
+        result.method = "text"
+        return result.output, result
+
     async def _invoke(self, messages: list[dict[str, str]], schema: type[BaseModel], method: str,
                       result: CallResult) -> AIMessage:
         name = schema.__name__

@@ -48,6 +48,23 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush it.
+
+    A crash mid-write leaves a torn last line without its newline; the next line starts on a
+    line of its own, so the torn one is skipped by :func:`read_jsonl` instead of swallowing
+    the new record.
+    """
+    data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    with path.open("ab+") as handle:
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                data = b"\n" + data
+        handle.write(data)
+        handle.flush()
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     """Lines of a JSONL file; a torn last line (a crash mid-write) is skipped."""
     if not path.exists():
@@ -93,28 +110,14 @@ class RunRecorder:
         snapshot_templates(run_dir, templates)
         return cls(run_dir)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the run directory for this process; a second run or resume of it is refused."""
-        with (self.dir / LOCK).open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserInputError(
-                    f"{self.dir}: another caredio process is running this run"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return directory_lock(self.dir, "run")
 
     # -- lines -------------------------------------------------------------------------------
 
     def _append(self, name: str, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with (self.dir / name).open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
+        append_line(self.dir / name, record)
 
     def write_version(self, version: dict[str, Any]) -> None:
         key = (version["sample_id"], version["round"], version["step"])
@@ -162,6 +165,22 @@ class RunRecorder:
             text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
             atomic_write(self.dir / RUN_JSON, text)
             return record
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path, what: str) -> Iterator[None]:
+    """Hold a run (or eval) directory for this process; a second process on it is refused."""
+    with (directory / LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserInputError(
+                f"{directory}: another caredio process is running this {what}"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def snapshot_templates(run_dir: Path, templates: dict[str, PromptTemplate]) -> None:

@@ -39,14 +39,20 @@ class KnowledgeItem:
     weight: float = 1.0
     source: str = "user"
     id: str = ""
+    # The id of the dataset question the item answers (BLEnD's "Al-en-01"), so an evaluation
+    # can leave that question out; empty when unknown (older memories: matched by text).
+    question_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:
             self.id = stable_id(self.culture, self.topic, self.text)
 
     def metadata(self) -> dict[str, Any]:
-        return {"culture": self.culture, "topic": self.topic, "weight": float(self.weight),
-                "source": self.source}
+        meta: dict[str, Any] = {"culture": self.culture, "topic": self.topic,
+                                "weight": float(self.weight), "source": self.source}
+        if self.question_id:
+            meta["question_id"] = self.question_id
+        return meta
 
 
 def stable_id(*parts: str) -> str:

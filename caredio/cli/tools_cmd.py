@@ -143,7 +143,9 @@ def select_command(
 def export_command(
     run_dir: Path = RUN_DIR,
     fmt: str = typer.Option(
-        ..., "--format", help="openai (chat JSONL), sharegpt (JSON) or hf (datasets folder)."
+        ..., "--format",
+        help="openai (chat JSONL), sharegpt (JSON), hf (datasets folder) or trl (folder: "
+        "prompt-completion JSONL for TRL's SFTTrainer and a LoRA recipe).",
     ),
     out: Path = typer.Option(None, "--out", help="Where to write [default: RUN_DIR/export/...]."),
     selected: bool = typer.Option(
