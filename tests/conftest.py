@@ -3,6 +3,7 @@
 * ``no_remote_network`` (autouse): any connection to a non-loopback address fails the test, so
   no test can reach a hosted model (or any download) by accident.
 * ``embedder``: the real offline MiniLM embedder, loaded once per session.
+* ``fake_embedder``: the FAKE hash embedder, for tests about orchestration only.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
   llama.cpp server, once per session; the tool tests read it.
 """
@@ -68,6 +69,16 @@ def embedder() -> Any:
     from caredio.memory.embeddings import default_embedder
 
     return default_embedder()
+
+
+@pytest.fixture
+def fake_embedder() -> Any:
+    """The FAKE HashEmbedder (tests/support/jobs.py), for tests about orchestration: the real
+    MiniLM would re-embed the 402-item starter pack into every new ephemeral memory (~12 s
+    each on 2 cores). A test that takes this fixture says, by its name, that it uses a fake."""
+    from tests.support.jobs import HashEmbedder
+
+    return HashEmbedder()
 
 
 @pytest.fixture(scope="session")

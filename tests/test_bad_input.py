@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from caredio.testing.jobs import HashEmbedder
-from caredio.testing.stub_server import StubOpenAIServer
 from tests.conftest import in_process_cli
+from tests.support.jobs import HashEmbedder
+from tests.support.stub_server import StubOpenAIServer
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ server, with the FAKE HashEmbedder to keep it fast.
 from __future__ import annotations
 
 import base64
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,24 +16,15 @@ import pytest
 
 from caredio.errors import UserInputError
 from caredio.runner import resume_run
-from caredio.testing.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder
-from caredio.testing.stub_server import StubOpenAIServer
+from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env
+from tests.support.stub_server import StubOpenAIServer
 
 KEY = "sk-PLANTED-1f2e3d4c5b6a79880123456789abcdef"
 PASSWORD = "pw-PLANTED-9z8y7x"
 BASIC = base64.b64encode(f"alice:{PASSWORD}".encode()).decode()
 
-@pytest.fixture
-def embedder() -> HashEmbedder:
-    """The FAKE HashEmbedder: these tests are about orchestration, and the real MiniLM would
-    re-embed the 402-item starter pack into every new ephemeral memory (~12 s each here)."""
-    return HashEmbedder()
-
-
-
-def test_planted_key_and_url_password_appear_nowhere(tmp_path: Path, embedder: Any) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREDIO_")}
-    env.update(OPENAI_API_KEY=KEY, HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False")
+def test_planted_key_and_url_password_appear_nowhere(tmp_path: Path, fake_embedder: Any) -> None:
+    env = fake_cli_env(OPENAI_API_KEY=KEY)
     with StubOpenAIServer() as stub:
         url = stub.url.replace("http://", f"http://alice:{PASSWORD}@")
         proc = subprocess.run(
@@ -59,19 +49,19 @@ def test_planted_key_and_url_password_appear_nowhere(tmp_path: Path, embedder: A
 
     # Resuming needs the URL again: it was never stored.
     with pytest.raises(UserInputError, match="never stored"):
-        resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+        resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
 
 
-def test_the_key_goes_in_the_header_and_nowhere_else(tmp_path: Path, embedder: Any,
+def test_the_key_goes_in_the_header_and_nowhere_else(tmp_path: Path, fake_embedder: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from caredio.records import read_jsonl
     from caredio.runner import start_run
-    from caredio.testing.jobs import stub_settings
+    from tests.support.jobs import stub_settings
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     with StubOpenAIServer() as stub:
         settings = stub_settings(stub.url, str(tmp_path))
-        run_dir, record = start_run(settings, lambda kind, data: None, embedder=embedder)
+        run_dir, record = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
         assert stub.authorizations and set(stub.authorizations) == {f"Bearer {KEY}"}
     assert record["status"] == "completed" and read_jsonl(run_dir / "trace.jsonl")
     for path in run_dir.rglob("*"):

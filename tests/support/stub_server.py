@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from caredio.testing.schema_example import _WORDS, example_from_schema
+from tests.support.schema_example import _WORDS, example_from_schema
 
 OUTCOMES = ("ok", "429", "500", "slow", "drop", "truncated", "invalid_json", "empty",
             "json_schema_rejected", "bad_request")
@@ -368,7 +368,7 @@ def dead_url() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m caredio.testing.stub_server --latency 0.2``: serve until killed.
+    """``python -m tests.support.stub_server --latency 0.2``: serve until killed.
 
     Prints the base URL on the first line of standard output (benchmarks run the stub in its
     own process, so its CPU time is not counted as the framework's).

@@ -6,9 +6,13 @@ memory and explicit contrast cultures; the stub answers every LLM call.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from caredio.config import Settings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def stub_settings(base_url: str, out: str, *, run_id: str = "run", rounds: int = 1,
@@ -59,9 +63,20 @@ class HashEmbedder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
+def fake_cli_env(**extra: str) -> dict[str, str]:
+    """Environment for a `python -c CLI_WITH_FAKE_EMBEDDER` subprocess: no API keys, offline,
+    and the repository root on the path (the test doubles are not installed with caredio)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "CAREDIO_API_KEY") and not k.startswith("CAREDIO_")}
+    path = [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", COLUMNS="200",
+               PYTHONPATH=os.pathsep.join(path), **extra)
+    return env
+
+
 # `python -c CLI_WITH_FAKE_EMBEDDER args...` runs the real CLI with HashEmbedder installed.
 CLI_WITH_FAKE_EMBEDDER = (
-    "import caredio.memory.embeddings as e; from caredio.testing.jobs import HashEmbedder; "
+    "import caredio.memory.embeddings as e; from tests.support.jobs import HashEmbedder; "
     "e._shared[e.DEFAULT_BACKEND] = HashEmbedder(); "
     "from caredio.cli.main import app; app()"
 )
