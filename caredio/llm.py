@@ -185,6 +185,7 @@ class RoleLLM:
                 for _attempt in range(self.settings.parse_retries + 1):
                     try:
                         message = await self._invoke(conversation, schema, method, result)
+                        parsed = self._parse(message, schema, method)
                     except openai.APIStatusError as exc:
                         if _is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")
@@ -195,15 +196,7 @@ class RoleLLM:
                             self.methods.reject(self.endpoint, method)
                             break
                         raise self._status_error(exc) from exc
-                    except ModelOutputError as exc:  # cut off at max_tokens, filtered
-                        last_output_error = exc
-                        result.errors.append(f"{method}: {exc}")
-                        result.retries += 1
-                        conversation = [*messages, *_feedback(exc)]
-                        continue
-                    try:
-                        parsed = self._parse(message, schema, method)
-                    except ModelOutputError as exc:
+                    except ModelOutputError as exc:  # unparsable, or cut off at max_tokens
                         last_output_error = exc
                         result.errors.append(f"{method}: {exc}")
                         result.retries += 1
@@ -239,7 +232,7 @@ class RoleLLM:
         elif method == "json_mode":
             runnable = self.chat.bind(response_format={"type": "json_object"})
         message = await self._send(runnable, messages, result, lambda: not self._confirmed(method))
-        result.output = _message_text(message)
+        result.output = message_text(message)
         return message
 
     async def _send(self, runnable: Any, messages: list[dict[str, str]], result: CallResult,
@@ -297,13 +290,13 @@ class RoleLLM:
         if method == "function_calling":
             if message.tool_calls:
                 args = message.tool_calls[0]["args"]
-                return parse_reply(schema, args, result_text(message), lenient=False)
+                return parse_reply(schema, args, message_text(message), lenient=False)
             if message.invalid_tool_calls:
                 bad = message.invalid_tool_calls[0]
                 raise ModelOutputError(
                     f"tool call arguments are not valid JSON: {bad.get('error')}",
                     raw=str(bad.get("args") or ""))
-        text = _message_text(message)
+        text = message_text(message)
         if not text.strip():
             raise ModelOutputError("empty reply", raw=text)
         try:
@@ -315,13 +308,8 @@ class RoleLLM:
         return parse_reply(schema, payload, text, lenient=method == "prompt")
 
 
-def result_text(message: AIMessage) -> str:
-    if message.tool_calls:
-        return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
-    return _message_text(message)
-
-
-def _message_text(message: AIMessage) -> str:
+def message_text(message: AIMessage) -> str:
+    """The reply as text: a tool call's arguments as JSON, else the content."""
     if message.tool_calls:
         return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
     content = message.content

@@ -35,11 +35,12 @@ LOCK = ".lock"
 PROMPTS = "prompts"
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file, fsync, rename: readers see the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -133,9 +134,6 @@ class RunRecorder:
             self._dataset_ids.add(sample_id)
             self._append(DATASET, line)
             return True
-
-    def has_sample(self, sample_id: str) -> bool:
-        return sample_id in self._dataset_ids
 
     # -- trace sink: counts tokens per role as turns go by -----------------------------------
 

@@ -34,6 +34,7 @@ from caredio.config import (
     public_url,
     secrets_scrubbed,
 )
+from caredio.conversation import question_response
 from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.graph.run import build_run_graph
 from caredio.graph.sample import Toolkit
@@ -317,8 +318,8 @@ def accept_into_memory(job: Job, run_dir: Path) -> None:
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in chosen)
     atomic_write(run_dir / SELECTED, text)
     job.memory.add_samples([
-        {**line["metadata"], "question": line["messages"][-2]["content"],
-         "response": line["messages"][-1]["content"]}
+        dict(zip(("question", "response"), question_response(line["messages"]), strict=True),
+             **line["metadata"])
         for line in chosen
     ])
 

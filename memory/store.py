@@ -14,13 +14,14 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 
+from caredio.conversation import sample_text
 from caredio.errors import UserInputError
 from caredio.memory.embeddings import Embedder
 
@@ -252,7 +253,7 @@ class CulturalMemory:
         """Accepted samples, so later runs and selection can avoid near-duplicates."""
         if not records:
             return
-        texts = [f"{r['question']}\n{r['response']}" for r in records]
+        texts = [sample_text(r["question"], r["response"]) for r in records]
         vectors = self.embedder.embed(texts)
         self.samples.upsert(
             ids=[r["sample_id"] for r in records],
@@ -269,6 +270,3 @@ class CulturalMemory:
         vectors = np.asarray(found["embeddings"], dtype=np.float32).reshape(-1, self.embedder.dim)
         return list(found["ids"]), vectors
 
-
-def item_dict(item: KnowledgeItem) -> dict[str, Any]:
-    return asdict(item)
