@@ -50,6 +50,11 @@ class KnowledgeItem:
                 "source": self.source}
 
 
+def accepted_id(run_id: str, sample_id: str) -> str:
+    """The id of an accepted sample in memory: unique across runs."""
+    return f"{run_id}/{sample_id}"
+
+
 def stable_id(*parts: str) -> str:
     """Same content, same id: re-ingesting a file adds nothing twice."""
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
@@ -250,19 +255,29 @@ class CulturalMemory:
     # -- accepted samples --------------------------------------------------------------------
 
     def add_samples(self, records: list[dict[str, Any]]) -> None:
-        """Accepted samples, so later runs and selection can avoid near-duplicates."""
+        """Accepted samples, so later runs and selection can avoid near-duplicates.
+
+        Stored as ``run_id/sample_id``: sample ids repeat from run to run (culture-topic-index),
+        and every run's accepted samples must stay. Accepting a run again replaces its own.
+        """
         if not records:
             return
         texts = [sample_text(r["question"], r["response"]) for r in records]
         vectors = self.embedder.embed(texts)
         self.samples.upsert(
-            ids=[r["sample_id"] for r in records],
+            ids=[accepted_id(r["run_id"], r["sample_id"]) for r in records],
             documents=texts,
             embeddings=vectors.tolist(),
-            metadatas=[{k: r[k] for k in ("culture", "topic", "run_id", "objective",
-                                           "representativeness", "distinctiveness")}
+            metadatas=[{k: r[k] for k in ("sample_id", "culture", "topic", "run_id", "question",
+                                           "objective", "representativeness", "distinctiveness")}
                        for r in records],
         )
+
+    def accepted_questions(self, culture: str, topic: str, limit: int) -> list[str]:
+        """Questions of samples accepted for this culture and topic (by any run)."""
+        found = self.samples.get(where={"$and": [{"culture": culture}, {"topic": topic}]},
+                                 include=["metadatas"], limit=limit)
+        return [str(meta["question"]) for meta in found["metadatas"] if meta.get("question")]
 
     def sample_embeddings(self, exclude_run: str | None = None) -> tuple[list[str], np.ndarray]:
         where = {"run_id": {"$ne": exclude_run}} if exclude_run else None

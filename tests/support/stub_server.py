@@ -179,8 +179,13 @@ class StubOpenAIServer:
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None,
                  host: str = "127.0.0.1", port: int = 0,
-                 responder: Callable[[dict[str, Any]], str] | None = None) -> None:
+                 responder: Callable[[dict[str, Any]], str] | None = None,
+                 structured: Callable[[dict[str, Any], str, Any], Any] | None = None) -> None:
+        """``responder(body)``: the text of plain (unstructured) replies. ``structured(body,
+        schema name, generated value)``: the value of structured replies, for tests whose
+        fake must answer according to the prompt (the default is filler that ignores it)."""
         self.latency, self.faults, self.responder = latency, faults or FaultPlan(), responder
+        self.structured = structured
         self.host, self.port = host, port
         self.requests: list[dict[str, Any]] = []
         self.stats: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -310,14 +315,24 @@ class StubOpenAIServer:
             self._stopping.wait(self.faults.slow_seconds)
         return 200, self._completion(body, outcome, n), {}
 
+    def _value(self, body: dict[str, Any], schema: dict[str, Any], name: str,
+               rng: random.Random) -> Any:
+        """A schema-valid value; the test's ``structured`` hook may replace it."""
+        value = example_from_schema(schema, rng)
+        if self.structured is not None:
+            value = self.structured(body, name or str(schema.get("title") or ""), value)
+        return value
+
     def _content(self, body: dict[str, Any], rng: random.Random, digest: str) -> str:
         """Text that is valid for what the request asked for (see the module's contract)."""
         tool, fmt = _chosen_tool(body), body.get("response_format") or {}
         if tool is not None:
-            return json.dumps(example_from_schema(tool.get("parameters") or {}, rng))
+            return json.dumps(self._value(body, tool.get("parameters") or {},
+                                          str(tool.get("name") or ""), rng))
         if fmt.get("type") == "json_schema":
-            schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
-            return json.dumps(example_from_schema(schema, rng))
+            spec = fmt.get("json_schema") or {}
+            schema = spec.get("schema") or {"type": "object"}
+            return json.dumps(self._value(body, schema, str(spec.get("name") or ""), rng))
         if self.responder is not None:
             return self.responder(body)
         schema = _prompt_schema(body.get("messages") or [])
@@ -325,9 +340,9 @@ class StubOpenAIServer:
         filler = (f"This is a stub reply (ref {digest}). It talks about {a} and {b} in plain "
                   "words. Nothing here comes from a real model.")
         if fmt.get("type") == "json_object":
-            return json.dumps(example_from_schema(schema, rng) if schema else {"text": filler})
+            return json.dumps(self._value(body, schema, "", rng) if schema else {"text": filler})
         if schema is not None:  # prompt-and-parse: answer with a fenced JSON block
-            value = json.dumps(example_from_schema(schema, rng))
+            value = json.dumps(self._value(body, schema, "", rng))
             return f"Here is the answer.\n```json\n{value}\n```"
         return filler
 
