@@ -79,6 +79,10 @@ class RunRecorder:
         self.tokens: dict[str, dict[str, int]] = defaultdict(
             lambda: {"input": 0, "output": 0, "calls": 0})
         self.retries = 0
+        # A resumed run counts on from every turn already on disk (the trace is the record of
+        # what was spent; run.json may be stale after a kill), not from zero.
+        for turn in read_jsonl(run_dir / TRACE):
+            self._count(turn)
 
     @classmethod
     def create(cls, run_dir: Path, settings_snapshot: dict[str, Any],
@@ -139,12 +143,15 @@ class RunRecorder:
 
     def emit(self, record: dict[str, Any]) -> None:
         with self._lock:
-            usage = self.tokens[record["agent"]]
-            usage["input"] += int(record.get("input_tokens") or 0)
-            usage["output"] += int(record.get("output_tokens") or 0)
-            usage["calls"] += 1
-            self.retries += int(record.get("retries") or 0)
+            self._count(record)
             self._append(TRACE, record)
+
+    def _count(self, record: dict[str, Any]) -> None:
+        usage = self.tokens[record["agent"]]
+        usage["input"] += int(record.get("input_tokens") or 0)
+        usage["output"] += int(record.get("output_tokens") or 0)
+        usage["calls"] += 1
+        self.retries += int(record.get("retries") or 0)
 
     # -- run.json ----------------------------------------------------------------------------
 

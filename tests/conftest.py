@@ -5,7 +5,7 @@
 * ``embedder``: the real offline MiniLM embedder, loaded once per session.
 * ``fake_embedder``: the FAKE hash embedder, for tests about orchestration only.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
-  llama.cpp server, once per session; the tool tests read it.
+  llama.cpp server, then resumed (nothing left to do), once per session; the tool tests read it.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def fake_embedder() -> Any:
 def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str, Any]:
     """A real run: 2 cultures x 1 topic x 1 sample, 2 rounds, on the embedded server."""
     from caredio.config import load_settings
-    from caredio.runner import start_run
+    from caredio.runner import resume_run, start_run
 
     root = tmp_path_factory.mktemp("demo")
     events: list[tuple[str, dict[str, Any]]] = []
@@ -101,9 +101,13 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
         llm={"temperature": 0.2, "max_tokens": 200, "timeout": 300, "down_after": 600},
         memory={"path": str(root / "memory")},
     )
-    run_dir, record = start_run(settings, lambda kind, data: events.append((kind, data)), embedder=embedder)
-    return {"run_dir": run_dir, "record": record, "events": events, "memory": root / "memory",
-            "settings": settings}
+    run_dir, first = start_run(settings, lambda kind, data: events.append((kind, data)),
+                               embedder=embedder)
+    # Then `caredio resume` of the finished run, as a user may do: nothing is left to call,
+    # and run.json must still count what the run spent (tests/test_e2e.py checks the trace).
+    record = resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+    return {"run_dir": run_dir, "record": record, "first_record": first, "events": events,
+            "memory": root / "memory", "settings": settings}
 
 
 def in_process_cli(

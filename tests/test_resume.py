@@ -20,7 +20,7 @@ import pytest
 from caredio.errors import UserInputError
 from caredio.records import RunRecorder, read_jsonl
 from caredio.runner import resume_run, start_run
-from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, stub_settings
+from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, stub_settings, trace_totals
 from tests.support.stub_server import StubOpenAIServer
 
 CONFIG = """
@@ -103,6 +103,8 @@ def test_sigkill_mid_refinement_then_sigint_then_resume_finishes_exactly(tmp_pat
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed"
     assert record["planned"] == record["completed"] == 6 and record["failed"] == 0
+    # three processes made these calls; run.json counts all of them
+    assert {k: record[k] for k in ("tokens", "retries")} == trace_totals(run_dir)
     ids = [line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")]
     assert sorted(ids) == sorted(planned)  # one line per planned sample: no gap, no duplicate
     versions = [(v["sample_id"], v["round"], v["step"])
@@ -125,6 +127,10 @@ def test_resume_of_a_finished_run_makes_no_call_and_changes_no_line(tmp_path: Pa
         assert len(stub.requests) == calls
     assert record["status"] == "completed" and record["completed"] == first["completed"] == 2
     assert (run_dir / "dataset.jsonl").read_text() == dataset
+    # What the run spent is still counted: the resumed process made no call itself.
+    totals = trace_totals(run_dir)
+    assert record["tokens"] == first["tokens"] == totals["tokens"]
+    assert totals["tokens"]["refiner"]["calls"] > 0
 
 
 def test_run_into_an_existing_run_directory_is_refused(tmp_path: Path, fake_embedder: Any) -> None:

@@ -80,3 +80,19 @@ CLI_WITH_FAKE_EMBEDDER = (
     "e._shared[e.DEFAULT_BACKEND] = HashEmbedder(); "
     "from caredio.cli.main import app; app()"
 )
+
+
+def trace_totals(run_dir: Path) -> dict[str, Any]:
+    """Tokens, calls and retries per role summed from trace.jsonl, shaped like run.json's."""
+    from caredio.config import ROLES
+    from caredio.records import read_jsonl
+
+    tokens = {role: {"input": 0, "output": 0, "calls": 0} for role in ROLES}
+    retries = 0
+    for turn in read_jsonl(run_dir / "trace.jsonl"):
+        usage = tokens[turn["agent"]]
+        usage["input"] += turn["input_tokens"]
+        usage["output"] += turn["output_tokens"]
+        usage["calls"] += 1
+        retries += turn["retries"]
+    return {"tokens": tokens, "retries": retries}
