@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import json
 import logging
 import os
-import re
-import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -38,113 +34,29 @@ from caredio.conversation import question_response
 from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.graph.run import build_run_graph
 from caredio.graph.sample import Toolkit
-from caredio.graph.state import SampleSpec
+from caredio.job import Job, ensure_plan, new_run_id, open_memory, prepare
 from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
 from caredio.local_llm import LocalLLMServer
-from caredio.memory.embeddings import Embedder, default_embedder
-from caredio.memory.ingest import canonical_culture, starter_pack
-from caredio.memory.scoring import Scorer
+from caredio.memory.embeddings import Embedder
 from caredio.memory.selection import select
-from caredio.memory.store import CulturalMemory, KnowledgeItem
-from caredio.prompts import PromptTemplate, load_templates
+from caredio.memory.store import KnowledgeItem
+from caredio.prompts import PromptTemplate
 from caredio.records import (
     CHECKPOINTS,
-    PLAN,
     SELECTED,
     RunRecorder,
     atomic_write,
     read_jsonl,
     templates_hash,
 )
-from caredio.topics import Topic, load_topics, resolve_topics
 from caredio.tracing import LoggingTraceSink, MultiSink
 
 log = logging.getLogger(__name__)
 
-EPHEMERAL = ":memory:"
 ELICITED_WEIGHT = 0.5
 Event = Callable[[str, dict[str, Any]], None]
-__all__ = ["Job", "execute", "prepare", "public_url", "resume_run", "start_run"]
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-@dataclass
-class Job:
-    """A validated job: everything known before any file is written or model started."""
-
-    settings: Settings
-    templates: dict[str, PromptTemplate]
-    topics: list[Topic]
-    cultures: list[str]
-    memory: CulturalMemory
-    scorer: Scorer
-    missing: list[str]  # cultures memory lacks, to elicit from the culture expert
-
-    def plan(self, run_id: str) -> list[SampleSpec]:
-        contrast_setting = self.settings.contrast
-        specs: list[SampleSpec] = []
-        for culture in self.cultures:
-            if contrast_setting == "auto":
-                contrast = self.scorer.contrast_set(culture, "auto")
-            else:
-                contrast = [canonical_culture(c) for c in contrast_setting
-                            if canonical_culture(c) != culture]
-            for topic in self.topics:
-                for index in range(self.settings.samples_per_topic):
-                    specs.append(SampleSpec(
-                        sample_id=f"{slug(culture)}-{topic.id}-{index:03d}", run_id=run_id,
-                        culture=culture, topic=topic.id, topic_name=topic.name,
-                        topic_description=topic.description, contrast=contrast, index=index,
-                    ))
-        return specs
-
-
-def open_memory(settings: Settings, embedder: Embedder | None = None) -> CulturalMemory:
-    path = settings.memory.path or ".caredio/memory"
-    embedder = embedder or default_embedder()
-    if settings.memory.url:
-        return CulturalMemory.open(embedder, url=settings.memory.url)
-    return CulturalMemory.open(embedder, path=None if path == EPHEMERAL else path)
-
-
-def prepare(settings: Settings, templates_dir: str | Path | None = None,
-            embedder: Embedder | None = None) -> Job:
-    """Check the whole job; raises UserInputError before anything is written."""
-    templates = load_templates(templates_dir if templates_dir is not None else settings.prompts_dir)
-    topics = resolve_topics(settings.topics, load_topics())
-    cultures = list(dict.fromkeys(canonical_culture(c) for c in settings.cultures))
-    if not cultures:
-        raise UserInputError("--cultures: no culture given")
-    memory = open_memory(settings, embedder)
-    if settings.memory.starter_pack:
-        added = memory.add_knowledge(starter_pack())
-        if added:
-            log.info("loaded %d starter knowledge items into %s", added, memory.label)
-    known = set(memory.cultures())
-    explicit_contrast = ([] if settings.contrast == "auto"
-                         else [canonical_culture(c) for c in settings.contrast])
-    missing = [c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c not in known]
-    for culture in missing:  # a typo must not become a new culture elicited from the model
-        close = difflib.get_close_matches(culture, sorted(known), n=1, cutoff=0.75)
-        if close:
-            raise UserInputError(f"--cultures: no knowledge of '{culture}' in {memory.label}; "
-                                 f"did you mean '{close[0]}'?")
-    if missing and not settings.memory.elicit_missing:
-        raise UserInputError(
-            f"--cultures: no knowledge of '{missing[0]}' in {memory.label}; ingest some with "
-            "`caredio memory ingest` or set memory.elicit_missing = true"
-        )
-    if settings.contrast == "auto" and len(known | set(missing)) < 2:
-        raise UserInputError("--contrast: memory holds no other culture to contrast with")
-    scorer = Scorer(memory, settings.scoring)
-    return Job(settings, templates, topics, cultures, memory, scorer, missing)
+__all__ = ["Job", "execute", "new_run_id", "open_memory", "prepare", "public_url", "resume_run",
+           "start_run"]
 
 
 @contextlib.asynccontextmanager
@@ -207,12 +119,6 @@ def build_agents(
             ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))
 
 
-def load_plan(job: Job, run_dir: Path) -> list[SampleSpec]:
-    """The run's plan as written at its start (so a resume cannot drift with memory)."""
-    stored = read_jsonl(run_dir / PLAN)
-    return [cast(SampleSpec, spec) for spec in stored] if stored else job.plan(run_dir.name)
-
-
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Any:
     """SIGTERM stops a run like Ctrl-C: cancel the main task, record "interrupted"."""
@@ -257,10 +163,12 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                 sink = MultiSink(recorder, LoggingTraceSink())
                 if job.missing:
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
+                # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
+                plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
                 toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
                                   settings.loop, settings.system_prompt, _guarded(on_event))
                 async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
-                    graph = build_run_graph(toolkit, lambda: load_plan(job, run_dir), saver)
+                    graph = build_run_graph(toolkit, lambda: plan, saver)
                     final = await graph.ainvoke(
                         {}, {"max_concurrency": max(settings.concurrency * 2, 4)})
         summary = final["summary"]
@@ -338,9 +246,6 @@ def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = N
         run_dir = Path(settings.out) / (settings.run_id or new_run_id())
         recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
         with recorder.locked():
-            plan = job.plan(run_dir.name)
-            atomic_write(run_dir / PLAN, "".join(json.dumps(spec) + "\n" for spec in plan))
-            recorder.write_run(planned=len(plan))
             return run_dir, _run(execute(job, run_dir, recorder, on_event))
 
 
