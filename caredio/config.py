@@ -27,6 +27,7 @@ from caredio.errors import UserInputError
 
 ROLES = ("culture_expert", "contrast_critic", "refiner")
 REDACTED = "REDACTED"
+MAX_ROUNDS = 100  # past this a sample is rewritten far beyond any measured gain; a typo guard
 StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
 
 
@@ -97,7 +98,10 @@ class LLMSettings(_Strict):
 
 
 class LoopSettings(_Strict):
-    max_rounds: int = Field(default=3, ge=1, description="Refinement rounds at most")
+    max_rounds: int = Field(
+        default=3, ge=1, le=MAX_ROUNDS,
+        description="Refinement rounds at most (each costs 2-4 model calls per sample)",
+    )
     min_rounds: int = Field(default=1, ge=0, description="Refinement rounds at least")
     patience: int = Field(default=2, ge=1)
     epsilon: float = Field(default=0.005, ge=0.0)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from caredio.config import LLMSettings, load_settings
+from caredio.config import MAX_ROUNDS, LLMSettings, load_settings
 from caredio.errors import UserInputError
 
 
@@ -51,6 +51,9 @@ def test_out_of_range_values_are_named(tmp_path: Path) -> None:
         load_settings(concurrency=0)
     with pytest.raises(UserInputError, match=r"loop.max_rounds"):
         load_settings(loop={"max_rounds": -1})
+    assert load_settings(loop={"max_rounds": MAX_ROUNDS}).loop.max_rounds == MAX_ROUNDS
+    with pytest.raises(UserInputError, match=rf"loop.max_rounds: .*less than or equal to {MAX_ROUNDS}"):
+        load_settings(loop={"max_rounds": MAX_ROUNDS + 1})
 
 
 def test_unreadable_toml(tmp_path: Path) -> None:

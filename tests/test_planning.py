@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from caredio.config import Settings
+from caredio.config import MAX_ROUNDS, Settings
 from caredio.memory.ingest import starter_pack
 from caredio.records import read_jsonl
 from caredio.runner import start_run
@@ -43,3 +43,17 @@ def test_a_culture_memory_lacks_is_elicited_then_planned_with_auto_contrast(
     assert set(spec["contrast"]) <= starter_cultures
     elicited = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["sample_id"] == "_memory"]
     assert elicited and all(t["step"] == "elicit_knowledge" for t in elicited)
+
+
+def test_the_longest_loop_allowed_runs_to_its_last_round(tmp_path: Path,
+                                                          fake_embedder: Any) -> None:
+    """LangGraph stops a graph past its recursion limit; the limit follows max_rounds (a fixed
+    200 steps failed the whole run from about 99 rounds on)."""
+    with StubOpenAIServer() as stub:
+        settings = stub_settings(stub.url, str(tmp_path), cultures=("Japan",), rounds=MAX_ROUNDS)
+        run_dir, record = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
+    assert record["status"] == "completed" and record["completed"] == 1, record.get("failures")
+    [line] = read_jsonl(run_dir / "dataset.jsonl")
+    assert line["metadata"]["rounds"] == MAX_ROUNDS
+    rounds = [v["round"] for v in read_jsonl(run_dir / "trajectories.jsonl")]
+    assert rounds == list(range(MAX_ROUNDS + 1))
