@@ -41,9 +41,11 @@ from caredio.memory.embeddings import Embedder
 from caredio.memory.selection import select
 from caredio.memory.store import KnowledgeItem
 from caredio.prompts import PromptTemplate
+from caredio.questions import QuestionBook
 from caredio.records import (
     CHECKPOINTS,
     SELECTED,
+    TRAJECTORIES,
     RunRecorder,
     atomic_write,
     read_jsonl,
@@ -165,8 +167,10 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
                 # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
                 plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
+                questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
                 toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
-                                  settings.loop, settings.system_prompt, _guarded(on_event))
+                                  settings.loop, settings.system_prompt, _guarded(on_event),
+                                  questions)
                 async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
                     graph = build_run_graph(toolkit, lambda: plan, saver)
                     final = await graph.ainvoke(
