@@ -17,12 +17,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
+from caredio.config import public_url
 from caredio.conversation import sample_text
-from caredio.errors import UserInputError
+from caredio.errors import EndpointError, UserInputError
 from caredio.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,17 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     if url:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise UserInputError(f"memory.url: not an http(s) URL: {url!r}")
+            raise UserInputError(f"memory.url: not an http(s) URL: {public_url(url)!r}")
         port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-        return chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https",
-                                   settings=quiet)
+        try:
+            return chromadb.HttpClient(host=parsed.hostname, port=port,
+                                       ssl=parsed.scheme == "https",
+                                       settings=_server_settings(url, quiet))
+        except ValueError as exc:  # chromadb's way of saying the heartbeat found no server
+            if "Could not connect" not in str(exc):
+                raise
+            raise EndpointError(f"cannot reach the Chroma server {public_url(url)}; is it "
+                                "running? (--memory-url)") from None
     if path:
         Path(path).mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=quiet)
@@ -99,6 +107,23 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     database = f"ephemeral-{uuid.uuid4().hex}"
     chromadb.AdminClient(shared.get_settings()).create_database(database)
     return chromadb.EphemeralClient(settings=quiet, database=database)
+
+
+def _server_settings(url: str, settings: Any) -> Any:
+    """Credentials in a Chroma server URL (``http://user:password@host``) become Chroma's own
+    basic authentication; nothing else in a URL can carry them (a query string is refused)."""
+    parsed = urlparse(url)
+    if parsed.query or parsed.params:
+        raise UserInputError(f"memory.url: a query string is not supported ({public_url(url)}); "
+                             "give credentials as http://user:password@host:port")
+    if parsed.username is None and parsed.password is None:
+        return settings
+    if not parsed.username or not parsed.password:
+        raise UserInputError(f"memory.url: give both a user and a password for Chroma's basic "
+                             f"authentication ({public_url(url)})")
+    settings.chroma_client_auth_provider = "chromadb.auth.basic_authn.BasicAuthClientProvider"
+    settings.chroma_client_auth_credentials = f"{unquote(parsed.username)}:{unquote(parsed.password)}"
+    return settings
 
 
 class CulturalMemory:
@@ -115,7 +140,7 @@ class CulturalMemory:
 
     @classmethod
     def open(cls, embedder: Embedder, path: str | Path | None = None, url: str | None = None) -> CulturalMemory:
-        label = url or (str(path) if path else "ephemeral memory")
+        label = public_url(url) if url else (str(path) if path else "ephemeral memory")
         return cls(make_client(path=path, url=url), embedder, label=label)
 
     def _collection(self, name: str) -> Any:

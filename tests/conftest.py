@@ -4,6 +4,7 @@
   no test can reach a hosted model (or any download) by accident.
 * ``embedder``: the real offline MiniLM embedder, loaded once per session.
 * ``fake_embedder``: the FAKE hash embedder, for tests about orchestration only.
+* ``chroma_server``: a real Chroma server (the installed ``chroma`` command) on loopback.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
   llama.cpp server, then resumed (nothing left to do), once per session; the tool tests read it.
 """
@@ -12,8 +13,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -108,6 +113,39 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
     record = resume_run(run_dir, lambda kind, data: None, embedder=embedder)
     return {"run_dir": run_dir, "record": record, "first_record": first, "events": events,
             "memory": root / "memory", "settings": settings}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Any:
+    """A real Chroma server (the `chroma` CLI of the installed package) on loopback."""
+    binary = shutil.which("chroma")
+    if binary is None:
+        pytest.skip("the chromadb package's `chroma` command is not installed")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the Chroma server did not come up")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def in_process_cli(
