@@ -144,6 +144,15 @@ class MemorySettings(_Strict):
     )
 
 
+class ThreadSettings(_Strict):
+    """Thread counts, applied once per process (caredio/threads.py); unset = half the CPUs."""
+
+    llm: int | None = Field(default=None, gt=0,
+                            description="n_threads of the embedded llama.cpp server")
+    embeddings: int | None = Field(default=None, gt=0,
+                                   description="Threads of the embedding model (torch)")
+
+
 class Settings(BaseSettings):
     """Everything a run needs. Built by :func:`load_settings`."""
 
@@ -170,6 +179,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    threads: ThreadSettings = Field(default_factory=ThreadSettings)
 
     @classmethod
     def settings_customise_sources(

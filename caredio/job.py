@@ -93,6 +93,15 @@ def prepare(settings: Settings, templates_dir: str | Path | None = None,
     if not cultures:
         raise UserInputError("--cultures: no culture given")
     memory = open_memory(settings, embedder)
+    try:
+        return _checked_job(settings, templates, topics, cultures, memory)
+    except BaseException:
+        memory.close()  # bad input: leave the memory directory free for the next try
+        raise
+
+
+def _checked_job(settings: Settings, templates: dict[str, PromptTemplate], topics: list[Topic],
+                 cultures: list[str], memory: CulturalMemory) -> Job:
     if settings.memory.starter_pack:
         added = memory.add_knowledge(starter_pack())
         if added:

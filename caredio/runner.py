@@ -51,6 +51,7 @@ from caredio.records import (
     read_jsonl,
     templates_hash,
 )
+from caredio.threads import configure_threads, llm_threads
 from caredio.tracing import LoggingTraceSink, MultiSink
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str]]:
         await preflight(settings.llm.base_url)
         yield settings.llm.base_url, settings.llm.model or "default"
         return
-    server = LocalLLMServer(gguf=settings.llm.gguf, n_ctx=settings.llm.local_ctx)
+    server = LocalLLMServer(gguf=settings.llm.gguf, n_ctx=settings.llm.local_ctx,
+                            threads=llm_threads(settings.threads))
     try:
         await asyncio.to_thread(server.start)
         yield server.base_url, settings.llm.model or server.model
@@ -153,7 +155,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
     recorder.write_run(run_id=run_id, status="running", pid=os.getpid(), started_at=started,
                        error=None, config_hash=settings.config_hash(),
                        templates_hash=templates_hash(job.templates),
-                       template_hashes={n: t.hash for n, t in job.templates.items()})
+                       template_hashes={n: t.hash for n, t in job.templates.items()},
+                       threads=configure_threads(settings.threads))
     status, error = "failed", None
     summary: dict[str, Any] = {}
     try:
@@ -243,14 +246,18 @@ def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = N
     Bad input (UserInputError) and an unreachable endpoint both stop before the run
     directory exists. No log line written meanwhile shows the run's key or URL secrets.
     """
+    configure_threads(settings.threads)
     with secrets_scrubbed(settings):
         job = prepare(settings, embedder=embedder)
-        if settings.llm.base_url:
-            asyncio.run(preflight(settings.llm.base_url))
-        run_dir = Path(settings.out) / (settings.run_id or new_run_id())
-        recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
-        with recorder.locked():
-            return run_dir, _run(execute(job, run_dir, recorder, on_event))
+        try:
+            if settings.llm.base_url:
+                asyncio.run(preflight(settings.llm.base_url))
+            run_dir = Path(settings.out) / (settings.run_id or new_run_id())
+            recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
+            with recorder.locked():
+                return run_dir, _run(execute(job, run_dir, recorder, on_event))
+        finally:
+            job.memory.close()
 
 
 def _run(coro: Any) -> dict[str, Any]:
@@ -300,8 +307,12 @@ def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
         settings = Settings(**snapshot)
     except ValidationError as exc:
         raise UserInputError(describe_validation_error(exc, str(config_path))) from None
+    configure_threads(settings.threads)
     with secrets_scrubbed(settings):
         job = prepare(settings, templates_dir=run_dir / "prompts", embedder=embedder)
         recorder = RunRecorder(run_dir)
-        with recorder.locked():
-            return _run(execute(job, run_dir, recorder, on_event))
+        try:
+            with recorder.locked():
+                return _run(execute(job, run_dir, recorder, on_event))
+        finally:
+            job.memory.close()

@@ -24,6 +24,7 @@ import numpy as np
 from caredio.config import public_url
 from caredio.conversation import sample_text
 from caredio.errors import EndpointError, UserInputError
+from caredio.memory.dirlock import MemoryDirLock
 from caredio.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
@@ -135,13 +136,30 @@ class CulturalMemory:
         self.label = label
         self._lock = threading.Lock()
         self._matrices: dict[str, CultureMatrix] | None = None
+        self._dir_lock: MemoryDirLock | None = None
         self.knowledge = self._collection(KNOWLEDGE)
         self.samples = self._collection(SAMPLES)
 
     @classmethod
     def open(cls, embedder: Embedder, path: str | Path | None = None, url: str | None = None) -> CulturalMemory:
+        """A memory on a server (url), in a directory (path, locked for this process), or
+        ephemeral."""
         label = public_url(url) if url else (str(path) if path else "ephemeral memory")
-        return cls(make_client(path=path, url=url), embedder, label=label)
+        lock = MemoryDirLock.acquire(path) if path and not url else None
+        try:
+            memory = cls(make_client(path=path, url=url), embedder, label=label)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        memory._dir_lock = lock
+        return memory
+
+    def close(self) -> None:
+        """Let other processes open this memory's directory (it stays usable here until then)."""
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
 
     def _collection(self, name: str) -> Any:
         wanted = {"embedding_backend": self.embedder.backend, "dim": self.embedder.dim,

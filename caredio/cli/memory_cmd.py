@@ -17,8 +17,11 @@ MEMORY_HELP = "Memory directory [default: .caredio/memory]; ':memory:' for an ep
 
 def _settings(memory: str | None, memory_url: str | None) -> Any:
     from caredio.config import load_settings
+    from caredio.threads import configure_threads
 
-    return load_settings(memory={"path": memory, "url": memory_url})
+    settings = load_settings(memory={"path": memory, "url": memory_url})
+    configure_threads(settings.threads)
+    return settings
 
 
 def _open(memory: str | None, memory_url: str | None) -> Any:
