@@ -61,7 +61,16 @@ class LLMSettings(_Strict):
         description="Request field for the output limit; OpenAI's newest models want "
         "max_completion_tokens, local servers know only max_tokens",
     )
-    timeout: float = Field(default=120.0, gt=0, description="Seconds per request")
+    timeout: float = Field(
+        default=120.0, gt=0,
+        description="Seconds per request; with a health URL (always for the embedded server): "
+        "seconds without any sign of life before a call is given up",
+    )
+    health_url: str | None = Field(
+        default=None,
+        description="A URL that answers 2xx while the endpoint works (vLLM, llama.cpp: "
+        "<server>/health); while it answers, a slow call is not timed out",
+    )
     down_after: float = Field(
         default=60.0, gt=0,
         description="Stop the run when the endpoint has not answered for this many seconds "
@@ -77,6 +86,14 @@ class LLMSettings(_Strict):
     gguf: str | None = Field(default=None, description="GGUF file for the embedded server")
     local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
+
+    @field_validator("health_url")
+    @classmethod
+    def _no_secrets_in_health_url(cls, url: str | None) -> str | None:
+        if url and has_secrets(url):
+            raise ValueError("must not carry credentials or a query string (it is probed "
+                             "without them and written to the run's config)")
+        return url
 
     @field_validator("roles")
     @classmethod

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from caredio.config import LLMSettings, public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.limits import EndpointHealth, RequestLimiter
+from caredio.liveness import Liveness
 from caredio.structured import (
     METHOD_CHAIN,
     MethodMemory,
@@ -119,6 +120,7 @@ class RoleLLM:
         methods: MethodMemory,
         base_url: str,
         model: str,
+        liveness: Liveness | None = None,
     ) -> None:
         effective = settings.for_role(role)
         self.role = role
@@ -128,6 +130,12 @@ class RoleLLM:
         self.base_url = effective.base_url or base_url
         self.public_url = public_url(self.base_url)
         self.model = effective.model or model
+        # Calls to an endpoint with a health URL are given up by the liveness watch (no sign
+        # of life for `timeout` seconds), not by the socket: a slow reply is not abandoned.
+        self.liveness = liveness if self.base_url == base_url else None
+        timeout: float | openai.Timeout = settings.timeout
+        if self.liveness is not None:
+            timeout = openai.Timeout(None, connect=max(settings.timeout, 30.0))
         self._api_key = (os.environ.get(settings.api_key_env) or os.environ.get("CAREDIO_API_KEY")
                          or "not-needed")
         # ChatOpenAI renames max_tokens to max_completion_tokens, which llama.cpp, Ollama and
@@ -142,11 +150,11 @@ class RoleLLM:
             api_key=self._api_key,  # type: ignore[arg-type]
             temperature=effective.temperature,
             max_tokens=effective.max_tokens,  # type: ignore[call-arg]
-            timeout=settings.timeout,
+            timeout=timeout,
             max_retries=0,
             # Our own client, not langchain's process-wide cached one: that one stays bound
             # to the first event loop, and a second run in the same process would fail.
-            http_async_client=openai.DefaultAsyncHttpxClient(timeout=settings.timeout),
+            http_async_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
         )
 
     @property
@@ -249,7 +257,12 @@ class RoleLLM:
             health.check(self.base_url)
             try:
                 async with self.limiter:
-                    message: BaseMessage = await runnable.ainvoke(messages)
+                    if self.liveness is None:
+                        message: BaseMessage = await runnable.ainvoke(messages)
+                    else:
+                        self.liveness.check_process()
+                        message = await self.liveness.watch(
+                            runnable.ainvoke(messages), self.settings.timeout, self.base_url)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
                 # The SDK's structured-output parser raises these instead of returning the reply.
                 raise ModelOutputError(f"reply unusable: {type(exc).__name__}", raw="") from exc

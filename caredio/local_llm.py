@@ -87,6 +87,12 @@ class LocalLLMServer:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def health_url(self) -> str:
+        """Answers while a generation runs (served by the HTTP loop, not the model's worker);
+        ``/v1/models`` waits for the model lock instead (caredio/liveness.py)."""
+        return f"http://127.0.0.1:{self.port}/openapi.json"
+
     def command(self) -> list[str]:
         return [
             sys.executable, "-m", "llama_cpp.server",

@@ -35,6 +35,7 @@ from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.graph.run import build_run_graph
 from caredio.graph.sample import Toolkit
 from caredio.job import Job, ensure_plan, new_run_id, open_memory, prepare
+from caredio.liveness import Liveness
 from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
 from caredio.local_llm import LocalLLMServer
 from caredio.memory.embeddings import Embedder
@@ -63,17 +64,20 @@ __all__ = ["Job", "execute", "new_run_id", "open_memory", "prepare", "public_url
 
 
 @contextlib.asynccontextmanager
-async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str]]:
-    """The (base_url, model) to use: the configured endpoint, or the embedded server."""
+async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str, Liveness | None]]:
+    """The (base_url, model, liveness) to use: the configured endpoint, or the embedded server."""
     if settings.llm.base_url:
         await preflight(settings.llm.base_url)
-        yield settings.llm.base_url, settings.llm.model or "default"
+        liveness = Liveness(settings.llm.health_url) if settings.llm.health_url else None
+        yield settings.llm.base_url, settings.llm.model or "default", liveness
         return
     server = LocalLLMServer(gguf=settings.llm.gguf, n_ctx=settings.llm.local_ctx,
                             threads=llm_threads(settings.threads))
     try:
         await asyncio.to_thread(server.start)
-        yield server.base_url, settings.llm.model or server.model
+        assert server.process is not None
+        yield (server.base_url, settings.llm.model or server.model,
+               Liveness(server.health_url, server.process, server.output_tail))
     finally:
         server.stop()
 
@@ -109,7 +113,8 @@ async def _elicit(job: Job, expert: CultureExpert, context: TurnContext) -> None
 
 
 def build_agents(
-    settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str
+    settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str,
+    liveness: Liveness | None = None,
 ) -> tuple[CultureExpert, ContrastCritic, Refiner]:
     """The three agents, sharing one request limiter (the whole run's concurrency bound)."""
     # The embedded llama.cpp server answers one request at a time: more in flight would only
@@ -118,7 +123,8 @@ def build_agents(
     limiter = RequestLimiter(in_flight, settings.llm.requests_per_minute,
                              down_after=settings.llm.down_after)
     methods = MethodMemory(settings.llm.structured_output)
-    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model) for role in ROLES}
+    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model, liveness)
+            for role in ROLES}
     return (CultureExpert(llms["culture_expert"], templates),
             ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))
 
@@ -161,10 +167,11 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
     summary: dict[str, Any] = {}
     try:
         with _terminate_as_interrupt():
-            async with endpoint(settings) as (base_url, model):
+            async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write_run(endpoint=public_url(base_url), model=model,
                                    embedded_model=settings.llm.base_url is None)
-                expert, critic, refiner = build_agents(settings, job.templates, base_url, model)
+                expert, critic, refiner = build_agents(settings, job.templates, base_url, model,
+                                                       liveness)
                 sink = MultiSink(recorder, LoggingTraceSink())
                 if job.missing:
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))

@@ -150,7 +150,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v1/models":
+        if self.path.rstrip("/") == "/health":  # answers at once, even while replies are slow
+            healthy = self.server.stub.healthy
+            self.server.stub.health_checks += 1
+            self._send(200 if healthy else 503, {"status": "ok" if healthy else "down"})
+        elif self.path.rstrip("/") == "/v1/models":
             model = {"id": "stub-model", "object": "model", "owned_by": "stub"}
             self._send(200, {"object": "list", "data": [model]})
         else:
@@ -186,6 +190,8 @@ class StubOpenAIServer:
         fake must answer according to the prompt (the default is filler that ignores it)."""
         self.latency, self.faults, self.responder = latency, faults or FaultPlan(), responder
         self.structured = structured
+        self.healthy = True  # what GET /health says (tests of the liveness watch)
+        self.health_checks = 0
         self.host, self.port = host, port
         self.requests: list[dict[str, Any]] = []
         self.stats: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -201,6 +207,10 @@ class StubOpenAIServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # wakes handlers sleeping on latency / slow faults
+
+    @property
+    def health_url(self) -> str:
+        return self.url.removesuffix("/v1") + "/health"
 
     @property
     def url(self) -> str:
