@@ -54,19 +54,12 @@ def embedding_threads(settings: ThreadSettings | None = None) -> int:
 
 def configure_threads(settings: ThreadSettings | None = None) -> dict[str, int]:
     """Apply the thread counts to this process (idempotent); returns what is in force."""
-    global _blas_limit
     wanted = {"blas": BLAS_THREADS, "embeddings": embedding_threads(settings),
               "llm": llm_threads(settings)}
     with _lock:
+        _limit_blas()  # again each time: a BLAS library loaded since then is not limited yet
         if _applied == wanted:
             return dict(_applied)
-        if _blas_limit is None:
-            try:
-                from threadpoolctl import threadpool_limits
-            except ImportError:  # an optional speed-up: numpy works without the limit
-                log.info("threadpoolctl is not installed; numpy keeps its BLAS threads")
-            else:
-                _blas_limit = threadpool_limits(limits=BLAS_THREADS, user_api="blas")
         _applied.clear()
         _applied.update(wanted)
         if "torch" in sys.modules:  # loaded already; otherwise the embedder applies it
@@ -77,10 +70,24 @@ def configure_threads(settings: ThreadSettings | None = None) -> dict[str, int]:
 
 
 def apply_to_torch() -> None:
-    """Called by the embedding model right after it imports torch."""
+    """Called by the embedding model right after it imports torch (and the BLAS libraries
+    that sentence-transformers brings along)."""
     if not _applied:
         configure_threads()
-    _set_torch_threads(_applied["embeddings"])
+    with _lock:
+        _limit_blas()
+        _set_torch_threads(_applied["embeddings"])
+
+
+def _limit_blas() -> None:
+    """Every BLAS pool loaded in this process to BLAS_THREADS (a no-op when already so)."""
+    global _blas_limit
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # an optional speed-up: numpy works without the limit
+        log.info("threadpoolctl is not installed; numpy keeps its BLAS threads")
+        return
+    _blas_limit = threadpool_limits(limits=BLAS_THREADS, user_api="blas")
 
 
 def _set_torch_threads(count: int) -> None:
