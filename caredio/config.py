@@ -14,12 +14,12 @@ import hashlib
 import json
 import logging
 import os
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -27,6 +27,7 @@ from caredio.errors import UserInputError
 
 ROLES = ("culture_expert", "contrast_critic", "refiner")
 REDACTED = "REDACTED"
+MAX_ROUNDS = 100  # past this a sample is rewritten far beyond any measured gain; a typo guard
 StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
 
 
@@ -60,7 +61,16 @@ class LLMSettings(_Strict):
         description="Request field for the output limit; OpenAI's newest models want "
         "max_completion_tokens, local servers know only max_tokens",
     )
-    timeout: float = Field(default=120.0, gt=0, description="Seconds per request")
+    timeout: float = Field(
+        default=120.0, gt=0,
+        description="Seconds per request; with a health URL (always for the embedded server): "
+        "seconds without any sign of life before a call is given up",
+    )
+    health_url: str | None = Field(
+        default=None,
+        description="A URL that answers 2xx while the endpoint works (vLLM, llama.cpp: "
+        "<server>/health); while it answers, a slow call is not timed out",
+    )
     down_after: float = Field(
         default=60.0, gt=0,
         description="Stop the run when the endpoint has not answered for this many seconds "
@@ -76,6 +86,14 @@ class LLMSettings(_Strict):
     gguf: str | None = Field(default=None, description="GGUF file for the embedded server")
     local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
+
+    @field_validator("health_url")
+    @classmethod
+    def _no_secrets_in_health_url(cls, url: str | None) -> str | None:
+        if url and has_secrets(url):
+            raise ValueError("must not carry credentials or a query string (it is probed "
+                             "without them and written to the run's config)")
+        return url
 
     @field_validator("roles")
     @classmethod
@@ -97,7 +115,10 @@ class LLMSettings(_Strict):
 
 
 class LoopSettings(_Strict):
-    max_rounds: int = Field(default=3, ge=1, description="Refinement rounds at most")
+    max_rounds: int = Field(
+        default=3, ge=1, le=MAX_ROUNDS,
+        description="Refinement rounds at most (each costs 2-4 model calls per sample)",
+    )
     min_rounds: int = Field(default=1, ge=0, description="Refinement rounds at least")
     patience: int = Field(default=2, ge=1)
     epsilon: float = Field(default=0.005, ge=0.0)
@@ -140,6 +161,15 @@ class MemorySettings(_Strict):
     )
 
 
+class ThreadSettings(_Strict):
+    """Thread counts, applied once per process (caredio/threads.py); unset = half the CPUs."""
+
+    llm: int | None = Field(default=None, gt=0,
+                            description="n_threads of the embedded llama.cpp server")
+    embeddings: int | None = Field(default=None, gt=0,
+                                   description="Threads of the embedding model (torch)")
+
+
 class Settings(BaseSettings):
     """Everything a run needs. Built by :func:`load_settings`."""
 
@@ -166,6 +196,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    threads: ThreadSettings = Field(default_factory=ThreadSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from caredio.conversation import line_text, question_response
 from caredio.errors import UserInputError
-from caredio.memory.selection import Pick, sample_text, select_detailed
+from caredio.memory.selection import Pick, select_detailed
 from caredio.records import SELECTED, atomic_write
-from caredio.rundata import RunData, open_run, question_response
+from caredio.rundata import RunData, open_run
 
 log = logging.getLogger(__name__)
 FORMATS = ("openai", "sharegpt", "hf", "trl")
@@ -76,7 +77,7 @@ def select_run(
 
         embedder = default_embedder()
     prior_ids, prior_vectors = earlier_samples(run, embedder)
-    vectors = embedder.embed([sample_text(line) for line in lines])
+    vectors = embedder.embed([line_text(line) for line in lines])
     result = select_detailed(
         lines,
         embedder,
@@ -169,7 +170,7 @@ def hf_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for line in lines:
         meta = line["metadata"]
-        question, response = question_response(line)
+        question, response = question_response(line["messages"])
         rows.append(
             {
                 "messages": [

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from caredio.config import LLMSettings, public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.limits import EndpointHealth, RequestLimiter
+from caredio.liveness import Liveness
 from caredio.structured import (
     METHOD_CHAIN,
     MethodMemory,
@@ -119,6 +120,7 @@ class RoleLLM:
         methods: MethodMemory,
         base_url: str,
         model: str,
+        liveness: Liveness | None = None,
     ) -> None:
         effective = settings.for_role(role)
         self.role = role
@@ -128,6 +130,12 @@ class RoleLLM:
         self.base_url = effective.base_url or base_url
         self.public_url = public_url(self.base_url)
         self.model = effective.model or model
+        # Calls to an endpoint with a health URL are given up by the liveness watch (no sign
+        # of life for `timeout` seconds), not by the socket: a slow reply is not abandoned.
+        self.liveness = liveness if self.base_url == base_url else None
+        timeout: float | openai.Timeout = settings.timeout
+        if self.liveness is not None:
+            timeout = openai.Timeout(None, connect=max(settings.timeout, 30.0))
         self._api_key = (os.environ.get(settings.api_key_env) or os.environ.get("CAREDIO_API_KEY")
                          or "not-needed")
         # ChatOpenAI renames max_tokens to max_completion_tokens, which llama.cpp, Ollama and
@@ -142,11 +150,11 @@ class RoleLLM:
             api_key=self._api_key,  # type: ignore[arg-type]
             temperature=effective.temperature,
             max_tokens=effective.max_tokens,  # type: ignore[call-arg]
-            timeout=settings.timeout,
+            timeout=timeout,
             max_retries=0,
             # Our own client, not langchain's process-wide cached one: that one stays bound
             # to the first event loop, and a second run in the same process would fail.
-            http_async_client=openai.DefaultAsyncHttpxClient(timeout=settings.timeout),
+            http_async_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
         )
 
     @property
@@ -185,6 +193,7 @@ class RoleLLM:
                 for _attempt in range(self.settings.parse_retries + 1):
                     try:
                         message = await self._invoke(conversation, schema, method, result)
+                        parsed = self._parse(message, schema, method)
                     except openai.APIStatusError as exc:
                         if _is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")
@@ -195,15 +204,7 @@ class RoleLLM:
                             self.methods.reject(self.endpoint, method)
                             break
                         raise self._status_error(exc) from exc
-                    except ModelOutputError as exc:  # cut off at max_tokens, filtered
-                        last_output_error = exc
-                        result.errors.append(f"{method}: {exc}")
-                        result.retries += 1
-                        conversation = [*messages, *_feedback(exc)]
-                        continue
-                    try:
-                        parsed = self._parse(message, schema, method)
-                    except ModelOutputError as exc:
+                    except ModelOutputError as exc:  # unparsable, or cut off at max_tokens
                         last_output_error = exc
                         result.errors.append(f"{method}: {exc}")
                         result.retries += 1
@@ -258,7 +259,7 @@ class RoleLLM:
         elif method == "json_mode":
             runnable = self.chat.bind(response_format={"type": "json_object"})
         message = await self._send(runnable, messages, result, lambda: not self._confirmed(method))
-        result.output = _message_text(message)
+        result.output = message_text(message)
         return message
 
     async def _send(self, runnable: Any, messages: list[dict[str, str]], result: CallResult,
@@ -275,7 +276,12 @@ class RoleLLM:
             health.check(self.base_url)
             try:
                 async with self.limiter:
-                    message: BaseMessage = await runnable.ainvoke(messages)
+                    if self.liveness is None:
+                        message: BaseMessage = await runnable.ainvoke(messages)
+                    else:
+                        self.liveness.check_process()
+                        message = await self.liveness.watch(
+                            runnable.ainvoke(messages), self.settings.timeout, self.base_url)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
                 # The SDK's structured-output parser raises these instead of returning the reply.
                 raise ModelOutputError(f"reply unusable: {type(exc).__name__}", raw="") from exc
@@ -316,13 +322,13 @@ class RoleLLM:
         if method == "function_calling":
             if message.tool_calls:
                 args = message.tool_calls[0]["args"]
-                return parse_reply(schema, args, result_text(message), lenient=False)
+                return parse_reply(schema, args, message_text(message), lenient=False)
             if message.invalid_tool_calls:
                 bad = message.invalid_tool_calls[0]
                 raise ModelOutputError(
                     f"tool call arguments are not valid JSON: {bad.get('error')}",
                     raw=str(bad.get("args") or ""))
-        text = _message_text(message)
+        text = message_text(message)
         if not text.strip():
             raise ModelOutputError("empty reply", raw=text)
         try:
@@ -334,13 +340,8 @@ class RoleLLM:
         return parse_reply(schema, payload, text, lenient=method == "prompt")
 
 
-def result_text(message: AIMessage) -> str:
-    if message.tool_calls:
-        return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
-    return _message_text(message)
-
-
-def _message_text(message: AIMessage) -> str:
+def message_text(message: AIMessage) -> str:
+    """The reply as text: a tool call's arguments as JSON, else the content."""
     if message.tool_calls:
         return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
     content = message.content

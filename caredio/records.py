@@ -35,11 +35,12 @@ LOCK = ".lock"
 PROMPTS = "prompts"
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file, fsync, rename: readers see the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -95,6 +96,10 @@ class RunRecorder:
         self.tokens: dict[str, dict[str, int]] = defaultdict(
             lambda: {"input": 0, "output": 0, "calls": 0})
         self.retries = 0
+        # A resumed run counts on from every turn already on disk (the trace is the record of
+        # what was spent; run.json may be stale after a kill), not from zero.
+        for turn in read_jsonl(run_dir / TRACE):
+            self._count(turn)
 
     @classmethod
     def create(cls, run_dir: Path, settings_snapshot: dict[str, Any],
@@ -137,19 +142,19 @@ class RunRecorder:
             self._append(DATASET, line)
             return True
 
-    def has_sample(self, sample_id: str) -> bool:
-        return sample_id in self._dataset_ids
-
     # -- trace sink: counts tokens per role as turns go by -----------------------------------
 
     def emit(self, record: dict[str, Any]) -> None:
         with self._lock:
-            usage = self.tokens[record["agent"]]
-            usage["input"] += int(record.get("input_tokens") or 0)
-            usage["output"] += int(record.get("output_tokens") or 0)
-            usage["calls"] += 1
-            self.retries += int(record.get("retries") or 0)
+            self._count(record)
             self._append(TRACE, record)
+
+    def _count(self, record: dict[str, Any]) -> None:
+        usage = self.tokens[record["agent"]]
+        usage["input"] += int(record.get("input_tokens") or 0)
+        usage["output"] += int(record.get("output_tokens") or 0)
+        usage["calls"] += 1
+        self.retries += int(record.get("retries") or 0)
 
     # -- run.json ----------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from caredio.graph.routing import FINALIZE, REFINE_QUESTION, REFINE_RESPONSE, be
 from caredio.graph.state import SampleState, Version
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
+from caredio.questions import QuestionBook
 from caredio.records import RunRecorder
 from caredio.tracing import TraceSink
 
@@ -44,6 +45,7 @@ class Toolkit:
     loop: LoopSettings
     system_prompt: str | None = None
     on_event: Event = field(default=lambda kind, data: None)
+    questions: QuestionBook = field(default_factory=QuestionBook)
 
 
 class _TurnEvents:
@@ -81,9 +83,14 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         )
         knowledge = [item.text for item in items]
         context = _context(toolkit, state, 0)
-        question = await toolkit.expert.write_question(
-            context, state["culture"], state["topic_name"], state["topic_description"], knowledge,
-        )
+        culture, topic = state["culture"], state["topic"]
+        async with toolkit.questions.drafting(culture, topic):  # each draft sees the ones before
+            avoid = await toolkit.questions.earlier(culture, topic, state["sample_id"])
+            question = await toolkit.expert.write_question(
+                context, culture, state["topic_name"], state["topic_description"], knowledge,
+                avoid_questions=avoid,
+            )
+            toolkit.questions.add(culture, topic, state["sample_id"], question)
         response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
         return {"knowledge": knowledge, "question": question, "response": response,
                 "round": 0, "step": "initial"}
@@ -137,6 +144,7 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             question=state["question"], critique=state["critique"],
             history=_history(state["versions"]),
         )
+        toolkit.questions.add(state["culture"], state["topic"], state["sample_id"], question)
         # A new question needs a new insider answer before it can be scored.
         response = await toolkit.expert.answer(context, state["culture"], question, state["knowledge"])
         return {"question": question, "response": response, "round": round_, "step": "question"}

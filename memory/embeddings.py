@@ -53,6 +53,10 @@ class SentenceTransformerEmbedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
+        from caredio.threads import apply_to_torch
+
+        apply_to_torch()  # torch is imported now: its thread count is set once, here
+
         transformers_logging.disable_progress_bar()  # a bar on stderr at every load is noise
 
         path = Path(model_path) if model_path else packaged_minilm_path()

@@ -14,14 +14,17 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from caredio.errors import UserInputError
+from caredio.config import public_url
+from caredio.conversation import sample_text
+from caredio.errors import EndpointError, UserInputError
+from caredio.memory.dirlock import MemoryDirLock
 from caredio.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
@@ -55,6 +58,11 @@ class KnowledgeItem:
         return meta
 
 
+def accepted_id(run_id: str, sample_id: str) -> str:
+    """The id of an accepted sample in memory: unique across runs."""
+    return f"{run_id}/{sample_id}"
+
+
 def stable_id(*parts: str) -> str:
     """Same content, same id: re-ingesting a file adds nothing twice."""
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
@@ -86,10 +94,17 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     if url:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise UserInputError(f"memory.url: not an http(s) URL: {url!r}")
+            raise UserInputError(f"memory.url: not an http(s) URL: {public_url(url)!r}")
         port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-        return chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https",
-                                   settings=quiet)
+        try:
+            return chromadb.HttpClient(host=parsed.hostname, port=port,
+                                       ssl=parsed.scheme == "https",
+                                       settings=_server_settings(url, quiet))
+        except ValueError as exc:  # chromadb's way of saying the heartbeat found no server
+            if "Could not connect" not in str(exc):
+                raise
+            raise EndpointError(f"cannot reach the Chroma server {public_url(url)}; is it "
+                                "running? (--memory-url)") from None
     if path:
         Path(path).mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=quiet)
@@ -101,6 +116,23 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     return chromadb.EphemeralClient(settings=quiet, database=database)
 
 
+def _server_settings(url: str, settings: Any) -> Any:
+    """Credentials in a Chroma server URL (``http://user:password@host``) become Chroma's own
+    basic authentication; nothing else in a URL can carry them (a query string is refused)."""
+    parsed = urlparse(url)
+    if parsed.query or parsed.params:
+        raise UserInputError(f"memory.url: a query string is not supported ({public_url(url)}); "
+                             "give credentials as http://user:password@host:port")
+    if parsed.username is None and parsed.password is None:
+        return settings
+    if not parsed.username or not parsed.password:
+        raise UserInputError(f"memory.url: give both a user and a password for Chroma's basic "
+                             f"authentication ({public_url(url)})")
+    settings.chroma_client_auth_provider = "chromadb.auth.basic_authn.BasicAuthClientProvider"
+    settings.chroma_client_auth_credentials = f"{unquote(parsed.username)}:{unquote(parsed.password)}"
+    return settings
+
+
 class CulturalMemory:
     """Knowledge and accepted samples, with embeddings from one backend."""
 
@@ -110,13 +142,30 @@ class CulturalMemory:
         self.label = label
         self._lock = threading.Lock()
         self._matrices: dict[str, CultureMatrix] | None = None
+        self._dir_lock: MemoryDirLock | None = None
         self.knowledge = self._collection(KNOWLEDGE)
         self.samples = self._collection(SAMPLES)
 
     @classmethod
     def open(cls, embedder: Embedder, path: str | Path | None = None, url: str | None = None) -> CulturalMemory:
-        label = url or (str(path) if path else "ephemeral memory")
-        return cls(make_client(path=path, url=url), embedder, label=label)
+        """A memory on a server (url), in a directory (path, locked for this process), or
+        ephemeral."""
+        label = public_url(url) if url else (str(path) if path else "ephemeral memory")
+        lock = MemoryDirLock.acquire(path) if path and not url else None
+        try:
+            memory = cls(make_client(path=path, url=url), embedder, label=label)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        memory._dir_lock = lock
+        return memory
+
+    def close(self) -> None:
+        """Let other processes open this memory's directory (it stays usable here until then)."""
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
 
     def _collection(self, name: str) -> Any:
         wanted = {"embedding_backend": self.embedder.backend, "dim": self.embedder.dim,
@@ -255,19 +304,29 @@ class CulturalMemory:
     # -- accepted samples --------------------------------------------------------------------
 
     def add_samples(self, records: list[dict[str, Any]]) -> None:
-        """Accepted samples, so later runs and selection can avoid near-duplicates."""
+        """Accepted samples, so later runs and selection can avoid near-duplicates.
+
+        Stored as ``run_id/sample_id``: sample ids repeat from run to run (culture-topic-index),
+        and every run's accepted samples must stay. Accepting a run again replaces its own.
+        """
         if not records:
             return
-        texts = [f"{r['question']}\n{r['response']}" for r in records]
+        texts = [sample_text(r["question"], r["response"]) for r in records]
         vectors = self.embedder.embed(texts)
         self.samples.upsert(
-            ids=[r["sample_id"] for r in records],
+            ids=[accepted_id(r["run_id"], r["sample_id"]) for r in records],
             documents=texts,
             embeddings=vectors.tolist(),
-            metadatas=[{k: r[k] for k in ("culture", "topic", "run_id", "objective",
-                                           "representativeness", "distinctiveness")}
+            metadatas=[{k: r[k] for k in ("sample_id", "culture", "topic", "run_id", "question",
+                                           "objective", "representativeness", "distinctiveness")}
                        for r in records],
         )
+
+    def accepted_questions(self, culture: str, topic: str, limit: int) -> list[str]:
+        """Questions of samples accepted for this culture and topic (by any run)."""
+        found = self.samples.get(where={"$and": [{"culture": culture}, {"topic": topic}]},
+                                 include=["metadatas"], limit=limit)
+        return [str(meta["question"]) for meta in found["metadatas"] if meta.get("question")]
 
     def sample_embeddings(self, exclude_run: str | None = None) -> tuple[list[str], np.ndarray]:
         where = {"run_id": {"$ne": exclude_run}} if exclude_run else None
@@ -275,6 +334,3 @@ class CulturalMemory:
         vectors = np.asarray(found["embeddings"], dtype=np.float32).reshape(-1, self.embedder.dim)
         return list(found["ids"]), vectors
 
-
-def item_dict(item: KnowledgeItem) -> dict[str, Any]:
-    return asdict(item)

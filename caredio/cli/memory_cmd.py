@@ -17,8 +17,11 @@ MEMORY_HELP = "Memory directory [default: .caredio/memory]; ':memory:' for an ep
 
 def _settings(memory: str | None, memory_url: str | None) -> Any:
     from caredio.config import load_settings
+    from caredio.threads import configure_threads
 
-    return load_settings(memory={"path": memory, "url": memory_url})
+    settings = load_settings(memory={"path": memory, "url": memory_url})
+    configure_threads(settings.threads)
+    return settings
 
 
 def _open(memory: str | None, memory_url: str | None) -> Any:
@@ -81,10 +84,13 @@ def stats_command(
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """Generic sample lines ``{culture, question, response}`` or this project's dataset lines."""
+    from caredio.conversation import question_response
     from caredio.errors import UserInputError
     from caredio.memory.ingest import canonical_culture
 
     samples = []
+    question: Any
+    response: Any
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
@@ -111,12 +117,10 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
                 raise UserInputError(f"{where}: field 'messages' must be a list of objects")
             if not isinstance(meta, dict):
                 raise UserInputError(f"{where}: field 'metadata' must be an object")
-            turns = [m for m in messages if m.get("role") != "system"]
-            question = next((m["content"] for m in turns if m.get("role") == "user"), "")
-            response = next((m["content"] for m in reversed(turns) if m.get("role") == "assistant"), "")
+            question, response = question_response(messages)
             culture, sample_id = meta.get("culture"), meta.get("sample_id")
         else:
-            question, response = record.get("question", ""), record.get("response")
+            question, response = record.get("question") or "", record.get("response")
             culture, sample_id = record.get("culture"), record.get("id")
         if not isinstance(culture, str) or not culture:
             raise UserInputError(f"{where}: field 'culture' is missing")
