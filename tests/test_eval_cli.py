@@ -1,5 +1,5 @@
 """`caredio eval` and `caredio compare` through the real CLI entry point, against the FAKE stub
-server (caredio/testing/stub_server.py). The stub is no model: it checks our own logic —
+server (tests/support/stub_server.py). The stub is no model: it checks our own logic —
 files, grading of what comes back, leakage exclusion, resume, failure isolation, bad input,
 pairing in compare. The stub "oracle" replies with the fixture's own answers, the "dunce"
 with nonsense, so the measured accuracies are known in advance (1.0 and 0.0).
@@ -17,8 +17,8 @@ import pytest
 
 from caredio.memory.store import CulturalMemory, KnowledgeItem
 from caredio.records import read_jsonl
-from caredio.testing.jobs import HashEmbedder
-from caredio.testing.stub_server import FaultPlan, StubOpenAIServer
+from tests.support.jobs import HashEmbedder
+from tests.support.stub_server import FaultPlan, StubOpenAIServer
 from tests.conftest import in_process_cli
 from tests.eval_fixtures import COUNTRY_ANSWERS, blend_entry, snack_files
 
