@@ -237,7 +237,7 @@ class RoleLLM:
             raise self._status_error(exc) from exc
         finally:
             result.latency_ms = int((time.monotonic() - started) * 1000)
-        result.output = _message_text(message)
+        result.output = message_text(message)
         result.method = "text"
         return result.output, result
 

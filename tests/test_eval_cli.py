@@ -17,10 +17,10 @@ import pytest
 
 from caredio.memory.store import CulturalMemory, KnowledgeItem
 from caredio.records import read_jsonl
-from tests.support.jobs import HashEmbedder
-from tests.support.stub_server import FaultPlan, StubOpenAIServer
 from tests.conftest import in_process_cli
 from tests.eval_fixtures import COUNTRY_ANSWERS, blend_entry, snack_files
+from tests.support.jobs import HashEmbedder
+from tests.support.stub_server import FaultPlan, StubOpenAIServer
 
 MAJORITY = {country: answers[0][0][0] for country, answers in COUNTRY_ANSWERS.items()}
 EXTRA = {country: {"Q2": blend_entry(f"What do people drink at breakfast in {country}?",

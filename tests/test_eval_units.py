@@ -19,8 +19,8 @@ from caredio.evaluation.tasks import build_items, eval_templates, pick_countries
 from caredio.memory.blend import read_blend
 from caredio.memory.store import CulturalMemory, KnowledgeItem
 from caredio.stats import bootstrap_mean, paired_difference
-from tests.support.jobs import HashEmbedder
 from tests.eval_fixtures import blend_entry, snack_files, write_blend
+from tests.support.jobs import HashEmbedder
 
 # -- normalization and short answers -----------------------------------------------------------
 

@@ -228,14 +228,14 @@ async def execute(settings: Settings, recorder: EvalRecorder, items: list[dict[s
     status, error = "failed", None
     try:
         with _terminate_as_interrupt():
-            async with endpoint(settings) as (base_url, model):
+            async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write(endpoint=public_url(base_url), model=model,
                                embedded_model=settings.llm.base_url is None)
                 # The embedded server answers one request at a time (as in a run).
                 in_flight = 1 if settings.llm.base_url is None else settings.concurrency
                 limiter = RequestLimiter(in_flight, settings.llm.requests_per_minute,
                                          down_after=settings.llm.down_after)
-                llm = RoleLLM(ROLE, settings.llm, limiter, MethodMemory("prompt"), base_url, model)
+                llm = RoleLLM(ROLE, settings.llm, limiter, MethodMemory("prompt"), base_url, model, liveness)
                 pending = list(reversed(todo))
 
                 async def worker() -> None:

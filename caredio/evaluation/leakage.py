@@ -27,11 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from caredio.config import is_redacted
+from caredio.conversation import question_response
 from caredio.errors import UserInputError
 from caredio.evaluation.tasks import CountryFile
 from caredio.memory.contents import MemoryContents, read_contents
 from caredio.records import DATASET, TRAJECTORIES, read_jsonl
-from caredio.rundata import open_run, question_response
+from caredio.rundata import open_run
 
 log = logging.getLogger(__name__)
 MIN_WORDS = 4  # shorter questions ("Favourite sport?") would match any text by chance
@@ -93,7 +94,7 @@ def from_run(run_dir: Path) -> LeakSource:
     source.ids |= found.ids
     source.texts += found.texts
     for line in read_jsonl(run.dir / DATASET):
-        source.texts.append(question_response(line)[0])
+        source.texts.append(question_response(line["messages"])[0])
     source.texts += [str(v.get("question", "")) for v in read_jsonl(run.dir / TRAJECTORIES)]
     return source
 
