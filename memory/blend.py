@@ -158,6 +158,7 @@ class BlendAnswer:
     text: str
     count: int
     variants: list[str] = field(default_factory=list)
+    local: list[str] = field(default_factory=list)  # the same answer in the annotators' language
 
 
 @dataclass
@@ -172,6 +173,11 @@ class BlendQuestion:
     answers: list[BlendAnswer]
     en_question: str = ""  # as in the file, country named: what an evaluation asks
     idks: dict[str, int] = field(default_factory=dict)  # "idk", "no-answer", "not-applicable"
+
+    @property
+    def local_answers(self) -> list[str]:
+        """The first own-language form of each answer, most votes first."""
+        return [answer.local[0] for answer in self.answers if answer.local]
 
 
 def read_blend_questions(path: str | Path, culture: str | None = None) -> list[BlendQuestion]:
@@ -210,6 +216,7 @@ def read_blend_questions(path: str | Path, culture: str | None = None) -> list[B
             slot = merged.setdefault(answer.lower(), BlendAnswer(answer, 0))
             slot.count += note["count"]
             slot.variants += [str(v) for v in note["en_answers"]]
+            slot.local += [str(v) for v in note.get("answers") or [] if str(v).strip()]
         idks = entry.get("idks") or {}
         if not isinstance(idks, dict) or not all(
                 isinstance(v, int) and not isinstance(v, bool) for v in idks.values()):

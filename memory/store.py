@@ -30,7 +30,9 @@ from caredio.memory.embeddings import Embedder
 log = logging.getLogger(__name__)
 
 KNOWLEDGE = "knowledge"
+CLAIMS = "knowledge_claims"
 SAMPLES = "samples"
+CLAIM_SEPARATOR = " — "
 WARM_LIMIT = 2048  # items kept in the embedder cache when added in one call
 
 
@@ -63,6 +65,17 @@ def accepted_id(run_id: str, sample_id: str) -> str:
     return f"{run_id}/{sample_id}"
 
 
+def claim_of(text: str) -> str | None:
+    """The claim of an item written "context — claim" (the BLEnD importer writes its items so).
+
+    A short answer ("injera") is far from "What do people eat at weddings? — injera" because the
+    context dominates that embedding; the claim alone matches it. Scorers compare a response
+    with both views of such an item. ``None`` when the item has no separate claim.
+    """
+    head, sep, tail = text.partition(CLAIM_SEPARATOR)
+    return tail.strip() if sep and head.strip() and tail.strip() else None
+
+
 def stable_id(*parts: str) -> str:
     """Same content, same id: re-ingesting a file adds nothing twice."""
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
@@ -78,6 +91,12 @@ class CultureMatrix:
     weights: np.ndarray
     embeddings: np.ndarray
     sources: list[str] = field(default_factory=list)
+    # The claim view of each item (see ``claim_of``); the full embedding where it has none.
+    claims: np.ndarray | None = None
+
+    @property
+    def claim_embeddings(self) -> np.ndarray:
+        return self.embeddings if self.claims is None else self.claims
 
     @property
     def centroid(self) -> np.ndarray:
@@ -144,6 +163,7 @@ class CulturalMemory:
         self._matrices: dict[str, CultureMatrix] | None = None
         self._dir_lock: MemoryDirLock | None = None
         self.knowledge = self._collection(KNOWLEDGE)
+        self.claims = self._collection(CLAIMS)
         self.samples = self._collection(SAMPLES)
 
     @classmethod
@@ -219,11 +239,23 @@ class CulturalMemory:
                 metadatas=[item.metadata() for item in fresh],
                 embeddings=batch_vectors.tolist(),
             )
+            self._add_claims([(item.id, item.text) for item in fresh])
             new += len(fresh)
         if new:
             with self._lock:
                 self._matrices = None
         return new
+
+    def _add_claims(self, items: list[tuple[str, str]]) -> int:
+        """Embed and store the claim view of the items that have one; returns how many."""
+        with_claims = [(item_id, claim) for item_id, text in items if (claim := claim_of(text))]
+        limit = int(self.client.get_max_batch_size())
+        for start in range(0, len(with_claims), limit):
+            batch = with_claims[start : start + limit]
+            vectors = self.embedder.embed([claim for _, claim in batch])
+            self.claims.upsert(ids=[i for i, _ in batch], documents=[c for _, c in batch],
+                               embeddings=vectors.tolist())
+        return len(with_claims)
 
     def count(self) -> int:
         return int(self.knowledge.count())
@@ -253,14 +285,37 @@ class CulturalMemory:
                 group["weights"].append(float(meta.get("weight", 1.0)))
                 group["vectors"].append(vector)
                 group["sources"].append(str(meta.get("source", "user")))
-        return {
-            culture: CultureMatrix(
+        claims = self._load_claims(grouped)
+        matrices = {}
+        for culture, g in sorted(grouped.items()):
+            embeddings = np.asarray(g["vectors"], dtype=np.float32)
+            claim_rows = np.array(embeddings)
+            for row, item_id in enumerate(g["ids"]):
+                if item_id in claims:
+                    claim_rows[row] = claims[item_id]
+            matrices[culture] = CultureMatrix(
                 ids=g["ids"], texts=g["texts"], topics=g["topics"],
-                weights=np.asarray(g["weights"], dtype=np.float32),
-                embeddings=np.asarray(g["vectors"], dtype=np.float32), sources=g["sources"],
+                weights=np.asarray(g["weights"], dtype=np.float32), embeddings=embeddings,
+                sources=g["sources"], claims=claim_rows,
             )
-            for culture, g in sorted(grouped.items())
-        }
+        return matrices
+
+    def _load_claims(self, grouped: dict[str, dict[str, list[Any]]]) -> dict[str, np.ndarray]:
+        """Claim vectors by item id; a memory made before claims were stored gets them now."""
+        found: dict[str, np.ndarray] = {}
+        total, page = int(self.claims.count()), 5000
+        for offset in range(0, total, page):
+            chunk = self.claims.get(include=["embeddings"], limit=page, offset=offset)
+            found.update(zip(chunk["ids"], np.asarray(chunk["embeddings"], dtype=np.float32), strict=True))
+        missing = [(item_id, text) for g in grouped.values()
+                   for item_id, text in zip(g["ids"], g["texts"], strict=True)
+                   if item_id not in found and claim_of(text)]
+        if missing:
+            log.info("%s: storing the claim view of %d items (once)", self.label, len(missing))
+            self._add_claims(missing)
+            stored = self.claims.get(ids=[item_id for item_id, _ in missing], include=["embeddings"])
+            found.update(zip(stored["ids"], np.asarray(stored["embeddings"], dtype=np.float32), strict=True))
+        return found
 
     def cultures(self) -> list[str]:
         return list(self.matrices())
@@ -283,6 +338,19 @@ class CulturalMemory:
             seen = {item.id for item in items}
             items += [item for item in self.retrieve(culture, query, k) if item.id not in seen][: k - len(items)]
         return items
+
+    def grounding(self, culture: str, query: str, k: int, topic: str | None, key: str) -> list[KnowledgeItem]:
+        """The items shown to the agents for one sample: about half of the ``2k`` nearest.
+
+        The other half stays unseen, so the sample is scored on knowledge its agents were not
+        shown (cross-fitting, DESIGN.md 2.2): otherwise J would measure how much of the prompt
+        was copied. Which half is fixed by ``key`` (the sample id), so every sample of a topic
+        sees its own half and a resumed sample the same one.
+        """
+        candidates = self.retrieve(culture, query, 2 * k, topic)
+        shown = [item for item in candidates
+                 if hashlib.sha1(f"{key}\x1f{item.id}".encode()).digest()[0] % 2 == 0]
+        return shown[:k]
 
     def stats(self) -> dict[str, Any]:
         per_culture: dict[str, dict[str, Any]] = {}
