@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the FAKE stub server lives with the tests, not in the package
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
@@ -39,8 +41,8 @@ CULTURES = ("Japan", "China")
 
 
 def start_stub(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "caredio.testing.stub_server",
-                             "--latency", str(latency)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "tests.support.stub_server",
+                             "--latency", str(latency)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
 
@@ -49,7 +51,7 @@ def orchestration(samples: int, rounds: int, concurrency: int, latency: float) -
     from caredio.memory.embeddings import default_embedder
     from caredio.records import RunRecorder, read_jsonl
     from caredio.runner import execute, prepare
-    from caredio.testing.jobs import stub_settings
+    from tests.support.jobs import stub_settings
 
     per_topic, rest = divmod(samples, len(CULTURES) * len(TOPICS))
     if rest or not per_topic:

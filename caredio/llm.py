@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from caredio.config import LLMSettings, public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.limits import EndpointHealth, RequestLimiter
+from caredio.liveness import Liveness
 from caredio.structured import (
     METHOD_CHAIN,
     MethodMemory,
@@ -124,6 +125,7 @@ class RoleLLM:
         methods: MethodMemory,
         base_url: str,
         model: str,
+        liveness: Liveness | None = None,
     ) -> None:
         effective = settings.for_role(role)
         self.role = role
@@ -134,6 +136,12 @@ class RoleLLM:
         self.public_url = public_url(self.base_url)
         self.model = effective.model or model
         self.temperature = settings.temperature if effective.temperature is None else effective.temperature
+        # Calls to an endpoint with a health URL are given up by the liveness watch (no sign
+        # of life for `timeout` seconds), not by the socket: a slow reply is not abandoned.
+        self.liveness = liveness if self.base_url == base_url else None
+        timeout: float | openai.Timeout = settings.timeout
+        if self.liveness is not None:
+            timeout = openai.Timeout(None, connect=max(settings.timeout, 30.0))
         self._api_key = (os.environ.get(settings.api_key_env) or os.environ.get("CAREDIO_API_KEY")
                          or "not-needed")
         # ChatOpenAI renames max_tokens to max_completion_tokens, which llama.cpp, Ollama and
@@ -148,11 +156,11 @@ class RoleLLM:
             api_key=self._api_key,  # type: ignore[arg-type]
             temperature=effective.temperature,
             max_tokens=effective.max_tokens,  # type: ignore[call-arg]
-            timeout=settings.timeout,
+            timeout=timeout,
             max_retries=0,
             # Our own client, not langchain's process-wide cached one: that one stays bound
             # to the first event loop, and a second run in the same process would fail.
-            http_async_client=openai.DefaultAsyncHttpxClient(timeout=settings.timeout),
+            http_async_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
         )
 
     @property
@@ -194,6 +202,7 @@ class RoleLLM:
                     try:
                         message = await self._invoke(conversation, schema, method, result,
                                                      self._reask_temperature(attempt))
+                        parsed = self._parse(message, schema, method, context)
                     except openai.APIStatusError as exc:
                         if _is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")
@@ -204,15 +213,7 @@ class RoleLLM:
                             self.methods.reject(self.endpoint, method)
                             break
                         raise self._status_error(exc) from exc
-                    except ModelOutputError as exc:  # cut off at max_tokens, filtered
-                        last_output_error = exc
-                        result.errors.append(f"{method}: {exc}")
-                        result.retries += 1
-                        conversation = [*conversation, *_feedback(exc)]
-                        continue
-                    try:
-                        parsed = self._parse(message, schema, method, context)
-                    except ModelOutputError as exc:
+                    except ModelOutputError as exc:  # unparsable, or cut off at max_tokens
                         last_output_error = exc
                         result.errors.append(f"{method}: {exc}")
                         result.retries += 1
@@ -238,6 +239,25 @@ class RoleLLM:
         return min(REASK_TEMPERATURE_CAP, max(self.temperature, REASK_TEMPERATURE_FLOOR)
                    + REASK_TEMPERATURE_STEP * attempt)
 
+    async def text(self, messages: list[dict[str, str]], result: CallResult | None = None
+                   ) -> tuple[str, CallResult]:
+        """A plain reply, for prompts that ask for free text (evaluation questions).
+
+        Same limits, retries and endpoint-health checks as :meth:`structured`; a 500 is
+        retried like any transient error (no structured-output method is being probed).
+        """
+        result = result if result is not None else CallResult(model=self.model)
+        started = time.monotonic()
+        try:
+            message = await self._send(self.chat, messages, result, lambda: False)
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        finally:
+            result.latency_ms = int((time.monotonic() - started) * 1000)
+        result.output = message_text(message)
+        result.method = "text"
+        return result.output, result
+
     async def _invoke(self, messages: list[dict[str, str]], schema: type[BaseModel], method: str,
                       result: CallResult, temperature: float | None = None) -> AIMessage:
         name = schema.__name__
@@ -258,7 +278,7 @@ class RoleLLM:
         if temperature is not None:
             runnable = runnable.bind(temperature=temperature)
         message = await self._send(runnable, messages, result, lambda: not self._confirmed(method))
-        result.output = _message_text(message)
+        result.output = message_text(message)
         return message
 
     async def _send(self, runnable: Any, messages: list[dict[str, str]], result: CallResult,
@@ -279,7 +299,12 @@ class RoleLLM:
                     sent = time.monotonic()
                     result.queue_ms += int((sent - queued) * 1000)
                     try:
-                        message: BaseMessage = await runnable.ainvoke(messages)
+                        if self.liveness is None:
+                            message: BaseMessage = await runnable.ainvoke(messages)
+                        else:
+                            self.liveness.check_process()
+                            message = await self.liveness.watch(
+                                runnable.ainvoke(messages), self.settings.timeout, self.base_url)
                     finally:
                         result.request_ms += int((time.monotonic() - sent) * 1000)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
@@ -327,14 +352,14 @@ class RoleLLM:
         if method == "function_calling":
             if message.tool_calls:
                 args = message.tool_calls[0]["args"]
-                return parse_reply(schema, args, result_text(message), lenient=False,
+                return parse_reply(schema, args, message_text(message), lenient=False,
                                    context=context)
             if message.invalid_tool_calls:
                 bad = message.invalid_tool_calls[0]
                 raise ModelOutputError(
                     f"tool call arguments are not valid JSON: {bad.get('error')}",
                     raw=str(bad.get("args") or ""))
-        text = _message_text(message)
+        text = message_text(message)
         if not text.strip():
             raise ModelOutputError("empty reply", raw=text)
         try:
@@ -346,13 +371,8 @@ class RoleLLM:
         return parse_reply(schema, payload, text, lenient=method == "prompt", context=context)
 
 
-def result_text(message: AIMessage) -> str:
-    if message.tool_calls:
-        return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
-    return _message_text(message)
-
-
-def _message_text(message: AIMessage) -> str:
+def message_text(message: AIMessage) -> str:
+    """The reply as text: a tool call's arguments as JSON, else the content."""
     if message.tool_calls:
         return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
     content = message.content

@@ -12,7 +12,6 @@ import contextlib
 import ctypes
 import importlib.util
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from types import TracebackType
 import httpx
 
 from caredio.errors import EndpointError, UserInputError
+from caredio.threads import llm_threads
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ class LocalLLMServer:
         self.n_ctx = n_ctx
         self.port = port or free_port()
         self.startup_timeout = startup_timeout
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.threads = threads or llm_threads()
         self.model = MODEL_ALIAS if gguf is None else self.gguf.stem
         self.process: subprocess.Popen[bytes] | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server
@@ -86,6 +86,12 @@ class LocalLLMServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def health_url(self) -> str:
+        """Answers while a generation runs (served by the HTTP loop, not the model's worker);
+        ``/v1/models`` waits for the model lock instead (caredio/liveness.py)."""
+        return f"http://127.0.0.1:{self.port}/openapi.json"
 
     def command(self) -> list[str]:
         return [

@@ -35,17 +35,35 @@ LOCK = ".lock"
 PROMPTS = "prompts"
 
 
-def atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, data: str | bytes) -> None:
+    """Write to a temporary file, fsync, rename: readers see the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_line(path: Path, record: dict[str, Any]) -> None:
+    """Append one JSON line and flush it.
+
+    A crash mid-write leaves a torn last line without its newline; the next line starts on a
+    line of its own, so the torn one is skipped by :func:`read_jsonl` instead of swallowing
+    the new record.
+    """
+    data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    with path.open("ab+") as handle:
+        if handle.seek(0, os.SEEK_END):
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                data = b"\n" + data
+        handle.write(data)
+        handle.flush()
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -78,6 +96,10 @@ class RunRecorder:
         self.tokens: dict[str, dict[str, int]] = defaultdict(
             lambda: {"input": 0, "output": 0, "calls": 0})
         self.retries = 0
+        # A resumed run counts on from every turn already on disk (the trace is the record of
+        # what was spent; run.json may be stale after a kill), not from zero.
+        for turn in read_jsonl(run_dir / TRACE):
+            self._count(turn)
 
     @classmethod
     def create(cls, run_dir: Path, settings_snapshot: dict[str, Any],
@@ -93,28 +115,14 @@ class RunRecorder:
         snapshot_templates(run_dir, templates)
         return cls(run_dir)
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
+    def locked(self) -> contextlib.AbstractContextManager[None]:
         """Hold the run directory for this process; a second run or resume of it is refused."""
-        with (self.dir / LOCK).open("a") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise UserInputError(
-                    f"{self.dir}: another caredio process is running this run"
-                ) from None
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        return directory_lock(self.dir, "run")
 
     # -- lines -------------------------------------------------------------------------------
 
     def _append(self, name: str, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with (self.dir / name).open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
+        append_line(self.dir / name, record)
 
     def write_version(self, version: dict[str, Any]) -> None:
         key = (version["sample_id"], version["round"], version["step"])
@@ -134,19 +142,19 @@ class RunRecorder:
             self._append(DATASET, line)
             return True
 
-    def has_sample(self, sample_id: str) -> bool:
-        return sample_id in self._dataset_ids
-
     # -- trace sink: counts tokens per role as turns go by -----------------------------------
 
     def emit(self, record: dict[str, Any]) -> None:
         with self._lock:
-            usage = self.tokens[record["agent"]]
-            usage["input"] += int(record.get("input_tokens") or 0)
-            usage["output"] += int(record.get("output_tokens") or 0)
-            usage["calls"] += 1
-            self.retries += int(record.get("retries") or 0)
+            self._count(record)
             self._append(TRACE, record)
+
+    def _count(self, record: dict[str, Any]) -> None:
+        usage = self.tokens[record["agent"]]
+        usage["input"] += int(record.get("input_tokens") or 0)
+        usage["output"] += int(record.get("output_tokens") or 0)
+        usage["calls"] += 1
+        self.retries += int(record.get("retries") or 0)
 
     # -- run.json ----------------------------------------------------------------------------
 
@@ -162,6 +170,22 @@ class RunRecorder:
             text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
             atomic_write(self.dir / RUN_JSON, text)
             return record
+
+
+@contextlib.contextmanager
+def directory_lock(directory: Path, what: str) -> Iterator[None]:
+    """Hold a run (or eval) directory for this process; a second process on it is refused."""
+    with (directory / LOCK).open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserInputError(
+                f"{directory}: another caredio process is running this {what}"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def snapshot_templates(run_dir: Path, templates: dict[str, PromptTemplate]) -> None:

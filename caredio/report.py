@@ -12,15 +12,14 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 import statistics
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
+from caredio.records import atomic_write
 from caredio.rundata import AGENTS, RunData, open_run
 
 SCORE_NAMES = {"representativeness": "R", "distinctiveness": "D", "objective": "J"}
@@ -37,17 +36,6 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _png(fig: Any) -> bytes:
@@ -245,10 +233,10 @@ def write_report(run_dir: str | Path) -> tuple[Path, list[Path]]:
     paths = []
     for name, data in pngs.items():
         path = run.dir / f"report_{name}.png"
-        _write_bytes(path, data)
+        atomic_write(path, data)
         paths.append(path)
     page = run.dir / "report.html"
-    _write_bytes(page, render_html(run, pngs).encode("utf-8"))
+    atomic_write(page, render_html(run, pngs))
     return page, paths
 
 

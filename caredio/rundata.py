@@ -122,10 +122,3 @@ def open_run(path: str | Path) -> RunData:
         raise UserInputError(f"{directory}: not a run directory (no {RUN_JSON} or {CONFIG})")
     return RunData(directory, _read_json(directory / RUN_JSON), _read_json(directory / CONFIG))
 
-
-def question_response(line: dict[str, Any]) -> tuple[str, str]:
-    """The last user and assistant messages of a dataset line."""
-    messages = line["messages"]
-    question = next((m["content"] for m in reversed(messages) if m.get("role") == "user"), "")
-    response = next((m["content"] for m in reversed(messages) if m.get("role") == "assistant"), "")
-    return str(question), str(response)

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
 import json
 import logging
 import os
-import re
-import secrets
 import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import httpx
 from pydantic import ValidationError
@@ -34,129 +30,54 @@ from caredio.config import (
     public_url,
     secrets_scrubbed,
 )
+from caredio.conversation import question_response
 from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.graph.run import build_run_graph
 from caredio.graph.sample import Toolkit
-from caredio.graph.state import SampleSpec
+from caredio.job import Job, ensure_plan, new_run_id, open_memory, prepare
+from caredio.liveness import Liveness
 from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
 from caredio.local_llm import LocalLLMServer
-from caredio.memory.embeddings import Embedder, default_embedder
-from caredio.memory.ingest import canonical_culture, starter_pack
-from caredio.memory.scoring import Scorer
+from caredio.memory.embeddings import Embedder
 from caredio.memory.selection import select
-from caredio.memory.store import CulturalMemory, KnowledgeItem
-from caredio.prompts import PromptTemplate, load_templates
+from caredio.memory.store import KnowledgeItem
+from caredio.prompts import PromptTemplate
+from caredio.questions import QuestionBook
 from caredio.records import (
     CHECKPOINTS,
-    PLAN,
     SELECTED,
+    TRAJECTORIES,
     RunRecorder,
     atomic_write,
     read_jsonl,
     templates_hash,
 )
-from caredio.topics import Topic, load_topics, resolve_topics
+from caredio.threads import configure_threads, llm_threads
 from caredio.tracing import LoggingTraceSink, MultiSink
 
 log = logging.getLogger(__name__)
 
-EPHEMERAL = ":memory:"
 ELICITED_WEIGHT = 0.5
 Event = Callable[[str, dict[str, Any]], None]
-__all__ = ["Job", "execute", "prepare", "public_url", "resume_run", "start_run"]
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
-
-
-@dataclass
-class Job:
-    """A validated job: everything known before any file is written or model started."""
-
-    settings: Settings
-    templates: dict[str, PromptTemplate]
-    topics: list[Topic]
-    cultures: list[str]
-    memory: CulturalMemory
-    scorer: Scorer
-    missing: list[str]  # cultures memory lacks, to elicit from the culture expert
-
-    def plan(self, run_id: str) -> list[SampleSpec]:
-        contrast_setting = self.settings.contrast
-        specs: list[SampleSpec] = []
-        for culture in self.cultures:
-            if contrast_setting == "auto":
-                contrast = self.scorer.contrast_set(culture, "auto")
-            else:
-                contrast = [canonical_culture(c) for c in contrast_setting
-                            if canonical_culture(c) != culture]
-            for topic in self.topics:
-                for index in range(self.settings.samples_per_topic):
-                    specs.append(SampleSpec(
-                        sample_id=f"{slug(culture)}-{topic.id}-{index:03d}", run_id=run_id,
-                        culture=culture, topic=topic.id, topic_name=topic.name,
-                        topic_description=topic.description, contrast=contrast, index=index,
-                    ))
-        return specs
-
-
-def open_memory(settings: Settings, embedder: Embedder | None = None) -> CulturalMemory:
-    path = settings.memory.path or ".caredio/memory"
-    embedder = embedder or default_embedder()
-    if settings.memory.url:
-        return CulturalMemory.open(embedder, url=settings.memory.url)
-    return CulturalMemory.open(embedder, path=None if path == EPHEMERAL else path)
-
-
-def prepare(settings: Settings, templates_dir: str | Path | None = None,
-            embedder: Embedder | None = None) -> Job:
-    """Check the whole job; raises UserInputError before anything is written."""
-    templates = load_templates(templates_dir if templates_dir is not None else settings.prompts_dir)
-    topics = resolve_topics(settings.topics, load_topics())
-    cultures = list(dict.fromkeys(canonical_culture(c) for c in settings.cultures))
-    if not cultures:
-        raise UserInputError("--cultures: no culture given")
-    memory = open_memory(settings, embedder)
-    if settings.memory.starter_pack:
-        added = memory.add_knowledge(starter_pack())
-        if added:
-            log.info("loaded %d starter knowledge items into %s", added, memory.label)
-    known = set(memory.cultures())
-    explicit_contrast = ([] if settings.contrast == "auto"
-                         else [canonical_culture(c) for c in settings.contrast])
-    missing = [c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c not in known]
-    for culture in missing:  # a typo must not become a new culture elicited from the model
-        close = difflib.get_close_matches(culture, sorted(known), n=1, cutoff=0.75)
-        if close:
-            raise UserInputError(f"--cultures: no knowledge of '{culture}' in {memory.label}; "
-                                 f"did you mean '{close[0]}'?")
-    if missing and not settings.memory.elicit_missing:
-        raise UserInputError(
-            f"--cultures: no knowledge of '{missing[0]}' in {memory.label}; ingest some with "
-            "`caredio memory ingest` or set memory.elicit_missing = true"
-        )
-    if settings.contrast == "auto" and len(known | set(missing)) < 2:
-        raise UserInputError("--contrast: memory holds no other culture to contrast with")
-    scorer = Scorer(memory, settings.scoring)
-    return Job(settings, templates, topics, cultures, memory, scorer, missing)
+__all__ = ["Job", "execute", "new_run_id", "open_memory", "prepare", "public_url", "resume_run",
+           "start_run"]
 
 
 @contextlib.asynccontextmanager
-async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str]]:
-    """The (base_url, model) to use: the configured endpoint, or the embedded server."""
+async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str, Liveness | None]]:
+    """The (base_url, model, liveness) to use: the configured endpoint, or the embedded server."""
     if settings.llm.base_url:
         await preflight(settings.llm.base_url)
-        yield settings.llm.base_url, settings.llm.model or "default"
+        liveness = Liveness(settings.llm.health_url) if settings.llm.health_url else None
+        yield settings.llm.base_url, settings.llm.model or "default", liveness
         return
-    server = LocalLLMServer(gguf=settings.llm.gguf, n_ctx=settings.llm.local_ctx)
+    server = LocalLLMServer(gguf=settings.llm.gguf, n_ctx=settings.llm.local_ctx,
+                            threads=llm_threads(settings.threads))
     try:
         await asyncio.to_thread(server.start)
-        yield server.base_url, settings.llm.model or server.model
+        assert server.process is not None
+        yield (server.base_url, settings.llm.model or server.model,
+               Liveness(server.health_url, server.process, server.output_tail))
     finally:
         server.stop()
 
@@ -192,13 +113,15 @@ async def _elicit(job: Job, expert: CultureExpert, context: TurnContext) -> None
 
 
 def build_agents(
-    settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str
+    settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str,
+    liveness: Liveness | None = None,
 ) -> tuple[CultureExpert, ContrastCritic, Refiner]:
     """The three agents, sharing one request limiter (the whole run's concurrency bound)."""
     limiter = RequestLimiter(requests_at_once(settings), settings.llm.requests_per_minute,
                              down_after=settings.llm.down_after)
     methods = MethodMemory(settings.llm.structured_output)
-    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model) for role in ROLES}
+    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model, liveness)
+            for role in ROLES}
     return (CultureExpert(llms["culture_expert"], templates),
             ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))
 
@@ -207,12 +130,6 @@ def requests_at_once(settings: Settings) -> int:
     """LLM requests in flight at most. The embedded llama.cpp server answers one at a time:
     more would only queue inside it, where the client's timeout keeps running."""
     return 1 if settings.llm.base_url is None else settings.concurrency
-
-
-def load_plan(job: Job, run_dir: Path) -> list[SampleSpec]:
-    """The run's plan as written at its start (so a resume cannot drift with memory)."""
-    stored = read_jsonl(run_dir / PLAN)
-    return [cast(SampleSpec, spec) for spec in stored] if stored else job.plan(run_dir.name)
 
 
 @contextlib.contextmanager
@@ -247,24 +164,30 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
     recorder.write_run(run_id=run_id, status="running", pid=os.getpid(), started_at=started,
                        error=None, config_hash=settings.config_hash(),
                        templates_hash=templates_hash(job.templates),
-                       template_hashes={n: t.hash for n, t in job.templates.items()})
+                       template_hashes={n: t.hash for n, t in job.templates.items()},
+                       threads=configure_threads(settings.threads))
     status, error = "failed", None
     summary: dict[str, Any] = {}
     try:
         with _terminate_as_interrupt():
-            async with endpoint(settings) as (base_url, model):
+            async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write_run(endpoint=public_url(base_url), model=model,
                                    embedded_model=settings.llm.base_url is None)
                 _guarded(on_event)("endpoint", {"endpoint": public_url(base_url), "model": model,
                                                 "requests_at_once": requests_at_once(settings)})
-                expert, critic, refiner = build_agents(settings, job.templates, base_url, model)
+                expert, critic, refiner = build_agents(settings, job.templates, base_url, model,
+                                                       liveness)
                 sink = MultiSink(recorder, LoggingTraceSink())
                 if job.missing:
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
+                # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
+                plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
+                questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
                 toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
-                                  settings.loop, settings.system_prompt, _guarded(on_event))
+                                  settings.loop, settings.system_prompt, _guarded(on_event),
+                                  questions)
                 async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
-                    graph = build_run_graph(toolkit, lambda: load_plan(job, run_dir), saver)
+                    graph = build_run_graph(toolkit, lambda: plan, saver)
                     final = await graph.ainvoke(
                         {}, {"max_concurrency": max(settings.concurrency * 2, 4)})
         summary = final["summary"]
@@ -322,8 +245,8 @@ def accept_into_memory(job: Job, run_dir: Path) -> None:
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in chosen)
     atomic_write(run_dir / SELECTED, text)
     job.memory.add_samples([
-        {**line["metadata"], "question": line["messages"][-2]["content"],
-         "response": line["messages"][-1]["content"]}
+        dict(zip(("question", "response"), question_response(line["messages"]), strict=True),
+             **line["metadata"])
         for line in chosen
     ])
 
@@ -335,17 +258,18 @@ def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = N
     Bad input (UserInputError) and an unreachable endpoint both stop before the run
     directory exists. No log line written meanwhile shows the run's key or URL secrets.
     """
+    configure_threads(settings.threads)
     with secrets_scrubbed(settings):
         job = prepare(settings, embedder=embedder)
-        if settings.llm.base_url:
-            asyncio.run(preflight(settings.llm.base_url))
-        run_dir = Path(settings.out) / (settings.run_id or new_run_id())
-        recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
-        with recorder.locked():
-            plan = job.plan(run_dir.name)
-            atomic_write(run_dir / PLAN, "".join(json.dumps(spec) + "\n" for spec in plan))
-            recorder.write_run(planned=len(plan))
-            return run_dir, _run(execute(job, run_dir, recorder, on_event))
+        try:
+            if settings.llm.base_url:
+                asyncio.run(preflight(settings.llm.base_url))
+            run_dir = Path(settings.out) / (settings.run_id or new_run_id())
+            recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
+            with recorder.locked():
+                return run_dir, _run(execute(job, run_dir, recorder, on_event))
+        finally:
+            job.memory.close()
 
 
 def _run(coro: Any) -> dict[str, Any]:
@@ -395,8 +319,12 @@ def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
         settings = Settings(**snapshot)
     except ValidationError as exc:
         raise UserInputError(describe_validation_error(exc, str(config_path))) from None
+    configure_threads(settings.threads)
     with secrets_scrubbed(settings):
         job = prepare(settings, templates_dir=run_dir / "prompts", embedder=embedder)
         recorder = RunRecorder(run_dir)
-        with recorder.locked():
-            return _run(execute(job, run_dir, recorder, on_event))
+        try:
+            with recorder.locked():
+                return _run(execute(job, run_dir, recorder, on_event))
+        finally:
+            job.memory.close()

@@ -6,10 +6,7 @@ from. Records hold the rendered messages and the model's output, never headers o
 
 from __future__ import annotations
 
-import json
 import logging
-import threading
-from pathlib import Path
 from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
@@ -22,20 +19,6 @@ TRACE_FIELDS = (
 
 class TraceSink(Protocol):
     def emit(self, record: dict[str, Any]) -> None: ...
-
-
-class JsonlTraceSink:
-    """Appends one line per turn and flushes, so a crash never leaves half a record."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self._lock = threading.Lock()
-
-    def emit(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
 
 
 class LoggingTraceSink:
@@ -54,12 +37,3 @@ class MultiSink:
         for sink in self.sinks:
             sink.emit(record)
 
-
-class ListSink:
-    """Keeps records in memory (tests and programmatic use)."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def emit(self, record: dict[str, Any]) -> None:
-        self.records.append(record)

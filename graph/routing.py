@@ -10,6 +10,7 @@ from caredio.graph.state import Version
 FINALIZE = "finalize"
 REFINE_QUESTION = "refine_question"
 REFINE_RESPONSE = "refine_response"
+STEP_MARGIN = 2
 
 
 def decide(versions: Sequence[Version], loop: LoopSettings) -> tuple[str, str]:
@@ -33,6 +34,15 @@ def decide(versions: Sequence[Version], loop: LoopSettings) -> tuple[str, str]:
                 return FINALIZE, "plateau"
     next_step = REFINE_RESPONSE if rounds % 2 == 0 else REFINE_QUESTION
     return next_step, "continue"
+
+
+def step_limit(loop: LoopSettings) -> int:
+    """LangGraph's recursion limit for one sample's graph: every step it can take, and a margin.
+
+    LangGraph's input step + draft + (max_rounds + 1) critiques + max_rounds refinements +
+    finalize = 2 * max_rounds + 4 (measured: one less stops the longest loop one step short).
+    """
+    return 2 * loop.max_rounds + 4 + STEP_MARGIN
 
 
 def best_version(versions: Sequence[Version]) -> Version:

@@ -18,6 +18,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
+from caredio.graph.routing import step_limit
 from caredio.graph.sample import Toolkit, build_sample_graph
 from caredio.graph.state import RunState, SampleSpec
 
@@ -79,7 +80,8 @@ async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit) -> di
     so does anything else, which is a bug.
     """
     sample_id, culture = spec["sample_id"], spec["culture"]
-    config = {"configurable": {"thread_id": sample_id}, "recursion_limit": 200}
+    config = {"configurable": {"thread_id": sample_id},
+              "recursion_limit": step_limit(toolkit.loop)}
     snapshot = await sample_graph.aget_state(config)
     values = snapshot.values or {}
     if values.get("done"):

@@ -24,6 +24,7 @@ from caredio.graph.routing import FINALIZE, REFINE_QUESTION, REFINE_RESPONSE, be
 from caredio.graph.state import SampleState, Version
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
+from caredio.questions import QuestionBook
 from caredio.records import RunRecorder
 from caredio.tracing import TraceSink
 
@@ -46,6 +47,7 @@ class Toolkit:
     loop: LoopSettings
     system_prompt: str | None = None
     on_event: Event = field(default=lambda kind, data: None)
+    questions: QuestionBook = field(default_factory=QuestionBook)
 
 
 class _TurnEvents:
@@ -79,19 +81,26 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
 
     async def draft(state: SampleState) -> dict[str, Any]:
         toolkit.on_event("sample_started", {"sample_id": state["sample_id"], "culture": state["culture"]})
+        # About half of the topic's nearest knowledge is shown to the agents; the rest scores
+        # the sample (cross-fitting: J must not measure how much of the prompt was copied).
         items = await asyncio.to_thread(
-            toolkit.memory.retrieve, state["culture"],
+            toolkit.memory.grounding, state["culture"],
             f"{state['topic_name']}: {state['topic_description']}", KNOWLEDGE_K, state["topic"],
+            state["sample_id"],
         )
         knowledge = [item.text for item in items]
         context = _context(toolkit, state, 0)
-        question = await toolkit.expert.write_question(
-            context, state["culture"], state["topic_name"], state["topic_description"], knowledge,
-            contrast=state["contrast"],
-        )
+        culture, topic = state["culture"], state["topic"]
+        async with toolkit.questions.drafting(culture, topic):  # each draft sees the ones before
+            avoid = await toolkit.questions.earlier(culture, topic, state["sample_id"])
+            question = await toolkit.expert.write_question(
+                context, culture, state["topic_name"], state["topic_description"], knowledge,
+                avoid_questions=avoid, contrast=state["contrast"],
+            )
+            toolkit.questions.add(culture, topic, state["sample_id"], question)
         response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
-        return {"knowledge": knowledge, "question": question, "response": response,
-                "round": 0, "step": "initial"}
+        return {"knowledge": knowledge, "knowledge_ids": [item.id for item in items],
+                "question": question, "response": response, "round": 0, "step": "initial"}
 
     async def critique(state: SampleState) -> dict[str, Any]:
         context = _context(toolkit, state, state["round"])
@@ -106,7 +115,7 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             contrast_answers = dict(zip(contrast, answers, strict=True))
         score = await asyncio.to_thread(
             toolkit.scorer.score, state["question"], state["response"], state["culture"],
-            contrast, contrast_answers,
+            contrast, contrast_answers, state.get("knowledge_ids", []),
         )
         review = await toolkit.critic.critique(
             context, culture=state["culture"], question=state["question"],
@@ -126,7 +135,9 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             "critique": text,
         }
         toolkit.recorder.write_version({**version, "culture": state["culture"], "topic": state["topic"],
-                                        "contrast_answers": contrast_answers})
+                                        "contrast": contrast, "contrast_answers": contrast_answers,
+                                        "grounding_ids": state.get("knowledge_ids", []),
+                                        "score_flags": score.flags})
         versions = [*state.get("versions", []), version]
         next_step, reason = decide(versions, toolkit.loop)
         toolkit.on_event("version", {**version, "culture": state["culture"]})
@@ -143,6 +154,7 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
                 question=state["question"], critique=state["critique"],
                 history=_history(state["versions"]), contrast=state["contrast"],
             )
+            toolkit.questions.add(state["culture"], state["topic"], state["sample_id"], question)
             # A new question needs a new insider answer before it can be scored.
             response = await toolkit.expert.answer(context, state["culture"], question, state["knowledge"])
         except ModelOutputError as exc:

@@ -36,6 +36,7 @@ class SampleSpec(TypedDict):
 
 class SampleState(SampleSpec, total=False):
     knowledge: list[str]
+    knowledge_ids: list[str]  # the items shown to the agents, held out of the scoring
     question: str
     response: str
     round: int

@@ -166,6 +166,7 @@ class BlendAnswer:
     text: str
     count: int
     variants: list[str] = field(default_factory=list)
+    local: list[str] = field(default_factory=list)  # the same answer in the annotators' language
 
 
 @dataclass
@@ -178,6 +179,13 @@ class BlendQuestion:
     question: str
     annotators: int
     answers: list[BlendAnswer]
+    en_question: str = ""  # as in the file, country named: what an evaluation asks
+    idks: dict[str, int] = field(default_factory=dict)  # "idk", "no-answer", "not-applicable"
+
+    @property
+    def local_answers(self) -> list[str]:
+        """The first own-language form of each answer, most votes first."""
+        return [answer.local[0] for answer in self.answers if answer.local]
 
 
 def read_blend_questions(path: str | Path, culture: str | None = None) -> list[BlendQuestion]:
@@ -216,10 +224,16 @@ def read_blend_questions(path: str | Path, culture: str | None = None) -> list[B
             slot = merged.setdefault(answer.lower(), BlendAnswer(answer, 0))
             slot.count += note["count"]
             slot.variants += [str(v) for v in note["en_answers"]]
+            slot.local += [str(v) for v in note.get("answers") or [] if str(v).strip()]
+        idks = entry.get("idks") or {}
+        if not isinstance(idks, dict) or not all(
+                isinstance(v, int) and not isinstance(v, bool) for v in idks.values()):
+            raise UserInputError(f"{where}: field 'idks' is not an object of counts")
         questions.append(BlendQuestion(
             qid=str(qid), culture=name, topic=topics.get(str(qid), "general"),
             question=strip_country(question, name, stem), annotators=max([ANNOTATORS, *counts]),
             answers=sorted(merged.values(), key=lambda a: -a.count),
+            en_question=" ".join(question.split()), idks={str(k): v for k, v in idks.items()},
         ))
     return questions
 
@@ -232,6 +246,7 @@ def items_of(question: BlendQuestion) -> list[KnowledgeItem]:
             topic=question.topic, weight=min(1.0, answer.count / question.annotators),
             source=SOURCE,
             id=stable_id(SOURCE, question.culture, question.qid, answer.text.lower()),
+            question_id=question.qid,
         )
         for answer in question.answers
     ]

@@ -1,26 +1,28 @@
 """Representativeness, distinctiveness and the objective, computed from cultural memory.
 
-Definitions (DESIGN.md section 2.2), with ``e`` the unit embedding and ``sim`` the cosine:
+Definitions (DESIGN.md section 2.2 and docs/scorers.md), with ``e`` the unit embedding and
+similarities put on one scale per embedding backend (0 = unrelated, 1 = a paraphrase):
 
-* culture relevance ``m_c(x)``: a mix of the best similarity between ``e(x)`` and culture
-  ``c``'s knowledge items and the consensus-weighted mean of the top-k similarities;
-* distinctiveness ``D = softmax_{c' in {c} u N(c)}(m_c'(r) / tau)[c]``: the probability that the
-  response is attributed to the target culture rather than a related one. A response is split
-  into segments (sentences; the items of a short list) and the segments' log-probabilities
-  are averaged, so each claim votes;
-* representativeness ``R``: among the items of ``c`` relevant to the question, the K items the
-  response expresses best, each contributing consensus weight x coverage (similarity mapped to
-  [0, 1]); the mean. High when the answer says what most of the culture's annotators said;
-* objective ``J = lam * R + (1 - lam) * D``.
+* the response is split into segments (sentences; items of a short list), repeats removed, and
+  every culture's name and demonym replaced by a neutral phrase (a name is not knowledge);
+* question relevance: the culture's items whose relevance to the question passes
+  ``relevance_floor`` (at most ``coverage_pool``) form the question's pool; each segment gets a
+  weight in [0, 1] by how relevant it is to the question or to the pool (an off-topic sentence
+  weighs 0, so padding an answer with culture trivia adds nothing);
+* representativeness ``R``: among the pool's items, the ``coverage_k`` best expressed by some
+  weighted segment each contribute consensus weight x coverage; the mean;
+* distinctiveness ``D``: each segment is attributed over ``{c} u N(c)`` by the calibrated
+  culture relevance (memory/attribution.py); the segments' log-probabilities are averaged with
+  their weights and renormalized; ``D`` is the target's probability;
+* ``J = lam * R + (1 - lam) * D``.
 
-The knobs (k, tau, K, the max/mean mix, list splitting) were tuned on BLEnD's memory part only;
-``benchmarks/scorer_validation.py`` measures them on held-out questions (docs/scorers.md).
+Scorer integrity (DESIGN.md 2.2): knowledge items shown to the agents as grounding are passed
+as ``exclude_ids`` and do not score that sample; a blank answer scores 0 and is flagged; ``D``
+without a contrast culture is an error, never 1.0.
 """
 
 from __future__ import annotations
 
-import contextlib
-import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,41 +30,23 @@ import numpy as np
 
 from caredio.config import ScoringSettings
 from caredio.errors import UserInputError
+from caredio.memory.attribution import Calibration, fit_calibration, relevance
+from caredio.memory.embeddings import similarity_scale
+from caredio.memory.names import neutralize
+from caredio.memory.segments import (
+    copied_from,
+    distinct_rows,
+    split_segments,
+    split_sentences,
+    unique_segments,
+)
 from caredio.memory.store import CulturalMemory, CultureMatrix
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
-_LIST_SEP = re.compile(r"\s*[,;、，；]\s*")
-LIST_ITEM_WORDS = 6
-
-# Cosine similarities of MiniLM between unrelated everyday sentences sit near 0.1 and
-# paraphrases near 0.8; coverage maps that span linearly onto [0, 1].
-COVERAGE_FLOOR = 0.15
-COVERAGE_CEIL = 0.75
+HIDDEN = -10.0  # similarity given to excluded items: below anything real, still finite
 MISSING_CORE_WEIGHT = 0.6
 MISSING_CORE_COVERAGE = 0.5
 
-
-def split_sentences(text: str) -> list[str]:
-    parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
-    return [p for p in parts if len(p) > 2] or ([text.strip()] if text.strip() else [])
-
-
-def split_segments(text: str) -> list[str]:
-    """Sentences, and a sentence that is a list of short items split into its items.
-
-    One embedding of "kimchi, bulgogi, soju." blurs three claims into one vector that is close
-    to no knowledge item; three embeddings each find their own evidence. Only lists of short
-    items (at most ``LIST_ITEM_WORDS`` words each) are split, so ordinary prose stays whole.
-    """
-    segments: list[str] = []
-    for sentence in split_sentences(text):
-        parts = [p.strip(" .!?") for p in _LIST_SEP.split(sentence)]
-        parts = [p for p in parts if p]
-        if len(parts) > 1 and all(len(p.split()) <= LIST_ITEM_WORDS for p in parts):
-            segments += parts
-        else:
-            segments.append(sentence)
-    return segments
+__all__ = ["SampleScore", "Scorer", "split_segments", "split_sentences"]
 
 
 @dataclass
@@ -76,6 +60,10 @@ class SampleScore:
     contrast: list[str]
     generic_sentences: list[str] = field(default_factory=list)
     missing_core: list[str] = field(default_factory=list)
+    off_topic: list[str] = field(default_factory=list)
+    # Why a score is degenerate: "blank", "off_topic" (no segment bears on the question),
+    # "no_relevant_knowledge" (memory holds nothing on the question for this culture).
+    flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -86,6 +74,7 @@ class SampleScore:
             "attribution": {k: round(v, 4) for k, v in self.attribution.items()},
             "predicted_culture": self.predicted_culture,
             "contrast": self.contrast,
+            "flags": self.flags,
         }
 
 
@@ -95,97 +84,54 @@ class Scorer:
     def __init__(self, memory: CulturalMemory, settings: ScoringSettings | None = None) -> None:
         self.memory = memory
         self.settings = settings or ScoringSettings()
-        self._stack: tuple[Any, np.ndarray, dict[str, slice]] | None = None
+        self.scale = similarity_scale(memory.embedder.backend)
+        self._fitted: tuple[Any, Calibration] | None = None
 
     # -- contrast sets -----------------------------------------------------------------------
 
     def contrast_set(self, culture: str, contrast: list[str] | Literal["auto", "all"]) -> list[str]:
+        """The related cultures ``N(c)``; an empty set is an error (``D`` needs a rival)."""
         matrices = self.memory.matrices()
         if culture not in matrices:
             raise UserInputError(f"culture '{culture}': no knowledge in {self.memory.label}")
         others = [c for c in matrices if c != culture]
         if contrast == "all":
-            return others
-        if contrast == "auto":
+            chosen = others
+        elif contrast == "auto":
             target = matrices[culture].centroid
-            ranked = sorted(others, key=lambda c: -float(matrices[c].centroid @ target))
-            return ranked[: self.settings.contrast_k]
-        unknown = [c for c in contrast if c not in matrices]
-        if unknown:
-            raise UserInputError(f"contrast culture '{unknown[0]}': no knowledge in {self.memory.label}")
-        return [c for c in contrast if c != culture]
+            chosen = sorted(others, key=lambda c: -float(matrices[c].centroid @ target))
+            chosen = chosen[: self.settings.contrast_k]
+        else:
+            unknown = [c for c in contrast if c not in matrices]
+            if unknown:
+                raise UserInputError(f"contrast culture '{unknown[0]}': no knowledge in {self.memory.label}")
+            chosen = [c for c in dict.fromkeys(contrast) if c != culture]
+        if not chosen:
+            raise UserInputError(
+                f"contrast for '{culture}': distinctiveness needs at least one related culture "
+                f"other than the target (memory {self.memory.label} has "
+                f"{len(matrices)} culture{'s' if len(matrices) != 1 else ''})")
+        return chosen
+
+    # -- calibration -------------------------------------------------------------------------
+
+    def calibration(self) -> Calibration:
+        """The attribution model for the memory as loaded now (refitted when items change)."""
+        matrices = self.memory.matrices()
+        if self._fitted is not None and self._fitted[0] is matrices:
+            return self._fitted[1]
+        cultures = list(matrices)
+        if not self.settings.calibrate or len(cultures) < 2:
+            calibration = Calibration.fixed(self.settings.temperature, cultures)
+        else:
+            calibration = fit_calibration(
+                cultures, [self._scaled(m.claim_embeddings) for m in matrices.values()],
+                [(self._attribution_view(m), m.weights) for m in matrices.values()],
+                self.settings.top_k, self.settings.max_share, 1.0 / self.settings.temperature)
+        self._fitted = (matrices, calibration)
+        return calibration
 
     # -- scores ------------------------------------------------------------------------------
-
-    def relevance(self, vectors: np.ndarray, matrix: CultureMatrix) -> np.ndarray:
-        """``m_c`` for each row of ``vectors``.
-
-        A mix of the single nearest item (sharp: one exact match of a culture's answer is
-        strong evidence) and the consensus-weighted mean of the top-k (robust: a free-form
-        sentence rarely has one exact counterpart). ``max_share`` sets the mix.
-        """
-        return self._relevance_from(vectors @ matrix.embeddings.T, matrix.weights)
-
-    def _relevance_from(self, sims: np.ndarray, item_weights: np.ndarray) -> np.ndarray:
-        k = min(self.settings.top_k, sims.shape[1])
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        top_sims = np.take_along_axis(sims, top, axis=1)
-        weights = item_weights[top]
-        mean = (top_sims * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        share = self.settings.max_share
-        return share * top_sims.max(axis=1) + (1.0 - share) * mean
-
-    def _stacked(self) -> tuple[np.ndarray, dict[str, slice]]:
-        """All cultures' embeddings in one matrix: one matrix product per call instead of one per
-        culture (many small BLAS calls are slow, the more so on a busy machine)."""
-        matrices = self.memory.matrices()
-        if self._stack is None or self._stack[0] is not matrices:
-            spans, start = {}, 0
-            for culture, matrix in matrices.items():
-                spans[culture] = slice(start, start + len(matrix.ids))
-                start += len(matrix.ids)
-            stacked = np.concatenate([m.embeddings for m in matrices.values()]) if matrices else np.zeros((0, 1))
-            self._stack = (matrices, stacked, spans)
-        return self._stack[1], self._stack[2]
-
-    def _logits(
-        self, vectors: np.ndarray, cultures: list[str], evidence: dict[str, np.ndarray] | None
-    ) -> np.ndarray:
-        matrices = self.memory.matrices()
-        stacked, spans = self._stacked()
-        sims = vectors @ stacked.T
-        columns = []
-        for culture in cultures:
-            relevance = self._relevance_from(sims[:, spans[culture]], matrices[culture].weights)
-            extra = (evidence or {}).get(culture)
-            if extra is not None and len(extra):
-                # A contrast answer is direct evidence of what that culture would say.
-                relevance = np.maximum(relevance, (vectors @ extra.T).max(axis=1))
-            columns.append(relevance)
-        return np.stack(columns, axis=1) / self.settings.temperature
-
-    def attribution(
-        self,
-        vectors: np.ndarray,
-        cultures: list[str],
-        extra_evidence: dict[str, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """Softmax over ``cultures`` of ``m_c / tau``; one row per input vector."""
-        return _softmax(self._logits(vectors, cultures, extra_evidence))
-
-    def pooled_attribution(
-        self,
-        vectors: np.ndarray,
-        cultures: list[str],
-        extra_evidence: dict[str, np.ndarray] | None = None,
-    ) -> np.ndarray:
-        """One distribution for a response made of several segments.
-
-        Each segment is attributed on its own and the log-probabilities are averaged (a
-        geometric mean), so every claim in the answer votes, and a claim that fits all
-        cultures equally leaves the vote to the claims that do not.
-        """
-        return _pool(self._logits(vectors, cultures, extra_evidence))
 
     def score(
         self,
@@ -194,50 +140,83 @@ class Scorer:
         culture: str,
         contrast: list[str],
         contrast_responses: dict[str, str] | None = None,
+        exclude_ids: list[str] | set[str] | None = None,
     ) -> SampleScore:
-        """R, D, J, attribution and the critic's diagnosis of one sample."""
-        with _one_blas_thread():
-            return self._score(question, response, culture, contrast, contrast_responses)
+        """R, D, J, attribution and the critic's diagnosis of one sample.
 
-    def _score(
-        self,
-        question: str,
-        response: str,
-        culture: str,
-        contrast: list[str],
-        contrast_responses: dict[str, str] | None = None,
-    ) -> SampleScore:
-        embed = self.memory.embedder.embed
-        cultures = [culture, *[c for c in contrast if c != culture]]
-        split = split_segments if self.settings.split_lists else split_sentences
-        evidence = {
-            other: embed(split(text)) for other, text in (contrast_responses or {}).items()
-            if other in cultures[1:] and text.strip()
+        ``exclude_ids``: knowledge items the agents were shown for this sample; they are left
+        out of the evidence, so copying them earns nothing a paraphrase would not.
+        """
+        matrices = self.memory.matrices()
+        cultures = [culture, *[c for c in dict.fromkeys(contrast) if c != culture]]
+        for name in cultures:
+            if name not in matrices:
+                raise UserInputError(f"culture '{name}': no knowledge in {self.memory.label}")
+        if len(cultures) < 2:
+            raise UserInputError(f"contrast for '{culture}': distinctiveness needs at least one "
+                                 "related culture other than the target")
+        named = [*matrices, *cultures]
+        question = neutralize(question or "", named).strip()
+        segments = unique_segments(self._split(neutralize(response or "", named)))
+        if not segments:
+            return _degenerate(culture, cultures, "blank")
+        evidence_texts = {
+            other: unique_segments(self._split(neutralize(text, named)))
+            for other, text in (contrast_responses or {}).items() if other in cultures[1:] and text.strip()
         }
-        segments = split(response) or [response]
-        vectors = embed(segments)
-        logits = self._logits(vectors, cultures, evidence)  # one product, used twice below
-        probs = _pool(logits)
-        attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
-        distinctiveness = attribution[culture]
+        texts = ([question] if question else []) + segments + [s for v in evidence_texts.values() for s in v]
+        vectors = self.memory.embedder.embed(texts)  # one batch per sample
+        query = vectors[0] if question else None
+        first = 1 if question else 0
+        segment_vectors = vectors[first : first + len(segments)]
+        evidence, start = {}, first + len(segments)
+        for other, parts in evidence_texts.items():
+            evidence[other] = vectors[start : start + len(parts)]
+            start += len(parts)
+        keep = distinct_rows(segment_vectors)  # near-repeats say nothing new either
+        segments = [segments[i] for i in keep]
+        segment_vectors = segment_vectors[keep]
+        excluded = set(exclude_ids or ())
+        views = {c: _View(matrices[c], excluded if c == culture else set(), self) for c in cultures}
 
-        representativeness, missing = self._coverage(question or response, vectors, culture)
-        generic: list[str] = []
-        if len(cultures) > 1:
-            segment_probs = _softmax(logits)[:, 0]
-            cutoff = 1.2 / len(cultures)
-            generic = [s for s, p in zip(segments, segment_probs, strict=True) if p < cutoff]
+        pools = {c: views[c].pool(query) for c in cultures}
+        cores = {c: pool[: self.settings.core_k] for c, pool in pools.items()}
+        # What bears on the question is judged on all knowledge, shown items included: the gate
+        # decides relevance, not credit, and the shown items are the most relevant ones.
+        gate_cores = {c: views[c].pool(query, hidden_too=True)[: self.settings.core_k] for c in cultures}
+        gate = self._segment_weights(segment_vectors, query, views, gate_cores)
+        if excluded:
+            # Cross-fitting keeps a copied item from scoring against itself; a verbatim copy
+            # still echoes the author's wording of its neighbours, so it also counts less.
+            matrix = matrices[culture]
+            shown = [text for item_id, text in zip(matrix.ids, matrix.texts, strict=True) if item_id in excluded]
+            gate = np.where(copied_from(segments, shown), gate * self.settings.copy_weight, gate)
+        representativeness = self._representativeness(segment_vectors, gate, views[culture],
+                                                      pools[culture], cores[culture])
+        missing = self._missing_core(segment_vectors, views[culture], query, excluded)
+        logits = self._logits(segment_vectors, cultures, views, evidence)
+        flags = [] if cores[culture].size else ["no_relevant_knowledge"]
+        off_topic = [s for s, g in zip(segments, gate, strict=True) if g <= 0.0]
+        if gate.sum() <= 0.0:
+            attribution = dict.fromkeys(cultures, 0.0)
+            flags.append("off_topic")
+            distinctiveness = 0.0
+        else:
+            probs = _pool(logits, gate)
+            attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
+            distinctiveness = attribution[culture]
+        segment_probs = _softmax(logits)[:, 0]
+        cutoff = 1.2 / len(cultures)
+        generic = [s for s, p, g in zip(segments, segment_probs, gate, strict=True) if g > 0 and p < cutoff]
         lam = self.settings.lam
         return SampleScore(
-            culture=culture,
-            representativeness=representativeness,
+            culture=culture, representativeness=representativeness,
             distinctiveness=distinctiveness,
             objective=lam * representativeness + (1 - lam) * distinctiveness,
             attribution=attribution,
-            predicted_culture=max(attribution, key=attribution.__getitem__),
-            contrast=cultures[1:],
-            generic_sentences=generic,
-            missing_core=missing,
+            predicted_culture=max(attribution, key=attribution.__getitem__) if gate.sum() > 0 else "",
+            contrast=cultures[1:], generic_sentences=generic, missing_core=missing,
+            off_topic=off_topic, flags=flags,
         )
 
     def warm(self, texts: list[str]) -> None:
@@ -245,64 +224,154 @@ class Scorer:
         warm = getattr(self.memory.embedder, "warm", None)
         if warm is None:
             return
-        split = split_segments if self.settings.split_lists else split_sentences
+        named = list(self.memory.matrices())
         needed: list[str] = []
         for text in texts:
-            needed += [text, *split(text)]
-        warm(needed)
+            clean = neutralize(text, named)
+            needed += [clean.strip(), *unique_segments(self._split(clean))]
+        warm([t for t in needed if t])
 
-    def _coverage(self, query: str, vectors: np.ndarray, culture: str) -> tuple[float, list[str]]:
-        """``R``: how much of the culture's consensus the response expresses, on the question.
+    # -- parts -------------------------------------------------------------------------------
 
-        Among the culture's ``coverage_pool`` items most relevant to the question, the
-        ``coverage_k`` items best expressed by some segment of the response each contribute
-        consensus weight x coverage; R is their mean. An answer agreeing with what most
-        annotators said matches high-weight items and scores high; a fringe answer matches
-        only low-weight ones. Missing core: high-weight items relevant to the question that no
-        segment covers.
+    def _split(self, text: str) -> list[str]:
+        return (split_segments if self.settings.split_lists else split_sentences)(text)
+
+    def _scaled(self, sims: np.ndarray) -> np.ndarray:
+        """Cosine similarities on the backend's scale: 0 unrelated, 1 paraphrase."""
+        unrelated, paraphrase = self.scale
+        return (sims - unrelated) / (paraphrase - unrelated)
+
+    def _attribution_view(self, matrix: CultureMatrix) -> np.ndarray:
+        return matrix.claim_embeddings if self.settings.claim_view else matrix.embeddings
+
+    def _segment_weights(self, vectors: np.ndarray, query: np.ndarray | None,
+                         views: dict[str, _View], cores: dict[str, np.ndarray]) -> np.ndarray:
+        """How much each segment bears on the question, in [0, 1].
+
+        A segment's relevance is the mean of its similarity to the question and to the
+        question's core knowledge (the ``core_k`` most relevant items of every compared
+        culture): the question alone misses answers phrased unlike it ("They bow" to a greeting
+        question), the core alone lets in statements near some loosely related item. A segment
+        counts fully when it is relevant in itself (``gate_low`` .. ``gate_high``), or when it
+        is about as relevant as the answer's most relevant segment (within ``gate_margin``;
+        nothing at twice the margin) — so a short answer whose words are far from any phrasing
+        of the question still counts, while trivia appended to it does not. An answer whose
+        best segment is below ``off_topic_floor`` counts for nothing.
         """
-        matrix = self.memory.matrices()[culture]
-        if not len(vectors):
-            return 0.0, []
-        query_vector = self.memory.embedder.embed([query])[0]
-        relevance = matrix.embeddings @ query_vector
-        pool = np.argsort(-relevance)[: self.settings.coverage_pool]
-        best = (matrix.embeddings[pool] @ vectors.T).max(axis=1)
-        coverage = np.clip((best - COVERAGE_FLOOR) / (COVERAGE_CEIL - COVERAGE_FLOOR), 0.0, 1.0)
+        if query is None:
+            return np.ones(len(vectors))
+        to_question = self._scaled(vectors @ query)
+        core = [views[c].matrix.embeddings[idx] for c, idx in cores.items() if idx.size]
+        to_core = self._scaled(vectors @ np.concatenate(core).T).max(axis=1) if core else to_question
+        relevance_to_question = (to_question + to_core) / 2
+        settings = self.settings
+        absolute = np.clip((relevance_to_question - settings.gate_low) / (settings.gate_high - settings.gate_low),
+                           0.0, 1.0)
+        best = float(relevance_to_question.max())
+        if best < settings.off_topic_floor:
+            return np.zeros(len(vectors))
+        behind = best - relevance_to_question
+        relative = np.clip((2 * settings.gate_margin - behind) / settings.gate_margin, 0.0, 1.0)
+        return np.maximum(absolute, relative)
+
+    def _representativeness(self, vectors: np.ndarray, gate: np.ndarray, view: _View,
+                            pool: np.ndarray, core: np.ndarray) -> float:
+        """``R``: consensus coverage of the question's core, mixed with the consensus typicality
+        of what the answer says on the question.
+
+        Core coverage (DESIGN.md 2.2): the consensus-weighted mean coverage of the ``core_k``
+        items most relevant to the question. Typicality: among the culture's items relevant to
+        the question (the pool), the ``coverage_k`` best expressed, each consensus weight x
+        coverage; the mean. Both count a segment only by its weight, so an off-topic sentence
+        adds to neither. ``r_mix`` sets the mix (1 = core coverage only).
+        """
+        if not core.size or gate.sum() <= 0.0:
+            return 0.0
+        matrix = view.matrix
+        coverage = np.clip(self._scaled(vectors @ matrix.embeddings[pool].T), 0.0, 1.0)
+        best = (coverage * gate[:, None]).max(axis=0)
+        weights = matrix.weights[pool]
+        n_core = len(core)  # the pool starts with the core: both are ordered by relevance
+        core_part = float((best[:n_core] * weights[:n_core]).sum() / weights[:n_core].sum())
         k = min(self.settings.coverage_k, len(pool))
-        expressed = np.argsort(-coverage)[:k]
-        score = float((coverage[expressed] * matrix.weights[pool][expressed]).sum() / k)
-        core = pool[: self.settings.coverage_k]
-        missing = [
-            matrix.texts[i] for i, cov in zip(core, coverage[: len(core)], strict=True)
-            if matrix.weights[i] >= MISSING_CORE_WEIGHT and cov < MISSING_CORE_COVERAGE
-        ]
-        return score, missing[:5]
+        expressed = np.argsort(-best)[:k]
+        typical_part = float((best[expressed] * weights[expressed]).sum() / k)
+        mix = self.settings.r_mix
+        return mix * core_part + (1 - mix) * typical_part
+
+    def _missing_core(self, vectors: np.ndarray, view: _View, query: np.ndarray | None,
+                      excluded: set[str]) -> list[str]:
+        """High-consensus items on the question that no segment expresses, for the critic.
+
+        Drawn from the items the agents were shown when there are any: naming an unseen item
+        here would hand the refiner the very evidence that scores it.
+        """
+        matrix = view.matrix
+        if excluded:
+            candidates = np.asarray([i for i, item_id in enumerate(matrix.ids) if item_id in excluded], dtype=int)
+        else:
+            candidates = np.arange(len(matrix.ids))
+        if not candidates.size or not len(vectors):
+            return []
+        if query is not None:
+            candidates = candidates[np.argsort(-(matrix.embeddings[candidates] @ query))]
+        candidates = candidates[: self.settings.core_k]
+        coverage = np.clip(self._scaled(vectors @ matrix.embeddings[candidates].T), 0.0, 1.0).max(axis=0)
+        return [matrix.texts[i] for i, cov in zip(candidates, coverage, strict=True)
+                if matrix.weights[i] >= MISSING_CORE_WEIGHT and cov < MISSING_CORE_COVERAGE][:5]
+
+    def _logits(self, vectors: np.ndarray, cultures: list[str], views: dict[str, _View],
+                evidence: dict[str, np.ndarray]) -> np.ndarray:
+        columns = []
+        for culture in cultures:
+            view = views[culture]
+            sims = self._scaled(vectors @ view.attribution.T)
+            if view.mask is not None:
+                sims[:, view.mask] = HIDDEN
+            m = relevance(sims, view.matrix.weights, self.settings.top_k, self.settings.max_share)
+            extra = evidence.get(culture)
+            if extra is not None and len(extra):
+                # A contrast answer is direct evidence of what that culture would say to this
+                # very question: a segment it matches is that culture's, whatever memory holds
+                # (measured: as extra items diluted in the top-k mean, D+ AUC fell 0.79 -> 0.69).
+                m = np.maximum(m, self._scaled(vectors @ extra.T).max(axis=1))
+            columns.append(m)
+        return self.calibration().logits(np.stack(columns, axis=1), cultures)
 
 
-_controller: Any = None
+class _View:
+    """One culture's items as one sample sees them: without the items shown to its agents."""
+
+    def __init__(self, matrix: CultureMatrix, excluded: set[str], scorer: Scorer) -> None:
+        self.matrix = matrix
+        self.scorer = scorer
+        self.attribution = scorer._attribution_view(matrix)
+        hidden = [i for i, item_id in enumerate(matrix.ids) if item_id in excluded] if excluded else []
+        self.mask = np.asarray(hidden, dtype=int) if hidden else None
+
+    def pool(self, query: np.ndarray | None, hidden_too: bool = False) -> np.ndarray:
+        """Indices of the items relevant to the question, most relevant first."""
+        settings = self.scorer.settings
+        relevance_to_question = (self.scorer._scaled(self.matrix.embeddings @ query) if query is not None
+                                 else np.ones(len(self.matrix.ids)))
+        if self.mask is not None and not hidden_too:
+            relevance_to_question[self.mask] = -np.inf
+        order = np.argsort(-relevance_to_question)[: settings.coverage_pool]
+        return order[relevance_to_question[order] >= settings.relevance_floor]
 
 
-def _one_blas_thread() -> Any:
-    """Scoring is many small matrix products: a second BLAS thread only adds hand-offs, and on
-    a busy machine spinning BLAS threads made them 10x slower. Limited for the call only; the
-    embedding model (torch) keeps its own threads. A no-op without threadpoolctl."""
-    global _controller
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
-        except ImportError:
-            _controller = False
-    return _controller.limit(limits=1, user_api="blas") if _controller else contextlib.nullcontext()
+def _degenerate(culture: str, cultures: list[str], flag: str) -> SampleScore:
+    return SampleScore(culture=culture, representativeness=0.0, distinctiveness=0.0, objective=0.0,
+                       attribution=dict.fromkeys(cultures, 0.0), predicted_culture="",
+                       contrast=cultures[1:], flags=[flag])
 
 
-def _pool(logits: np.ndarray) -> np.ndarray:
-    """Average the rows' log-softmax and renormalize: a geometric mean of the distributions."""
+def _pool(logits: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted mean of the rows' log-softmax, renormalized: a weighted geometric mean."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return _softmax(log_probs.mean(axis=0, keepdims=True))[0]
+    mean = (log_probs * weights[:, None]).sum(axis=0, keepdims=True) / weights.sum()
+    return _softmax(mean)[0]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:

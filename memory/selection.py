@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from caredio.conversation import line_text
 from caredio.memory.embeddings import Embedder
 
 
@@ -36,11 +37,6 @@ class Selection:
 
     picks: list[Pick] = field(default_factory=list)
     skipped: list[Pick] = field(default_factory=list)
-
-
-def sample_text(line: dict[str, Any]) -> str:
-    messages = [m for m in line["messages"] if m["role"] != "system"]
-    return "\n".join(m["content"] for m in messages)
 
 
 def select(
@@ -82,7 +78,7 @@ def select_detailed(
     if not lines:
         return result
     if vectors is None:
-        vectors = embedder.embed([sample_text(line) for line in lines])
+        vectors = embedder.embed([line_text(line) for line in lines])
     groups: dict[str, list[int]] = {}
     for index, line in enumerate(lines):
         key = str(line["metadata"]["culture"]) if per_culture else "*"

@@ -14,20 +14,25 @@ import logging
 import threading
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from caredio.errors import UserInputError
+from caredio.config import public_url
+from caredio.conversation import sample_text
+from caredio.errors import EndpointError, UserInputError
+from caredio.memory.dirlock import MemoryDirLock
 from caredio.memory.embeddings import Embedder
 
 log = logging.getLogger(__name__)
 
 KNOWLEDGE = "knowledge"
+CLAIMS = "knowledge_claims"
 SAMPLES = "samples"
+CLAIM_SEPARATOR = " — "
 WARM_LIMIT = 2048  # items kept in the embedder cache when added in one call
 
 
@@ -39,14 +44,36 @@ class KnowledgeItem:
     weight: float = 1.0
     source: str = "user"
     id: str = ""
+    # The id of the dataset question the item answers (BLEnD's "Al-en-01"), so an evaluation
+    # can leave that question out; empty when unknown (older memories: matched by text).
+    question_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:
             self.id = stable_id(self.culture, self.topic, self.text)
 
     def metadata(self) -> dict[str, Any]:
-        return {"culture": self.culture, "topic": self.topic, "weight": float(self.weight),
-                "source": self.source}
+        meta: dict[str, Any] = {"culture": self.culture, "topic": self.topic,
+                                "weight": float(self.weight), "source": self.source}
+        if self.question_id:
+            meta["question_id"] = self.question_id
+        return meta
+
+
+def accepted_id(run_id: str, sample_id: str) -> str:
+    """The id of an accepted sample in memory: unique across runs."""
+    return f"{run_id}/{sample_id}"
+
+
+def claim_of(text: str) -> str | None:
+    """The claim of an item written "context — claim" (the BLEnD importer writes its items so).
+
+    A short answer ("injera") is far from "What do people eat at weddings? — injera" because the
+    context dominates that embedding; the claim alone matches it. Scorers compare a response
+    with both views of such an item. ``None`` when the item has no separate claim.
+    """
+    head, sep, tail = text.partition(CLAIM_SEPARATOR)
+    return tail.strip() if sep and head.strip() and tail.strip() else None
 
 
 def stable_id(*parts: str) -> str:
@@ -64,6 +91,12 @@ class CultureMatrix:
     weights: np.ndarray
     embeddings: np.ndarray
     sources: list[str] = field(default_factory=list)
+    # The claim view of each item (see ``claim_of``); the full embedding where it has none.
+    claims: np.ndarray | None = None
+
+    @property
+    def claim_embeddings(self) -> np.ndarray:
+        return self.embeddings if self.claims is None else self.claims
 
     @property
     def centroid(self) -> np.ndarray:
@@ -80,10 +113,17 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     if url:
         parsed = urlparse(url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise UserInputError(f"memory.url: not an http(s) URL: {url!r}")
+            raise UserInputError(f"memory.url: not an http(s) URL: {public_url(url)!r}")
         port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-        return chromadb.HttpClient(host=parsed.hostname, port=port, ssl=parsed.scheme == "https",
-                                   settings=quiet)
+        try:
+            return chromadb.HttpClient(host=parsed.hostname, port=port,
+                                       ssl=parsed.scheme == "https",
+                                       settings=_server_settings(url, quiet))
+        except ValueError as exc:  # chromadb's way of saying the heartbeat found no server
+            if "Could not connect" not in str(exc):
+                raise
+            raise EndpointError(f"cannot reach the Chroma server {public_url(url)}; is it "
+                                "running? (--memory-url)") from None
     if path:
         Path(path).mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=quiet)
@@ -95,6 +135,23 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     return chromadb.EphemeralClient(settings=quiet, database=database)
 
 
+def _server_settings(url: str, settings: Any) -> Any:
+    """Credentials in a Chroma server URL (``http://user:password@host``) become Chroma's own
+    basic authentication; nothing else in a URL can carry them (a query string is refused)."""
+    parsed = urlparse(url)
+    if parsed.query or parsed.params:
+        raise UserInputError(f"memory.url: a query string is not supported ({public_url(url)}); "
+                             "give credentials as http://user:password@host:port")
+    if parsed.username is None and parsed.password is None:
+        return settings
+    if not parsed.username or not parsed.password:
+        raise UserInputError(f"memory.url: give both a user and a password for Chroma's basic "
+                             f"authentication ({public_url(url)})")
+    settings.chroma_client_auth_provider = "chromadb.auth.basic_authn.BasicAuthClientProvider"
+    settings.chroma_client_auth_credentials = f"{unquote(parsed.username)}:{unquote(parsed.password)}"
+    return settings
+
+
 class CulturalMemory:
     """Knowledge and accepted samples, with embeddings from one backend."""
 
@@ -104,13 +161,31 @@ class CulturalMemory:
         self.label = label
         self._lock = threading.Lock()
         self._matrices: dict[str, CultureMatrix] | None = None
+        self._dir_lock: MemoryDirLock | None = None
         self.knowledge = self._collection(KNOWLEDGE)
+        self.claims = self._collection(CLAIMS)
         self.samples = self._collection(SAMPLES)
 
     @classmethod
     def open(cls, embedder: Embedder, path: str | Path | None = None, url: str | None = None) -> CulturalMemory:
-        label = url or (str(path) if path else "ephemeral memory")
-        return cls(make_client(path=path, url=url), embedder, label=label)
+        """A memory on a server (url), in a directory (path, locked for this process), or
+        ephemeral."""
+        label = public_url(url) if url else (str(path) if path else "ephemeral memory")
+        lock = MemoryDirLock.acquire(path) if path and not url else None
+        try:
+            memory = cls(make_client(path=path, url=url), embedder, label=label)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        memory._dir_lock = lock
+        return memory
+
+    def close(self) -> None:
+        """Let other processes open this memory's directory (it stays usable here until then)."""
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+            self._dir_lock = None
 
     def _collection(self, name: str) -> Any:
         wanted = {"embedding_backend": self.embedder.backend, "dim": self.embedder.dim,
@@ -129,13 +204,15 @@ class CulturalMemory:
     # -- knowledge -------------------------------------------------------------------------
 
     def add_knowledge(
-        self, items: list[KnowledgeItem], batch_size: int = 1024, vectors: np.ndarray | None = None
+        self, items: list[KnowledgeItem], batch_size: int = 1024, vectors: np.ndarray | None = None,
+        claim_vectors: np.ndarray | None = None,
     ) -> int:
         """Add items not yet stored (by stable id); returns how many were new.
 
         Embedding runs in batches of ``batch_size`` (one model call each, far faster than one
         text at a time). ``vectors`` may carry precomputed embeddings, row ``i`` for
-        ``items[i]`` — they must come from this memory's backend.
+        ``items[i]`` — they must come from this memory's backend; ``claim_vectors`` likewise for
+        the claims of "context — claim" items (embedded here when not given).
         """
         if vectors is not None and len(vectors) != len(items):
             raise ValueError("vectors: one row per item is required")
@@ -164,11 +241,31 @@ class CulturalMemory:
                 metadatas=[item.metadata() for item in fresh],
                 embeddings=batch_vectors.tolist(),
             )
+            if claim_vectors is not None:
+                rows = {item.id: i for i, item in enumerate(items)}
+                with_claims = [item for item in fresh if claim_of(item.text)]
+                if with_claims:
+                    self.claims.upsert(ids=[item.id for item in with_claims],
+                                       documents=[claim_of(item.text) or "" for item in with_claims],
+                                       embeddings=np.stack([claim_vectors[rows[item.id]] for item in with_claims]).tolist())
+            else:
+                self._add_claims([(item.id, item.text) for item in fresh])
             new += len(fresh)
         if new:
             with self._lock:
                 self._matrices = None
         return new
+
+    def _add_claims(self, items: list[tuple[str, str]]) -> int:
+        """Embed and store the claim view of the items that have one; returns how many."""
+        with_claims = [(item_id, claim) for item_id, text in items if (claim := claim_of(text))]
+        limit = int(self.client.get_max_batch_size())
+        for start in range(0, len(with_claims), limit):
+            batch = with_claims[start : start + limit]
+            vectors = self.embedder.embed([claim for _, claim in batch])
+            self.claims.upsert(ids=[i for i, _ in batch], documents=[c for _, c in batch],
+                               embeddings=vectors.tolist())
+        return len(with_claims)
 
     def count(self) -> int:
         return int(self.knowledge.count())
@@ -198,14 +295,37 @@ class CulturalMemory:
                 group["weights"].append(float(meta.get("weight", 1.0)))
                 group["vectors"].append(vector)
                 group["sources"].append(str(meta.get("source", "user")))
-        return {
-            culture: CultureMatrix(
+        claims = self._load_claims(grouped)
+        matrices = {}
+        for culture, g in sorted(grouped.items()):
+            embeddings = np.asarray(g["vectors"], dtype=np.float32)
+            claim_rows = np.array(embeddings)
+            for row, item_id in enumerate(g["ids"]):
+                if item_id in claims:
+                    claim_rows[row] = claims[item_id]
+            matrices[culture] = CultureMatrix(
                 ids=g["ids"], texts=g["texts"], topics=g["topics"],
-                weights=np.asarray(g["weights"], dtype=np.float32),
-                embeddings=np.asarray(g["vectors"], dtype=np.float32), sources=g["sources"],
+                weights=np.asarray(g["weights"], dtype=np.float32), embeddings=embeddings,
+                sources=g["sources"], claims=claim_rows,
             )
-            for culture, g in sorted(grouped.items())
-        }
+        return matrices
+
+    def _load_claims(self, grouped: dict[str, dict[str, list[Any]]]) -> dict[str, np.ndarray]:
+        """Claim vectors by item id; a memory made before claims were stored gets them now."""
+        found: dict[str, np.ndarray] = {}
+        total, page = int(self.claims.count()), 5000
+        for offset in range(0, total, page):
+            chunk = self.claims.get(include=["embeddings"], limit=page, offset=offset)
+            found.update(zip(chunk["ids"], np.asarray(chunk["embeddings"], dtype=np.float32), strict=True))
+        missing = [(item_id, text) for g in grouped.values()
+                   for item_id, text in zip(g["ids"], g["texts"], strict=True)
+                   if item_id not in found and claim_of(text)]
+        if missing:
+            log.info("%s: storing the claim view of %d items (once)", self.label, len(missing))
+            self._add_claims(missing)
+            stored = self.claims.get(ids=[item_id for item_id, _ in missing], include=["embeddings"])
+            found.update(zip(stored["ids"], np.asarray(stored["embeddings"], dtype=np.float32), strict=True))
+        return found
 
     def cultures(self) -> list[str]:
         return list(self.matrices())
@@ -229,6 +349,19 @@ class CulturalMemory:
             items += [item for item in self.retrieve(culture, query, k) if item.id not in seen][: k - len(items)]
         return items
 
+    def grounding(self, culture: str, query: str, k: int, topic: str | None, key: str) -> list[KnowledgeItem]:
+        """The items shown to the agents for one sample: about half of the ``2k`` nearest.
+
+        The other half stays unseen, so the sample is scored on knowledge its agents were not
+        shown (cross-fitting, DESIGN.md 2.2): otherwise J would measure how much of the prompt
+        was copied. Which half is fixed by ``key`` (the sample id), so every sample of a topic
+        sees its own half and a resumed sample the same one.
+        """
+        candidates = self.retrieve(culture, query, 2 * k, topic)
+        shown = [item for item in candidates
+                 if hashlib.sha1(f"{key}\x1f{item.id}".encode()).digest()[0] % 2 == 0]
+        return shown[:k]
+
     def stats(self) -> dict[str, Any]:
         per_culture: dict[str, dict[str, Any]] = {}
         for culture, matrix in self.matrices().items():
@@ -249,19 +382,29 @@ class CulturalMemory:
     # -- accepted samples --------------------------------------------------------------------
 
     def add_samples(self, records: list[dict[str, Any]]) -> None:
-        """Accepted samples, so later runs and selection can avoid near-duplicates."""
+        """Accepted samples, so later runs and selection can avoid near-duplicates.
+
+        Stored as ``run_id/sample_id``: sample ids repeat from run to run (culture-topic-index),
+        and every run's accepted samples must stay. Accepting a run again replaces its own.
+        """
         if not records:
             return
-        texts = [f"{r['question']}\n{r['response']}" for r in records]
+        texts = [sample_text(r["question"], r["response"]) for r in records]
         vectors = self.embedder.embed(texts)
         self.samples.upsert(
-            ids=[r["sample_id"] for r in records],
+            ids=[accepted_id(r["run_id"], r["sample_id"]) for r in records],
             documents=texts,
             embeddings=vectors.tolist(),
-            metadatas=[{k: r[k] for k in ("culture", "topic", "run_id", "objective",
-                                           "representativeness", "distinctiveness")}
+            metadatas=[{k: r[k] for k in ("sample_id", "culture", "topic", "run_id", "question",
+                                           "objective", "representativeness", "distinctiveness")}
                        for r in records],
         )
+
+    def accepted_questions(self, culture: str, topic: str, limit: int) -> list[str]:
+        """Questions of samples accepted for this culture and topic (by any run)."""
+        found = self.samples.get(where={"$and": [{"culture": culture}, {"topic": topic}]},
+                                 include=["metadatas"], limit=limit)
+        return [str(meta["question"]) for meta in found["metadatas"] if meta.get("question")]
 
     def sample_embeddings(self, exclude_run: str | None = None) -> tuple[list[str], np.ndarray]:
         where = {"run_id": {"$ne": exclude_run}} if exclude_run else None
@@ -269,6 +412,3 @@ class CulturalMemory:
         vectors = np.asarray(found["embeddings"], dtype=np.float32).reshape(-1, self.embedder.dim)
         return list(found["ids"]), vectors
 
-
-def item_dict(item: KnowledgeItem) -> dict[str, Any]:
-    return asdict(item)

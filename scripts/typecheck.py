@@ -1,4 +1,4 @@
-"""Run mypy on the package as it is installed: ``caredio`` with agents/, graph/, memory/ and
+"""Run mypy on the package as it is installed: ``caredio`` with agents/, graph/, memory/, recipes/ and
 prompts/ mounted inside it (setuptools' package-dir mapping, which mypy cannot follow).
 
 Usage: python scripts/typecheck.py [extra mypy args]
@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MOUNTS = {"agents": "agents", "graph": "graph", "memory": "memory", "prompts": "prompts"}
+MOUNTS = {"agents": "agents", "graph": "graph", "memory": "memory", "prompts": "prompts",
+          "recipes": "recipes"}
 
 
 def main() -> int:

@@ -3,16 +3,22 @@
 * ``no_remote_network`` (autouse): any connection to a non-loopback address fails the test, so
   no test can reach a hosted model (or any download) by accident.
 * ``embedder``: the real offline MiniLM embedder, loaded once per session.
+* ``fake_embedder``: the FAKE hash embedder, for tests about orchestration only.
+* ``chroma_server``: a real Chroma server (the installed ``chroma`` command) on loopback.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
-  llama.cpp server, once per session; the tool tests read it.
+  llama.cpp server, then resumed (nothing left to do), once per session; the tool tests read it.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import socket
+import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -70,11 +76,21 @@ def embedder() -> Any:
     return default_embedder()
 
 
+@pytest.fixture
+def fake_embedder() -> Any:
+    """The FAKE HashEmbedder (tests/support/jobs.py), for tests about orchestration: the real
+    MiniLM would re-embed the 402-item starter pack into every new ephemeral memory (~12 s
+    each on 2 cores). A test that takes this fixture says, by its name, that it uses a fake."""
+    from tests.support.jobs import HashEmbedder
+
+    return HashEmbedder()
+
+
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str, Any]:
     """A real run: 2 cultures x 1 topic x 1 sample, 2 rounds, on the embedded server."""
     from caredio.config import load_settings
-    from caredio.runner import start_run
+    from caredio.runner import resume_run, start_run
 
     root = tmp_path_factory.mktemp("demo")
     events: list[tuple[str, dict[str, Any]]] = []
@@ -90,9 +106,46 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
         llm={"temperature": 0.2, "max_tokens": 200, "timeout": 300, "down_after": 600},
         memory={"path": str(root / "memory")},
     )
-    run_dir, record = start_run(settings, lambda kind, data: events.append((kind, data)), embedder=embedder)
-    return {"run_dir": run_dir, "record": record, "events": events, "memory": root / "memory",
-            "settings": settings}
+    run_dir, first = start_run(settings, lambda kind, data: events.append((kind, data)),
+                               embedder=embedder)
+    # Then `caredio resume` of the finished run, as a user may do: nothing is left to call,
+    # and run.json must still count what the run spent (tests/test_e2e.py checks the trace).
+    record = resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+    return {"run_dir": run_dir, "record": record, "first_record": first, "events": events,
+            "memory": root / "memory", "settings": settings}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Any:
+    """A real Chroma server (the `chroma` CLI of the installed package) on loopback."""
+    binary = shutil.which("chroma")
+    if binary is None:
+        pytest.skip("the chromadb package's `chroma` command is not installed")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("the Chroma server did not come up")
+                time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def in_process_cli(

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from caredio.testing.jobs import HashEmbedder
-from caredio.testing.stub_server import StubOpenAIServer
 from tests.conftest import in_process_cli
+from tests.support.jobs import HashEmbedder
+from tests.support.stub_server import StubOpenAIServer
 
 
 @pytest.fixture
@@ -183,3 +183,51 @@ def test_memory_built_with_another_embedding_backend(cli: Any, stub: Any, tmp_pa
 def test_debug_shows_the_traceback(cli: Any, stub: Any, tmp_path: Path) -> None:
     code, _, err = cli("--debug", *_run_args(stub, tmp_path / "runs", "--concurrency", "0"))
     assert code == 2 and "Traceback" in err and err.strip().splitlines()[-1].startswith("error: ")
+
+
+HOLD_MEMORY = """
+import sys
+from caredio.memory.store import CulturalMemory
+from tests.support.jobs import HashEmbedder
+memory = CulturalMemory.open(HashEmbedder(), path=sys.argv[1])
+print("open", flush=True)
+sys.stdin.read()  # hold it until the test closes our stdin
+"""
+
+
+def test_a_memory_directory_in_use_by_another_process_is_refused(cli: Any, tmp_path: Path) -> None:
+    """Chroma's embedded client is not safe with two processes on one directory: the second
+    is told which process holds it (a real second process, holding the real directory)."""
+    import subprocess
+    import sys
+
+    from caredio.memory.store import CulturalMemory
+    from tests.support.jobs import fake_cli_env
+
+    memory_dir = tmp_path / "memory"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_MEMORY, str(memory_dir)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                              env=fake_cli_env())
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        code, _, err = cli("memory", "stats", "--memory", str(memory_dir))
+        _one_line_error(code, err, str(memory_dir), f"pid {holder.pid}", "--memory-url")
+        code, _, err = cli("run", "--memory", str(memory_dir), "--out", str(tmp_path / "runs"),
+                           "--base-url", "http://127.0.0.1:9/v1", "--quiet")
+        _one_line_error(code, err, "in use by another caredio process")
+        _nothing_written(tmp_path / "runs")
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    # Free again once the holder is gone; memories of one process share the directory.
+    import caredio.memory.embeddings as embeddings
+
+    first = CulturalMemory.open(embeddings.default_embedder(), path=memory_dir)
+    second = CulturalMemory.open(embeddings.default_embedder(), path=memory_dir)
+    assert first.count() == second.count()
+    first.close()
+    second.close()
+    again = subprocess.run([sys.executable, "-c", HOLD_MEMORY, str(memory_dir)], input="",
+                           text=True, env=fake_cli_env(), capture_output=True, timeout=120)
+    assert again.returncode == 0 and again.stdout.strip() == "open", again.stderr

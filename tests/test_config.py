@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from caredio.config import LLMSettings, load_settings
+from caredio.config import MAX_ROUNDS, LLMSettings, load_settings
 from caredio.errors import UserInputError
 
 
@@ -51,6 +52,9 @@ def test_out_of_range_values_are_named(tmp_path: Path) -> None:
         load_settings(concurrency=0)
     with pytest.raises(UserInputError, match=r"loop.max_rounds"):
         load_settings(loop={"max_rounds": -1})
+    assert load_settings(loop={"max_rounds": MAX_ROUNDS}).loop.max_rounds == MAX_ROUNDS
+    with pytest.raises(UserInputError, match=rf"loop.max_rounds: .*less than or equal to {MAX_ROUNDS}"):
+        load_settings(loop={"max_rounds": MAX_ROUNDS + 1})
 
 
 def test_unreadable_toml(tmp_path: Path) -> None:
@@ -70,7 +74,29 @@ def test_per_role_settings_fall_back_to_llm_table() -> None:
         LLMSettings(roles={"judge": {}})
 
 
-def test_snapshot_holds_no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-planted-secret-123")
-    snapshot = str(load_settings(llm={"base_url": "http://127.0.0.1:9/v1"}).snapshot())
-    assert "sk-planted-secret-123" not in snapshot
+def test_an_api_key_cannot_enter_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys come from the environment variable *named* by llm.api_key_env, read when a client is
+    built; no settings field holds one, so no config file or snapshot can."""
+    monkeypatch.setenv("CAREDIO_LLM__API_KEY", "sk-planted-secret-123")
+    with pytest.raises(UserInputError, match=r"environment: llm.api_key: unknown key"):
+        load_settings()
+    monkeypatch.delenv("CAREDIO_LLM__API_KEY")
+    with pytest.raises(UserInputError, match=r"llm.api_key: unknown key"):
+        load_settings(llm={"api_key": "sk-planted-secret-123"})
+
+
+def test_snapshot_redacts_every_url_credential() -> None:
+    """The config written to a run directory: user, password and query string of every URL
+    (endpoint, per-role endpoints, Chroma server) are gone; the rest of each URL stays."""
+    secret = "pw-planted-7x"
+    settings = load_settings(
+        llm={"base_url": f"http://alice:{secret}@10.0.0.1:8000/v1",
+             "roles": {"refiner": {"base_url": f"https://api.example/v1?key={secret}"}}},
+        memory={"url": f"http://bob:{secret}@chroma:8000"},
+    )
+    snapshot = settings.snapshot()
+    assert secret not in json.dumps(snapshot)
+    assert snapshot["llm"]["base_url"] == "http://REDACTED@10.0.0.1:8000/v1"
+    assert snapshot["llm"]["roles"]["refiner"]["base_url"] == "https://REDACTED@api.example/v1"
+    assert snapshot["memory"]["url"] == "http://REDACTED@chroma:8000"
+    assert settings.llm.base_url and secret in settings.llm.base_url  # still usable in memory

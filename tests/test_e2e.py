@@ -16,6 +16,7 @@ import pytest
 
 from caredio.records import read_jsonl
 from caredio.tracing import TRACE_FIELDS
+from tests.support.jobs import trace_totals
 
 pytestmark = pytest.mark.e2e
 
@@ -102,8 +103,15 @@ def test_trace_has_every_agent_turn_with_its_template_hash(demo_run: dict[str, A
         assert steps.count("contrast") == 2 * question_changes[sample_id]
 
 
-def test_run_json_counts_tokens_per_role_and_the_server_is_stopped(demo_run: dict[str, Any]) -> None:
-    record = json.loads((demo_run["run_dir"] / "run.json").read_text())
+def test_run_json_counts_what_the_trace_holds_and_the_server_is_stopped(
+        demo_run: dict[str, Any]) -> None:
+    """The fixture resumed the finished run: run.json still counts every turn on disk."""
+    run_dir: Path = demo_run["run_dir"]
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record == demo_run["record"] and record["status"] == "completed"
+    totals = trace_totals(run_dir)
+    assert record["tokens"] == totals["tokens"] == demo_run["first_record"]["tokens"]
+    assert record["retries"] == totals["retries"]
     for role in ("culture_expert", "contrast_critic", "refiner"):
         assert record["tokens"][role]["calls"] > 0
         assert record["tokens"][role]["output"] > 0

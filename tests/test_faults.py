@@ -16,8 +16,8 @@ import pytest
 from caredio.errors import EndpointDown, EndpointError
 from caredio.records import read_jsonl
 from caredio.runner import resume_run, start_run
-from caredio.testing.jobs import HashEmbedder, stub_settings
-from caredio.testing.stub_server import FaultPlan, StubOpenAIServer, dead_url
+from tests.support.jobs import stub_settings
+from tests.support.stub_server import FaultPlan, StubOpenAIServer, dead_url
 
 TWENTY_PERCENT = FaultPlan(
     rate_429=0.04, retry_after=0.05, rate_500=0.04, rate_slow=0.02, slow_seconds=3.0,
@@ -25,26 +25,18 @@ TWENTY_PERCENT = FaultPlan(
     reject_json_schema=True, seed=7,
 )
 
-@pytest.fixture
-def embedder() -> HashEmbedder:
-    """The FAKE HashEmbedder: these tests are about orchestration, and the real MiniLM would
-    re-embed the 402-item starter pack into every new ephemeral memory (~12 s each here)."""
-    return HashEmbedder()
-
-
-
 def _events() -> tuple[list[tuple[str, dict[str, Any]]], Any]:
     seen: list[tuple[str, dict[str, Any]]] = []
     return seen, lambda kind, data: seen.append((kind, data))
 
 
-def test_twenty_percent_faulty_calls_still_give_every_sample(tmp_path: Path, embedder: Any) -> None:
+def test_twenty_percent_faulty_calls_still_give_every_sample(tmp_path: Path, fake_embedder: Any) -> None:
     with StubOpenAIServer(latency=0.005, faults=TWENTY_PERCENT) as stub:
         settings = stub_settings(stub.url, str(tmp_path), rounds=2, concurrency=4,
                                  cultures=("Japan", "China", "South Korea"), samples_per_topic=2,
                                  llm={"timeout": 1.0, "max_retries": 6})
         _, on_event = _events()
-        run_dir, record = start_run(settings, on_event, embedder=embedder)
+        run_dir, record = start_run(settings, on_event, embedder=fake_embedder)
     faults = {k: v for k, v in stub.stats.items() if k not in ("ok", "json_schema_rejected")}
     assert sum(faults.values()) >= 10, faults  # faults really happened
     assert record["status"] == "completed" and record["failed"] == 0 and record["failures"] == []
@@ -66,15 +58,15 @@ def test_twenty_percent_faulty_calls_still_give_every_sample(tmp_path: Path, emb
 
 
 def test_endpoint_down_from_the_start_fails_fast_and_writes_nothing(tmp_path: Path,
-                                                                     embedder: Any) -> None:
+                                                                     fake_embedder: Any) -> None:
     settings = stub_settings(dead_url(), str(tmp_path / "runs"))
     with pytest.raises(EndpointError, match="cannot reach the LLM endpoint"):
-        start_run(settings, lambda kind, data: None, embedder=embedder)
+        start_run(settings, lambda kind, data: None, embedder=fake_embedder)
     assert not (tmp_path / "runs").exists()
 
 
 def test_endpoint_going_down_mid_run_stops_the_run_then_resume_finishes(
-        tmp_path: Path, embedder: Any) -> None:
+        tmp_path: Path, fake_embedder: Any) -> None:
     stub = StubOpenAIServer(latency=0.02).start()
     try:
         settings = stub_settings(stub.url, str(tmp_path), rounds=3, concurrency=2,
@@ -85,7 +77,7 @@ def test_endpoint_going_down_mid_run_stops_the_run_then_resume_finishes(
         def run() -> None:
             try:
                 outcome["record"] = start_run(settings, lambda kind, data: None,
-                                              embedder=embedder)
+                                              embedder=fake_embedder)
             except EndpointError as exc:
                 outcome["error"] = exc
 
@@ -104,7 +96,7 @@ def test_endpoint_going_down_mid_run_stops_the_run_then_resume_finishes(
         assert record["status"] == "failed" and "EndpointDown" in record["error"]
 
         stub.set_down(False)
-        record = resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+        record = resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
         assert record["status"] == "completed" and record["completed"] == 3
         ids = [line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")]
         assert len(ids) == len(set(ids)) == 3
@@ -118,13 +110,13 @@ def _germany_fails(body: dict[str, Any]) -> str | None:
 
 
 def test_a_failing_sample_is_isolated_recorded_and_retried_on_resume(tmp_path: Path,
-                                                                     embedder: Any) -> None:
+                                                                     fake_embedder: Any) -> None:
     with StubOpenAIServer(latency=0.005, faults=FaultPlan(rule=_germany_fails)) as stub:
         settings = stub_settings(stub.url, str(tmp_path), cultures=("Japan", "China", "Germany"),
                                  llm={"max_retries": 1}, max_failed_share=0.2)
         settings = settings.model_copy(update={"contrast": ["Japan", "China"]})
         events, on_event = _events()
-        run_dir, record = start_run(settings, on_event, embedder=embedder)
+        run_dir, record = start_run(settings, on_event, embedder=fake_embedder)
         assert record["status"] == "failed"  # 1 of 3 is past max_failed_share = 0.2
         assert record["completed"] == 2 and record["failed"] == 1
         [failure] = record["failures"]
@@ -137,7 +129,7 @@ def test_a_failing_sample_is_isolated_recorded_and_retried_on_resume(tmp_path: P
 
         stub.faults.rule = None  # the endpoint recovers
         before = Counter(t["sample_id"] for t in read_jsonl(run_dir / "trace.jsonl"))
-        record = resume_run(run_dir, on_event, embedder=embedder)
+        record = resume_run(run_dir, on_event, embedder=fake_embedder)
         assert record["status"] == "completed" and record["failures"] == []
         assert record["completed"] == 3 and record["failed"] == 0
         after = Counter(t["sample_id"] for t in read_jsonl(run_dir / "trace.jsonl"))

@@ -17,7 +17,7 @@ import caredio.llm
 from caredio.config import LLMSettings
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.llm import CallResult, MethodMemory, RequestLimiter, RoleLLM
-from caredio.testing.stub_server import FaultPlan, StubOpenAIServer, dead_url
+from tests.support.stub_server import FaultPlan, StubOpenAIServer, dead_url
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say it."}]
 

@@ -26,9 +26,9 @@ from caredio.errors import ModelOutputError
 from caredio.records import read_jsonl
 from caredio.runner import resume_run, start_run
 from caredio.structured import parse_reply
-from caredio.testing.jobs import HashEmbedder, stub_settings
-from caredio.testing.schema_example import example_from_schema
-from caredio.testing.stub_server import StubOpenAIServer, _prompt_schema
+from tests.support.jobs import HashEmbedder, stub_settings
+from tests.support.schema_example import example_from_schema
+from tests.support.stub_server import StubOpenAIServer, _prompt_schema
 
 # Both seen in demo runs on main, kept with D 0.79 and shipped.
 NOT_QUESTIONS = [

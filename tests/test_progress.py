@@ -25,8 +25,8 @@ from caredio.config import LLMSettings
 from caredio.llm import CallResult, MethodMemory, RequestLimiter, RoleLLM
 from caredio.records import read_jsonl
 from caredio.runner import start_run
-from caredio.testing.jobs import HashEmbedder, stub_settings
-from caredio.testing.stub_server import FaultPlan, StubOpenAIServer
+from tests.support.jobs import HashEmbedder, stub_settings
+from tests.support.stub_server import FaultPlan, StubOpenAIServer
 
 
 def _text(display: RunDisplay) -> str:

@@ -7,7 +7,6 @@ HashEmbedder (instant to load); the kill/resume machinery under test is the real
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -21,8 +20,8 @@ import pytest
 from caredio.errors import UserInputError
 from caredio.records import RunRecorder, read_jsonl
 from caredio.runner import resume_run, start_run
-from caredio.testing.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, stub_settings
-from caredio.testing.stub_server import StubOpenAIServer
+from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, stub_settings, trace_totals
+from tests.support.stub_server import StubOpenAIServer
 
 CONFIG = """
 contrast = ["Japan", "China", "South Korea"]
@@ -39,22 +38,8 @@ backoff = 0.02
 elicit_missing = false
 """
 
-@pytest.fixture
-def embedder() -> HashEmbedder:
-    """The FAKE HashEmbedder: these tests are about orchestration, and the real MiniLM would
-    re-embed the 402-item starter pack into every new ephemeral memory (~12 s each here)."""
-    return HashEmbedder()
-
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "CAREDIO_API_KEY")}
-    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", COLUMNS="200")
-    return env
-
-
 def _caredio(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-c", CLI_WITH_FAKE_EMBEDDER, *args], env=_env(),
+    return subprocess.Popen([sys.executable, "-c", CLI_WITH_FAKE_EMBEDDER, *args], env=fake_cli_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -124,6 +109,8 @@ def test_sigkill_mid_refinement_then_sigint_then_resume_finishes_exactly(tmp_pat
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed"
     assert record["planned"] == record["completed"] == 6 and record["failed"] == 0
+    # three processes made these calls; run.json counts all of them
+    assert {k: record[k] for k in ("tokens", "retries")} == trace_totals(run_dir)
     ids = [line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")]
     assert sorted(ids) == sorted(planned)  # one line per planned sample: no gap, no duplicate
     versions = [(v["sample_id"], v["round"], v["step"])
@@ -136,31 +123,35 @@ def test_sigkill_mid_refinement_then_sigint_then_resume_finishes_exactly(tmp_pat
 
 
 def test_resume_of_a_finished_run_makes_no_call_and_changes_no_line(tmp_path: Path,
-                                                                    embedder: Any) -> None:
+                                                                    fake_embedder: Any) -> None:
     with StubOpenAIServer() as stub:
         settings = stub_settings(stub.url, str(tmp_path))
-        run_dir, first = start_run(settings, lambda kind, data: None, embedder=embedder)
+        run_dir, first = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
         dataset = (run_dir / "dataset.jsonl").read_text()
         calls = len(stub.requests)
-        record = resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+        record = resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
         assert len(stub.requests) == calls
     assert record["status"] == "completed" and record["completed"] == first["completed"] == 2
     assert (run_dir / "dataset.jsonl").read_text() == dataset
+    # What the run spent is still counted: the resumed process made no call itself.
+    totals = trace_totals(run_dir)
+    assert record["tokens"] == first["tokens"] == totals["tokens"]
+    assert totals["tokens"]["refiner"]["calls"] > 0
 
 
-def test_run_into_an_existing_run_directory_is_refused(tmp_path: Path, embedder: Any) -> None:
+def test_run_into_an_existing_run_directory_is_refused(tmp_path: Path, fake_embedder: Any) -> None:
     with StubOpenAIServer() as stub:
         settings = stub_settings(stub.url, str(tmp_path))
-        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=embedder)
+        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
         before = {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()}
         with pytest.raises(UserInputError, match="already holds a run"):
-            start_run(settings, lambda kind, data: None, embedder=embedder)
+            start_run(settings, lambda kind, data: None, embedder=fake_embedder)
         assert {p.name: p.stat().st_mtime_ns for p in run_dir.iterdir()} == before
 
 
-def test_a_run_directory_in_use_cannot_be_resumed_twice(tmp_path: Path, embedder: Any) -> None:
+def test_a_run_directory_in_use_cannot_be_resumed_twice(tmp_path: Path, fake_embedder: Any) -> None:
     with StubOpenAIServer() as stub:
         settings = stub_settings(stub.url, str(tmp_path))
-        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=embedder)
+        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
         with RunRecorder(run_dir).locked(), pytest.raises(UserInputError, match="another caredio"):
-            resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+            resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)

@@ -3,18 +3,16 @@ HTTP on loopback — the same code. A memory built with another embedding backen
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
+import base64
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from caredio.errors import UserInputError
+from caredio.errors import EndpointError, UserInputError
 from caredio.memory.store import CulturalMemory, KnowledgeItem, make_client
+from tests.support.recording_proxy import RecordingProxy
 
 ITEMS = [
     KnowledgeItem(culture="Japan", topic="food_drink", text="Rice with miso soup and pickles.", weight=0.9),
@@ -67,41 +65,39 @@ def test_bad_url() -> None:
         make_client(url="ftp://example.org/chroma")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def chroma_server(tmp_path: Path) -> Any:
-    """A real Chroma server (the `chroma` CLI of the installed package) on loopback."""
-    binary = shutil.which("chroma")
-    if binary is None:
-        pytest.skip("the chromadb package's `chroma` command is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the Chroma server did not come up")
-                time.sleep(0.3)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
 def test_http_client_against_a_real_server(chroma_server: str, embedder: Any) -> None:
     memory = CulturalMemory.open(embedder, url=chroma_server)
     assert memory.label == chroma_server
     exercise(memory)
     assert CulturalMemory.open(embedder, url=chroma_server).count() == 3  # the server kept them
+
+
+def test_url_credentials_authenticate_and_are_never_shown(chroma_server: str, embedder: Any) -> None:
+    """user:password in the URL goes to the server as Chroma's basic authentication (seen by a
+    recording forwarder in front of the real server), and the memory's label drops it."""
+    with RecordingProxy(chroma_server) as proxy:
+        url = f"http://alice:pw%20secret@127.0.0.1:{proxy.port}"
+        memory = CulturalMemory.open(embedder, url=url)
+        exercise(memory)
+    basic = "Basic " + base64.b64encode(b"alice:pw secret").decode()
+    assert proxy.authorizations and set(proxy.authorizations) == {basic}
+    assert memory.label == f"http://127.0.0.1:{proxy.port}"
+    assert "secret" not in str(memory.stats())
+
+
+@pytest.mark.parametrize(("url", "reason"), [
+    ("http://alice@127.0.0.1:9", "both a user and a password"),
+    ("http://:tok-secret@127.0.0.1:9", "both a user and a password"),
+    ("http://127.0.0.1:9/?token=tok-secret", "query string"),
+    ("ftp://alice:tok-secret@example.org/chroma", "not an http(s) URL"),
+])
+def test_urls_whose_credentials_cannot_be_used_are_refused(url: str, reason: str) -> None:
+    with pytest.raises(UserInputError, match=re.escape(reason)) as caught:
+        make_client(url=url)
+    assert "tok-secret" not in str(caught.value) and str(caught.value).startswith("memory.url")
+
+
+def test_an_unreachable_server_is_named_without_its_credentials() -> None:
+    with pytest.raises(EndpointError, match=r"cannot reach the Chroma server http://127.0.0.1:9;") as caught:
+        make_client(url="http://alice:tok-secret@127.0.0.1:9")
+    assert "tok-secret" not in str(caught.value)

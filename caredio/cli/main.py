@@ -76,13 +76,14 @@ def topics_command(
 
 
 def _register() -> None:
-    from caredio.cli import llm_cmd, memory_cmd, prompts_cmd, run_cmd, tools_cmd
+    from caredio.cli import eval_cmd, llm_cmd, memory_cmd, prompts_cmd, run_cmd, tools_cmd
 
     run_cmd.register(cli)
     memory_cmd.register(cli)
     prompts_cmd.register(cli)
     llm_cmd.register(cli)
     tools_cmd.register(cli)
+    eval_cmd.register(cli)
 
 
 _register()

@@ -21,14 +21,23 @@ MEMORY_URL_HELP = options.MEMORY_URL_HELP + options.default("none")
 
 def _settings(memory: str | None, memory_url: str | None) -> Any:
     from caredio.config import load_settings
+    from caredio.threads import configure_threads
 
-    return load_settings(memory={"path": memory, "url": memory_url})
+    settings = load_settings(memory={"path": memory, "url": memory_url})
+    configure_threads(settings.threads)
+    return settings
 
 
-def _open(memory: str | None, memory_url: str | None) -> Any:
+def _open(memory: str | None, memory_url: str | None, starter: bool = False, settings: Any = None) -> Any:
+    """The memory; with ``starter``, the starter pack loaded as ``caredio run`` loads it."""
+    from caredio.job import load_starter_pack
     from caredio.runner import open_memory
 
-    return open_memory(_settings(memory, memory_url))
+    settings = settings or _settings(memory, memory_url)
+    store = open_memory(settings)
+    if starter:
+        load_starter_pack(settings, store)
+    return store
 
 
 @memory_app.command("ingest")
@@ -69,7 +78,7 @@ def stats_command(
     """Items per culture, topics, weights and sources."""
     from caredio.cli.consoles import console
 
-    stats = _open(memory, memory_url).stats()
+    stats = _open(memory, memory_url, starter=True).stats()
     if as_json:
         print(json.dumps(stats, indent=2, ensure_ascii=False))
         return
@@ -85,10 +94,13 @@ def stats_command(
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
     """Generic sample lines ``{culture, question, response}`` or this project's dataset lines."""
+    from caredio.conversation import question_response
     from caredio.errors import UserInputError
     from caredio.memory.ingest import canonical_culture
 
     samples = []
+    question: Any
+    response: Any
     try:
         handle = path.open(encoding="utf-8")
     except OSError as exc:
@@ -108,6 +120,7 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
             raise UserInputError(f"{where}: not valid JSON: {exc.msg}") from None
         if not isinstance(record, dict):
             raise UserInputError(f"{where}: expected a JSON object")
+        evidence: dict[str, Any] = {}
         if "messages" in record:
             meta = record.get("metadata") or {}
             messages = record["messages"]
@@ -115,22 +128,58 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
                 raise UserInputError(f"{where}: field 'messages' must be a list of objects")
             if not isinstance(meta, dict):
                 raise UserInputError(f"{where}: field 'metadata' must be an object")
-            turns = [m for m in messages if m.get("role") != "system"]
-            question = next((m["content"] for m in turns if m.get("role") == "user"), "")
-            response = next((m["content"] for m in reversed(turns) if m.get("role") == "assistant"), "")
+            question, response = question_response(messages)
             culture, sample_id = meta.get("culture"), meta.get("sample_id")
         else:
-            question, response = record.get("question", ""), record.get("response")
+            question, response = record.get("question") or "", record.get("response")
             culture, sample_id = record.get("culture"), record.get("id")
+            if "contrast_answers" in record:  # a trajectory line: the loop's own evidence
+                sample_id = f"{record.get('sample_id')}@{record.get('round')}"
+                evidence = _loop_evidence(record, where)
         if not isinstance(culture, str) or not culture:
             raise UserInputError(f"{where}: field 'culture' is missing")
-        if not isinstance(response, str) or not response.strip():
-            raise UserInputError(f"{where}: field 'response' is missing or empty")
+        if not isinstance(response, str):
+            raise UserInputError(f"{where}: field 'response' is missing or not text")
         samples.append({"id": sample_id or f"line-{number}", "culture": canonical_culture(culture),
-                        "question": question or "", "response": response})
+                        "question": question or "", "response": response, "evidence": evidence,
+                        "sample_id": sample_id})
     if not samples:
         raise UserInputError(f"{path}: no samples in the file")
     return samples
+
+
+def _loop_evidence(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """What the loop scored a version with: its contrast cultures and answers, and the items
+    its agents were shown (held out of the scoring)."""
+    from caredio.errors import UserInputError
+    from caredio.memory.ingest import canonical_culture
+
+    answers = record.get("contrast_answers")
+    if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
+        raise UserInputError(f"{where}: field 'contrast_answers' must be an object of texts")
+    grounding = record.get("grounding_ids") or []
+    if not isinstance(grounding, list):
+        raise UserInputError(f"{where}: field 'grounding_ids' must be a list")
+    contrast = record.get("contrast") or list(answers)
+    return {"contrast": [canonical_culture(str(c)) for c in contrast],
+            "contrast_answers": {canonical_culture(k): v for k, v in answers.items()},
+            "exclude_ids": [str(i) for i in grounding]}
+
+
+def run_evidence(run_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The loop's evidence for every version of a run, by (sample id, question, response)."""
+    from caredio.errors import UserInputError
+    from caredio.records import TRAJECTORIES, read_jsonl
+
+    path = run_dir / TRAJECTORIES
+    if not path.is_file():
+        raise UserInputError(f"--run {run_dir}: no {TRAJECTORIES} (not a run directory)")
+    found = {}
+    for number, record in enumerate(read_jsonl(path), start=1):
+        if "contrast_answers" in record:
+            key = (str(record.get("sample_id")), record.get("question") or "", record.get("response") or "")
+            found[key] = _loop_evidence(record, f"{path}:{number}")
+    return found
 
 
 def register(cli: typer.Typer) -> None:
@@ -138,43 +187,66 @@ def register(cli: typer.Typer) -> None:
 
     @cli.command("score")
     def score_command(
-        file: Path = typer.Argument(..., help="Samples: JSONL of {culture, question, response} or dataset lines."),
-        memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
-        memory_url: str = typer.Option(None, "--memory-url", help=MEMORY_URL_HELP),
-        contrast: str = typer.Option("auto", "--contrast", help="'all', 'auto' (nearest cultures) or C1,C2."),
+        file: Path = typer.Argument(..., metavar="FILE", help="Samples: JSONL of {culture, question, response}, dataset lines, or a run's trajectories.jsonl."),
+        memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP),
+        memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP),
+        contrast: str = typer.Option("auto", "--contrast", metavar="MODE", help="'all', 'auto' (nearest cultures) or C1,C2."),
+        run_dir: Path = typer.Option(None, "--run", metavar="RUN_DIR", help="Score dataset lines with the evidence the loop used in this run directory." + options.default("none")),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per sample on stdout, input order."),
     ) -> None:
-        """Score any dataset for representativeness and distinctiveness with the loop's own scorer."""
+        """Score any dataset for representativeness and distinctiveness with the loop's scorer.
+
+        The loop scores a version with more evidence than memory: the contrast critic's answers
+        of the related cultures to the same question (a sentence they would also say is not
+        distinctive) and, held out, the knowledge items its agents were shown. Without that
+        evidence D differs from the run's; scoring a run's trajectories.jsonl, or dataset lines
+        with --run RUN_DIR, uses it and reproduces the run's scores.
+        """
         from caredio.cli.consoles import console, err_console
         from caredio.memory.ingest import canonical_culture
         from caredio.memory.scoring import Scorer
-        from caredio.runner import open_memory
 
         samples = read_samples(file)
+        loop_evidence = run_evidence(run_dir) if run_dir else {}
+        for sample in samples:
+            key = (str(sample["sample_id"]), sample["question"], sample["response"])
+            if not sample["evidence"] and key in loop_evidence:
+                sample["evidence"] = loop_evidence[key]
         settings = _settings(memory, memory_url)
-        store = open_memory(settings)
+        store = _open(memory, memory_url, starter=True, settings=settings)
         scorer = Scorer(store, settings.scoring)  # the loop's scorer, with the configured knobs
         mode: Any = contrast if contrast in ("all", "auto") else [
             canonical_culture(c.strip()) for c in contrast.split(",") if c.strip()]
+        if mode == []:
+            from caredio.errors import UserInputError
+
+            raise UserInputError(f"--contrast: no culture in {contrast!r}")
         rows = []
         for sample in samples:  # validate every culture before printing anything
-            scorer.contrast_set(sample["culture"], mode)
+            chosen = sample["evidence"].get("contrast") or scorer.contrast_set(sample["culture"], mode)
+            sample["contrast"] = scorer.contrast_set(sample["culture"], chosen)
         with err_console.status(f"scoring {len(samples)} samples"):
             scorer.warm([s["response"] for s in samples] + [s["question"] for s in samples if s["question"]])
             for sample in samples:
-                cultures = scorer.contrast_set(sample["culture"], mode)
-                result = scorer.score(sample["question"], sample["response"], sample["culture"], cultures)
-                rows.append({"id": sample["id"], **result.to_dict()})
+                evidence = sample["evidence"]
+                result = scorer.score(sample["question"], sample["response"], sample["culture"],
+                                      sample["contrast"], evidence.get("contrast_answers"),
+                                      evidence.get("exclude_ids"))
+                rows.append({"id": sample["id"], **result.to_dict(), "loop_evidence": bool(evidence)})
+        blank = sum("blank" in row["flags"] for row in rows)
+        if blank:
+            err_console.print(f"{blank} sample(s) with a blank response scored 0 (flag 'blank')")
         if as_json:
             for row in rows:
                 sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             return
         table = Table(title=f"{file}: {len(rows)} samples")
-        for column in ("id", "culture", "R", "D", "J", "predicted"):
+        for column in ("id", "culture", "R", "D", "J", "predicted", "flags"):
             table.add_column(column)
         for row in rows:
             table.add_row(str(row["id"]), row["culture"], f"{row['representativeness']:.3f}",
-                          f"{row['distinctiveness']:.3f}", f"{row['objective']:.3f}", row["predicted_culture"])
+                          f"{row['distinctiveness']:.3f}", f"{row['objective']:.3f}", row["predicted_culture"],
+                          ", ".join(row["flags"]))
         console.print(table)
         means = Table(title="Per culture means")
         for column in ("culture", "samples", "R", "D", "J", "attributed correctly"):

@@ -151,10 +151,12 @@ def export_command(
     run_dir: Path = RUN_DIR,
     fmt: str = typer.Option(
         ..., "--format", metavar="FORMAT",
-        help="openai (chat JSONL), sharegpt (JSON) or hf (a Hugging Face datasets folder).",
+        help="openai (chat JSONL), sharegpt (JSON), hf (a Hugging Face datasets folder) or trl (a folder: "
+        "prompt-completion JSONL for TRL's SFTTrainer and a LoRA recipe).",
     ),
     out: Path = typer.Option(
-        None, "--out", metavar="PATH", help="Where to write." + default("RUN_DIR/export/openai.jsonl, sharegpt.json or hf")
+        None, "--out", metavar="PATH",
+        help="Where to write." + default("RUN_DIR/export/openai.jsonl, sharegpt.json, hf or trl"),
     ),
     selected: bool = typer.Option(
         False, "--selected", help="Export selected.jsonl instead of dataset.jsonl."

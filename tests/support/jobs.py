@@ -6,9 +6,13 @@ memory and explicit contrast cultures; the stub answers every LLM call.
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from caredio.config import Settings, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def stub_settings(base_url: str, out: str, *, run_id: str = "run", rounds: int = 1,
@@ -32,11 +36,11 @@ def stub_settings(base_url: str, out: str, *, run_id: str = "run", rounds: int =
 
 
 class HashEmbedder:
-    """A FAKE embedder for subprocess tests: hashed bag of words, unit length, numpy only.
+    """A FAKE embedder for tests about orchestration: hashed bag of words, unit length.
 
     It loads in no time (the real MiniLM takes ~20 s per process on 2 cores), which keeps
     tests that start several `caredio` processes fast. It claims the default backend's
-    name so an ephemeral memory accepts it; never use it with a persistent memory.
+    name so a memory accepts it: use it only with memories the test throws away.
     """
 
     def __init__(self, dim: int = 384) -> None:
@@ -59,9 +63,36 @@ class HashEmbedder:
         return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
+def fake_cli_env(**extra: str) -> dict[str, str]:
+    """Environment for a `python -c CLI_WITH_FAKE_EMBEDDER` subprocess: no API keys, offline,
+    and the repository root on the path (the test doubles are not installed with caredio)."""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("OPENAI_API_KEY", "CAREDIO_API_KEY") and not k.startswith("CAREDIO_")}
+    path = [str(REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
+    env.update(HF_HUB_OFFLINE="1", ANONYMIZED_TELEMETRY="False", COLUMNS="200",
+               PYTHONPATH=os.pathsep.join(path), **extra)
+    return env
+
+
 # `python -c CLI_WITH_FAKE_EMBEDDER args...` runs the real CLI with HashEmbedder installed.
 CLI_WITH_FAKE_EMBEDDER = (
-    "import caredio.memory.embeddings as e; from caredio.testing.jobs import HashEmbedder; "
+    "import caredio.memory.embeddings as e; from tests.support.jobs import HashEmbedder; "
     "e._shared[e.DEFAULT_BACKEND] = HashEmbedder(); "
     "from caredio.cli.main import app; app()"
 )
+
+
+def trace_totals(run_dir: Path) -> dict[str, Any]:
+    """Tokens, calls and retries per role summed from trace.jsonl, shaped like run.json's."""
+    from caredio.config import ROLES
+    from caredio.records import read_jsonl
+
+    tokens = {role: {"input": 0, "output": 0, "calls": 0} for role in ROLES}
+    retries = 0
+    for turn in read_jsonl(run_dir / "trace.jsonl"):
+        usage = tokens[turn["agent"]]
+        usage["input"] += turn["input_tokens"]
+        usage["output"] += turn["output_tokens"]
+        usage["calls"] += 1
+        retries += turn["retries"]
+    return {"tokens": tokens, "retries": retries}

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from caredio.testing.schema_example import _WORDS, example_from_schema
+from tests.support.schema_example import _WORDS, example_from_schema
 
 OUTCOMES = ("ok", "429", "500", "slow", "drop", "truncated", "invalid_json", "empty",
             "json_schema_rejected", "bad_request")
@@ -150,7 +150,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def do_GET(self) -> None:
-        if self.path.rstrip("/") == "/v1/models":
+        if self.path.rstrip("/") == "/health":  # answers at once, even while replies are slow
+            healthy = self.server.stub.healthy
+            self.server.stub.health_checks += 1
+            self._send(200 if healthy else 503, {"status": "ok" if healthy else "down"})
+        elif self.path.rstrip("/") == "/v1/models":
             model = {"id": "stub-model", "object": "model", "owned_by": "stub"}
             self._send(200, {"object": "list", "data": [model]})
         else:
@@ -179,8 +183,15 @@ class StubOpenAIServer:
 
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None,
                  host: str = "127.0.0.1", port: int = 0,
-                 responder: Callable[[dict[str, Any]], str] | None = None) -> None:
+                 responder: Callable[[dict[str, Any]], str] | None = None,
+                 structured: Callable[[dict[str, Any], str, Any], Any] | None = None) -> None:
+        """``responder(body)``: the text of plain (unstructured) replies. ``structured(body,
+        schema name, generated value)``: the value of structured replies, for tests whose
+        fake must answer according to the prompt (the default is filler that ignores it)."""
         self.latency, self.faults, self.responder = latency, faults or FaultPlan(), responder
+        self.structured = structured
+        self.healthy = True  # what GET /health says (tests of the liveness watch)
+        self.health_checks = 0
         self.host, self.port = host, port
         self.requests: list[dict[str, Any]] = []
         self.stats: dict[str, int] = dict.fromkeys(OUTCOMES, 0)
@@ -196,6 +207,10 @@ class StubOpenAIServer:
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()  # wakes handlers sleeping on latency / slow faults
+
+    @property
+    def health_url(self) -> str:
+        return self.url.removesuffix("/v1") + "/health"
 
     @property
     def url(self) -> str:
@@ -310,14 +325,24 @@ class StubOpenAIServer:
             self._stopping.wait(self.faults.slow_seconds)
         return 200, self._completion(body, outcome, n), {}
 
+    def _value(self, body: dict[str, Any], schema: dict[str, Any], name: str,
+               rng: random.Random) -> Any:
+        """A schema-valid value; the test's ``structured`` hook may replace it."""
+        value = example_from_schema(schema, rng)
+        if self.structured is not None:
+            value = self.structured(body, name or str(schema.get("title") or ""), value)
+        return value
+
     def _content(self, body: dict[str, Any], rng: random.Random, digest: str) -> str:
         """Text that is valid for what the request asked for (see the module's contract)."""
         tool, fmt = _chosen_tool(body), body.get("response_format") or {}
         if tool is not None:
-            return json.dumps(example_from_schema(tool.get("parameters") or {}, rng))
+            return json.dumps(self._value(body, tool.get("parameters") or {},
+                                          str(tool.get("name") or ""), rng))
         if fmt.get("type") == "json_schema":
-            schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
-            return json.dumps(example_from_schema(schema, rng))
+            spec = fmt.get("json_schema") or {}
+            schema = spec.get("schema") or {"type": "object"}
+            return json.dumps(self._value(body, schema, str(spec.get("name") or ""), rng))
         if self.responder is not None:
             return self.responder(body)
         schema = _prompt_schema(body.get("messages") or [])
@@ -325,9 +350,9 @@ class StubOpenAIServer:
         filler = (f"This is a stub reply (ref {digest}). It talks about {a} and {b} in plain "
                   "words. Nothing here comes from a real model.")
         if fmt.get("type") == "json_object":
-            return json.dumps(example_from_schema(schema, rng) if schema else {"text": filler})
+            return json.dumps(self._value(body, schema, "", rng) if schema else {"text": filler})
         if schema is not None:  # prompt-and-parse: answer with a fenced JSON block
-            value = json.dumps(example_from_schema(schema, rng))
+            value = json.dumps(self._value(body, schema, "", rng))
             return f"Here is the answer.\n```json\n{value}\n```"
         return filler
 
@@ -368,7 +393,7 @@ def dead_url() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m caredio.testing.stub_server --latency 0.2``: serve until killed.
+    """``python -m tests.support.stub_server --latency 0.2``: serve until killed.
 
     Prints the base URL on the first line of standard output (benchmarks run the stub in its
     own process, so its CPU time is not counted as the framework's).

@@ -1,0 +1,212 @@
+"""``caredio compare DIR...``: directories side by side, with paired differences and intervals.
+
+One command for every kind of directory CAReDiO writes. A *loader* turns a directory into
+measurements — per (group, metric), a value per unit (a question of an eval, a sample of a
+run) — and everything after that is shared: means with bootstrap 95% intervals, the paired
+difference of each directory against the first (over the units both measured), the verdict in
+words, the table, the JSON and the plot. Another kind of directory needs only a loader in
+:data:`LOADERS`.
+
+* eval directories (``caredio eval``): metric = accuracy per task, group = country; units
+  are items, paired only when both evals asked the very same prompt with the same answer key.
+* run directories (``caredio run``): metric = R, D, J of the kept samples by the run's own
+  scorer, group = culture; units are sample ids (paired when runs share a plan).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from caredio.errors import UserInputError
+from caredio.stats import Estimate, bootstrap_mean, paired_difference
+
+ALL = "all"
+
+
+@dataclass
+class Measured:
+    """One directory's measurements: (metric, group) -> {unit id: value}."""
+
+    path: Path
+    label: str
+    kind: str
+    values: dict[tuple[str, str], dict[str, float]]
+    model: str = ""
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    metric: str
+    group: str
+    estimates: list[Estimate]
+    differences: list[tuple[Estimate, int, int]]  # each directory after the first, minus the first
+
+
+@dataclass
+class Comparison:
+    kind: str
+    measured: list[Measured]
+    rows: list[Row]
+
+    def verdicts(self) -> list[str]:
+        """What the overall rows say, in words: who is higher, and whether it is outside the interval."""
+        base = self.measured[0].label
+        lines = []
+        for row in self.rows:
+            if row.group != ALL:
+                continue
+            for other, (diff, _, _) in zip(self.measured[1:], row.differences, strict=True):
+                if diff.n == 0:
+                    lines.append(f"{row.metric}: {other.label} and {base} share no units; "
+                                 "no paired difference")
+                    continue
+                sign = "higher" if diff.mean > 0 else "lower" if diff.mean < 0 else "equal"
+                where = ("outside the 95% interval: a real difference" if diff.excludes(0.0)
+                         else "0 is inside the 95% interval: no difference shown")
+                lines.append(f"{row.metric}: {other.label} is {sign} than {base} by "
+                             f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] over "
+                             f"{diff.n} paired units; {where}")
+        return lines
+
+    def to_dict(self) -> dict[str, Any]:
+        labels = [m.label for m in self.measured]
+        return {
+            "kind": self.kind,
+            "directories": [{"label": m.label, "path": str(m.path), "model": m.model,
+                             "notes": m.notes} for m in self.measured],
+            "rows": [{
+                "metric": row.metric, "group": row.group,
+                "values": {label: est.to_dict() for label, est in zip(labels, row.estimates,
+                                                                      strict=True)},
+                "differences": [{"directory": label, "baseline": labels[0], **diff.to_dict(),
+                                 f"only_in_{labels[0]}": only_a, f"only_in_{label}": only_b}
+                                for label, (diff, only_a, only_b)
+                                in zip(labels[1:], row.differences, strict=True)],
+            } for row in self.rows],
+            "verdicts": self.verdicts(),
+        }
+
+
+# -- loaders ---------------------------------------------------------------------------------
+
+
+def _item_key(item: dict[str, Any]) -> str:
+    """An item id plus a hash of what was asked and what counts as right: pairs only identical items."""
+    asked = json.dumps([item.get("messages"), item.get("gold"), item.get("answer")], sort_keys=True)
+    return f"{item['item_id']}#{hashlib.sha256(asked.encode()).hexdigest()[:10]}"
+
+
+def load_eval(path: Path) -> Measured:
+    from caredio.evaluation.evaldir import open_eval
+
+    data = open_eval(path)
+    items = {item["item_id"]: item for item in data.items}
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    for (task, country), outcomes in sorted(data.outcomes().items()):
+        keyed = {_item_key(items[item_id]): value for item_id, value in outcomes.items()}
+        values[(f"{task} accuracy", country)] = keyed
+        values.setdefault((f"{task} accuracy", ALL), {}).update(keyed)
+    notes = []
+    leakage = data.record.get("leakage") or {}
+    if not leakage.get("checked"):
+        notes.append("no leakage check (eval ran without --exclude-memory or --against)")
+    elif leakage.get("kept"):
+        notes.append(f"{leakage.get('questions_found', 0)} questions found in memory were kept "
+                     "(--keep-leaked)")
+    if data.record.get("status") != "completed":
+        notes.append(f"status {data.record.get('status')}: not every item was answered")
+    return Measured(data.dir, data.dir.name, "eval", values, str(data.record.get("model", "")),
+                    notes)
+
+
+def load_run(path: Path) -> Measured:
+    from caredio.rundata import open_run
+
+    run = open_run(path)
+    values: dict[tuple[str, str], dict[str, float]] = {}
+    for line in run.samples():
+        meta = line["metadata"]
+        for metric in ("representativeness", "distinctiveness", "objective"):
+            score = float(meta.get(metric) or 0.0)
+            values.setdefault((metric, str(meta["culture"])), {})[meta["sample_id"]] = score
+            values.setdefault((metric, ALL), {})[meta["sample_id"]] = score
+    notes = [] if run.status == "completed" else [f"status {run.status}"]
+    return Measured(run.dir, run.dir.name, "run", values, str(run.run.get("model", "")), notes)
+
+
+LOADERS: dict[str, Callable[[Path], Measured]] = {"eval": load_eval, "run": load_run}
+
+
+def kind_of(path: Path) -> str:
+    from caredio.evaluation.evaldir import is_eval_dir
+    from caredio.records import CONFIG, RUN_JSON
+
+    if not path.is_dir():
+        raise UserInputError(f"{path}: no such directory")
+    if is_eval_dir(path):
+        return "eval"
+    if (path / RUN_JSON).exists() or (path / CONFIG).exists():
+        return "run"
+    raise UserInputError(f"{path}: neither an eval directory (eval.json) nor a run directory "
+                         "(run.json)")
+
+
+def compare(paths: list[Path]) -> Comparison:
+    """Load every directory (all of one kind), then estimate and pair."""
+    if len(paths) < 2:
+        raise UserInputError("compare: give at least two directories")
+    kinds = {path: kind_of(path) for path in paths}
+    if len(set(kinds.values())) > 1:
+        listed = ", ".join(f"{p} ({k})" for p, k in kinds.items())
+        raise UserInputError(f"compare: directories of different kinds cannot be compared: {listed}")
+    kind = kinds[paths[0]]
+    measured = [LOADERS[kind](path) for path in paths]
+    labels = [m.label for m in measured]
+    if len(set(labels)) < len(labels):  # two folders named alike: tell them apart by path
+        for m in measured:
+            m.label = str(m.path)
+    keys: list[tuple[str, str]] = []
+    for m in measured:
+        keys += [key for key in m.values if key not in keys]
+    keys.sort(key=lambda key: (key[0], key[1] == ALL, key[1]))
+    rows = []
+    for metric, group in keys:
+        series = [m.values.get((metric, group), {}) for m in measured]
+        rows.append(Row(metric, group, [bootstrap_mean(list(s.values())) for s in series],
+                        [paired_difference(series[0], s) for s in series[1:]]))
+    return Comparison(kind, measured, rows)
+
+
+def write_plot(comparison: Comparison, path: Path) -> None:
+    """One panel per metric: each directory's mean and interval per group, side by side."""
+    from caredio.evaluation.results import pyplot, write_png
+
+    plt = pyplot()
+    metrics = list(dict.fromkeys(row.metric for row in comparison.rows))
+    groups = list(dict.fromkeys(row.group for row in comparison.rows))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 1.2 + 0.4 * len(groups)),
+                             sharey=True, squeeze=False)
+    step = 0.7 / max(1, len(comparison.measured))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        rows = {row.group: row for row in comparison.rows if row.metric == metric}
+        for index, measured in enumerate(comparison.measured):
+            points = [(g, rows[g].estimates[index]) for g in groups
+                      if g in rows and rows[g].estimates[index].n]
+            ys = [groups.index(g) + index * step for g, _ in points]
+            xs = [est.mean for _, est in points]
+            errors = [[est.mean - est.low for _, est in points], [est.high - est.mean for _, est in points]]
+            ax.errorbar(xs, ys, xerr=errors, fmt="o", capsize=3, label=measured.label)
+        ax.set_title(metric)
+        ax.set_xlim(0, 1)
+    axes[0][0].set_yticks([i + step * (len(comparison.measured) - 1) / 2 for i in range(len(groups))],
+                          groups)
+    axes[0][0].invert_yaxis()
+    axes[0][-1].legend(loc="lower right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_png(fig, path)

@@ -1,0 +1,144 @@
+"""A job before it runs: validated settings, templates, topics, memory, and then its plan.
+
+Everything that can be wrong with the input is checked by :func:`prepare`, before a run
+directory exists, so bad input leaves nothing behind. The plan itself needs knowledge of
+every culture (auto contrast ranks cultures by their memory centroids), so it is made once
+the cultures memory lacks have been elicited, and written to ``plan.jsonl`` then; a resumed
+run follows that file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import cast
+
+from caredio.config import Settings
+from caredio.errors import UserInputError
+from caredio.graph.state import SampleSpec
+from caredio.memory.embeddings import Embedder, embedder_for
+from caredio.memory.ingest import canonical_culture, starter_pack
+from caredio.memory.scoring import Scorer
+from caredio.memory.store import CulturalMemory
+from caredio.prompts import PromptTemplate, load_templates
+from caredio.records import PLAN, RunRecorder, atomic_write, read_jsonl
+from caredio.topics import Topic, load_topics, resolve_topics
+
+log = logging.getLogger(__name__)
+
+EPHEMERAL = ":memory:"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+@dataclass
+class Job:
+    """A validated job: everything known before any file is written or model started."""
+
+    settings: Settings
+    templates: dict[str, PromptTemplate]
+    topics: list[Topic]
+    cultures: list[str]
+    memory: CulturalMemory
+    scorer: Scorer
+    missing: list[str] = field(default_factory=list)  # cultures to elicit from the expert
+
+    def contrast(self, culture: str) -> list[str]:
+        if self.settings.contrast == "auto":
+            return self.scorer.contrast_set(culture, "auto")
+        return [canonical_culture(c) for c in self.settings.contrast
+                if canonical_culture(c) != culture]
+
+    def plan(self, run_id: str) -> list[SampleSpec]:
+        """The samples to optimize; call once memory knows every culture (after elicitation)."""
+        specs: list[SampleSpec] = []
+        for culture in self.cultures:
+            contrast = self.contrast(culture)
+            for topic in self.topics:
+                for index in range(self.settings.samples_per_topic):
+                    specs.append(SampleSpec(
+                        sample_id=f"{slug(culture)}-{topic.id}-{index:03d}", run_id=run_id,
+                        culture=culture, topic=topic.id, topic_name=topic.name,
+                        topic_description=topic.description, contrast=contrast, index=index,
+                    ))
+        return specs
+
+
+def open_memory(settings: Settings, embedder: Embedder | None = None) -> CulturalMemory:
+    path = settings.memory.path or ".caredio/memory"
+    embedder = embedder or embedder_for(settings.memory.embedding)
+    if settings.memory.url:
+        return CulturalMemory.open(embedder, url=settings.memory.url)
+    return CulturalMemory.open(embedder, path=None if path == EPHEMERAL else path)
+
+
+def prepare(settings: Settings, templates_dir: str | Path | None = None,
+            embedder: Embedder | None = None) -> Job:
+    """Check the whole job; raises UserInputError before anything is written."""
+    templates = load_templates(templates_dir if templates_dir is not None else settings.prompts_dir)
+    topics = resolve_topics(settings.topics, load_topics())
+    cultures = list(dict.fromkeys(canonical_culture(c) for c in settings.cultures))
+    if not cultures:
+        raise UserInputError("--cultures: no culture given")
+    memory = open_memory(settings, embedder)
+    try:
+        return _checked_job(settings, templates, topics, cultures, memory)
+    except BaseException:
+        memory.close()  # bad input: leave the memory directory free for the next try
+        raise
+
+
+def load_starter_pack(settings: Settings, memory: CulturalMemory) -> None:
+    """The packaged starter knowledge, when ``memory.starter_pack`` is on: every command that
+    reads memory (run, score, memory stats) sees the same knowledge on a fresh machine."""
+    if settings.memory.starter_pack:
+        added = memory.add_knowledge(starter_pack())
+        if added:
+            log.info("loaded %d starter knowledge items into %s", added, memory.label)
+
+
+def _checked_job(settings: Settings, templates: dict[str, PromptTemplate], topics: list[Topic],
+                 cultures: list[str], memory: CulturalMemory) -> Job:
+    load_starter_pack(settings, memory)
+    known = set(memory.cultures())
+    explicit_contrast = ([] if settings.contrast == "auto"
+                         else [canonical_culture(c) for c in settings.contrast])
+    missing = [c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c not in known]
+    for culture in missing:  # a typo must not become a new culture elicited from the model
+        close = difflib.get_close_matches(culture, sorted(known), n=1, cutoff=0.75)
+        if close:
+            raise UserInputError(f"--cultures: no knowledge of '{culture}' in {memory.label}; "
+                                 f"did you mean '{close[0]}'?")
+    if missing and not settings.memory.elicit_missing:
+        raise UserInputError(
+            f"--cultures: no knowledge of '{missing[0]}' in {memory.label}; ingest some with "
+            "`caredio memory ingest` or set memory.elicit_missing = true"
+        )
+    if settings.contrast == "auto" and len(known | set(missing)) < 2:
+        raise UserInputError("--contrast: memory holds no other culture to contrast with")
+    return Job(settings, templates, topics, cultures, memory, Scorer(memory, settings.scoring),
+               missing)
+
+
+def ensure_plan(job: Job, run_dir: Path, recorder: RunRecorder) -> list[SampleSpec]:
+    """The run's plan: as written at its start (a resume cannot drift with memory), or made
+    now and written once."""
+    stored = read_jsonl(run_dir / PLAN)
+    if stored:
+        return [cast(SampleSpec, spec) for spec in stored]
+    plan = job.plan(run_dir.name)
+    atomic_write(run_dir / PLAN, "".join(json.dumps(spec) + "\n" for spec in plan))
+    recorder.write_run(planned=len(plan))
+    return plan

@@ -1,1 +1,0 @@
-"""Test helpers for CAReDiO: fakes that stand in for real services in tests and benchmarks."""

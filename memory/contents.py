@@ -1,0 +1,68 @@
+"""What a memory holds, read without embedding anything: for the evaluation's leakage check.
+
+An evaluation must not ask a model the questions whose answers went into its training data.
+The data came from a memory; this reads that memory's item ids, the dataset question ids its
+items carry (``question_id``, set by the BLEnD importer since it was added) and its texts —
+knowledge items and accepted samples. No embedder is loaded: only stored fields are read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from caredio.config import public_url
+from caredio.errors import UserInputError
+from caredio.memory.store import KNOWLEDGE, SAMPLES, make_client
+
+PAGE = 5000
+CHROMA_FILE = "chroma.sqlite3"
+
+
+@dataclass
+class MemoryContents:
+    label: str
+    ids: set[str] = field(default_factory=set)  # Chroma ids and items' question_id values
+    texts: list[str] = field(default_factory=list)
+    items: int = 0
+
+
+def _page_through(collection: object, contents: MemoryContents, question_ids: bool) -> None:
+    total = int(collection.count())  # type: ignore[attr-defined]
+    for offset in range(0, total, PAGE):
+        chunk = collection.get(  # type: ignore[attr-defined]
+            include=["documents", "metadatas"], limit=PAGE, offset=offset)
+        contents.ids.update(str(i) for i in chunk["ids"])
+        contents.texts += [str(d) for d in chunk["documents"] or [] if d]
+        if question_ids:
+            for meta in chunk["metadatas"] or []:
+                if meta and meta.get("question_id"):
+                    contents.ids.add(str(meta["question_id"]))
+        contents.items += len(chunk["ids"])
+
+
+def read_contents(path: str | Path | None = None, url: str | None = None) -> MemoryContents:
+    """Ids and texts of a memory directory (or Chroma server); refuses what is not a memory.
+
+    A directory is checked before Chroma opens it: opening creates files, and a mistyped
+    path must not leave an empty store behind.
+    """
+    if url:
+        label = public_url(url)  # the label goes into eval.json: never a URL's credentials
+        client = make_client(url=url)
+    else:
+        directory = Path(str(path))
+        label = str(directory)
+        if not directory.is_dir():
+            raise UserInputError(f"{directory}: no such memory directory")
+        if not (directory / CHROMA_FILE).is_file():
+            raise UserInputError(f"{directory}: not a CAReDiO memory (no {CHROMA_FILE})")
+        client = make_client(path=directory)
+    names = {getattr(c, "name", c) for c in client.list_collections()}
+    if KNOWLEDGE not in names:
+        raise UserInputError(f"{label}: not a CAReDiO memory (no '{KNOWLEDGE}' collection)")
+    contents = MemoryContents(label)
+    _page_through(client.get_collection(KNOWLEDGE), contents, question_ids=True)
+    if SAMPLES in names:
+        _page_through(client.get_collection(SAMPLES), contents, question_ids=False)
+    return contents

@@ -1,0 +1,1 @@
+"""Recipes that take CAReDiO's output further; shipped so `caredio export` can copy them."""
