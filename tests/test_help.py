@@ -165,3 +165,23 @@ def test_prompts_show_off_a_terminal_is_the_file_byte_for_byte(tmp_path: Path) -
     edited = packaged.replace(b"\n", b"  \r\n")
     (folder / "refiner_response.txt").write_bytes(edited)
     assert show("refiner_response", "--dir", str(folder)) == edited
+
+
+def test_no_command_module_imports_the_entry_point() -> None:
+    """main.py registers the command modules; a command module that imported main back (as they
+    did for `console`) closes an import circle. The consoles live in caredio.cli.consoles."""
+    import ast
+
+    import caredio.cli
+
+    folder = Path(caredio.cli.__file__).parent
+    modules = [path for path in folder.glob("*.py") if path.name != "main.py"]
+    assert len(modules) >= 8  # the command modules, options, consoles, display
+    circles = []
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (
+                    node.module == "caredio.cli.main"
+                    or (node.module == "caredio.cli" and any(a.name == "main" for a in node.names))):
+                circles.append(f"{path.name}:{node.lineno}")
+    assert circles == []
