@@ -3,7 +3,8 @@
 A question or answer that names the culture it is about gives the answer away: a scorer
 attributes "In Japan, we bow" to Japan because of the word, and a model fine-tuned on it
 learns to say the word instead of the culture. The agents' outputs are checked with
-:func:`named_in` (see ``caredio.agents.checks``). The table is ``caredio/data/culture_names.json``;
+:func:`named_in` (see ``caredio.agents.checks``), and the scorer takes the same names out of
+what it embeds (``caredio.memory.names``). The one table is ``caredio/data/culture_names.json``;
 a culture it does not list is matched by its own name only.
 """
 
@@ -40,6 +41,14 @@ def surface_forms(culture: str) -> tuple[str, ...]:
     entry = _entry(culture)
     forms = [culture, *entry.get("names", []), *entry.get("demonyms", []), *entry.get("native", [])]
     return tuple(dict.fromkeys(f for f in forms if f))
+
+
+def names_and_demonyms(culture: str) -> tuple[list[str], list[str]]:
+    """(names, demonyms) of ``culture`` in Latin script, its own name first: what the scorer
+    neutralizes (``caredio.memory.names``) needs the two apart."""
+    entry = _entry(culture)
+    names = list(dict.fromkeys([culture, *entry.get("names", [])]))
+    return names, list(dict.fromkeys(entry.get("demonyms", [])))
 
 
 @functools.cache
