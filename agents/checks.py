@@ -24,12 +24,23 @@ from caredio.culture_names import named_in
 from caredio.structured import UNUSABLE
 
 MIN_QUESTION_CHARS = 8  # letters and digits: "Why?" asks nothing a dataset can use
+MIN_ANSWER_WORDS = 3  # "We" (seen from SmolLM2-135M as a whole rewrite) answers nothing
 _LABEL = re.compile(r"^\s*(?:\*\*)?(?:question|q|answer|a|response)\s*[:：]\s*(?:\*\*)?\s*", re.IGNORECASE)
 _CLOSERS = "\"'”’»)]} \t\n"
 _QUOTES = ('"', "“", "'", "‘", "«")
 _ENDS = (".", "!", "?", "。", "！", "？", ":", ";")
-_ASKS = re.compile(r"(?:how|what|when|where|why|which|who|whose|do|does|did|is|are|can|could|should|"
-                   r"would|will|have|has)\b", re.IGNORECASE)
+_AUX = r"(?:do|does|did|is|are|was|were|can|could|should|would|will|may|must|have|has)"
+_SUBJECT = (r"(?:you|we|they|people|it|there|i|he|she|someone|anyone|one|guests|hosts|your|our|"
+            r"their|a|an|the|this|that|these|those)")
+# Shaped like a question, only without its mark: "How do you ...", "Which gift do ...", "Is it ...".
+# Not "When visiting a home, bring ..." or "Do not point ...": statements keep being refused.
+_ASKS = re.compile(rf"(?:(?:how|what|when|where|why|which|who|whose)\s+(?:\w+\s+)?{_AUX}"
+                   rf"|{_AUX}\s+{_SUBJECT})\b[^,;]*$", re.IGNORECASE)
+
+
+# A reply that fell back to bare text can be the model's JSON or schema echoed as prose
+# ('Here is the corrected JSON: ```json {"properties": ...'), seen from SmolLM2-135M.
+_MARKUP = re.compile(r"```|^\s*[\[{]|\{\s*\"\w+\"\s*:")
 
 
 def _problem(reason: str) -> PydanticCustomError:
@@ -67,6 +78,8 @@ def _question(value: str, info: ValidationInfo) -> str:
     text = _unwrapped(value)
     if not text:
         raise _problem("is empty; write the question")
+    if _MARKUP.search(text):
+        raise _problem("is JSON or code, not a question; write the question as plain text")
     if _ASKS.match(text) and not text.rstrip(_CLOSERS).endswith(_ENDS):
         text += "?"  # "How do you greet an elder" is a question that lost its mark
     if not text.rstrip(_CLOSERS).endswith(("?", "？")):
@@ -81,9 +94,13 @@ def _answer(value: str, info: ValidationInfo) -> str:
     text = _unwrapped(value)
     if not text:
         raise _problem("is empty; write the answer")
+    if _MARKUP.search(text):
+        raise _problem("is JSON or code, not an answer; write the answer as plain sentences")
     question = str(_rules(info).get("question") or "")
     if question and _words(text) == _words(question):
         raise _problem("repeats the question instead of answering it")
+    if len(_words(text)) < MIN_ANSWER_WORDS:
+        raise _problem(f"is too short to be an answer (fewer than {MIN_ANSWER_WORDS} words)")
     sentences = [s for s in re.split(r"(?<=[.!?。！？])\s+", text) if s.strip()]
     if sentences and all(s.rstrip(_CLOSERS).endswith(("?", "？")) for s in sentences):
         raise _problem("asks questions instead of answering")

@@ -95,7 +95,7 @@ def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool,
     if wrapped and isinstance(payload["properties"], dict):
         payload = payload["properties"]  # small models echo the schema's wrapper back
     try:
-        return schema.model_validate(payload, context=context)
+        return _not_echoing(schema.model_validate(payload, context=context), raw)
     except ValidationError as exc:
         error = exc
     fields = schema.model_fields
@@ -104,10 +104,22 @@ def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool,
     if (lenient and len(text_fields) == 1 and isinstance(raw, str) and raw.strip()
             and not _unusable(error)):
         try:
-            return schema.model_validate({text_fields[0]: raw.strip()}, context=context)
+            return _not_echoing(schema.model_validate({text_fields[0]: raw.strip()}, context=context), raw)
         except ValidationError as exc:
             error = exc
     raise ModelOutputError(describe(error), raw=raw) from None
+
+
+def _not_echoing(parsed: T, raw: str) -> T:
+    """A text field holding its own description ("The insider's answer, 3 to 5 sentences, ...")
+    is the format instructions copied back, not an answer: seen from SmolLM2-135M."""
+    for name, field in type(parsed).model_fields.items():
+        value = getattr(parsed, name)
+        hint = " ".join((field.description or "").lower().split())[:40]
+        if isinstance(value, str) and len(hint) >= 20 and hint in " ".join(value.lower().split()):
+            raise ModelOutputError(f"reply unusable: field '{name}' repeats the format instructions "
+                                   "instead of following them", raw=raw)
+    return parsed
 
 
 def _unusable(error: ValidationError) -> list[Any]:

@@ -72,7 +72,11 @@ def test_a_usable_question_is_kept_without_its_label_or_quotes() -> None:
     # A question that only lost its mark keeps it; a statement does not become a question.
     assert ExpertQuestion.model_validate({"question": "When do you open a gift"}, context=rules
                                          ).question == "When do you open a gift?"
-    _refusal(ExpertQuestion, {"question": "How people greet differs from place to place."}, rules)
+    assert ExpertQuestion.model_validate({"question": "Which gift do you bring to a wedding"}, context=rules
+                                         ).question == "Which gift do you bring to a wedding?"
+    for statement in ("How people greet differs from place to place.", "Do not point chopsticks at people",
+                      "When visiting a home, bring a small gift", "What matters most is respect"):
+        _refusal(ExpertQuestion, {"question": statement}, rules)
 
 
 @pytest.mark.parametrize("model,field", [(ExpertAnswer, "answer"), (RefinedResponse, "response")])
@@ -84,6 +88,11 @@ def test_an_answer_must_answer_without_naming_the_culture(model: type[Any], fiel
     assert "repeats the question" in _refusal(model, {field: question}, rules)
     assert "asks questions" in _refusal(model, {field: "Do you bow? Or shake hands?"}, rules)
     assert "empty" in _refusal(model, {field: " "}, rules)
+    # Seen from SmolLM2-135M on the bare-text fallback: its JSON echoed as the answer.
+    echoed = 'Here is the corrected JSON:\n```json\n{"answer": "We bow."}\n```'
+    assert "JSON or code" in _refusal(model, {field: echoed}, rules)
+    assert "JSON or code" in _refusal(model, {field: '{"properties": {"answer": "We bow."}}'}, rules)
+    assert "too short" in _refusal(model, {field: "We"}, rules)
     kept = model.model_validate({field: " We bow, deeper for older people. "}, context=rules)
     assert getattr(kept, field) == "We bow, deeper for older people."
 
@@ -102,6 +111,40 @@ def test_names_are_whole_words_in_their_case_and_native_script() -> None:
     assert named_in("Rules in the U.S. and Japan's cities", ["United States", "Japan"]) == ["U.S.", "Japan's"]
     assert named_in("我们在日本吃饭", ["Japan"]) == ["日本"]
     assert named_in("Folk songs of Bavaria", ["Bavaria"]) == ["Bavaria"]  # not in the table: its name
+
+
+def test_the_checks_and_the_scorer_read_one_table_of_names() -> None:
+    """What the checks refuse as naming a culture, the scorer neutralizes: one table
+    (caredio/data/culture_names.json), so a form added there counts for both."""
+    from caredio.culture_names import _table, names_and_demonyms
+    from caredio.memory.names import mentions, neutralize
+
+    checked = 0
+    for culture in _table():
+        names, demonyms = names_and_demonyms(culture)
+        for form in [*names, *demonyms]:
+            text = f"We met {form} there."
+            assert named_in(text, [culture]) == [form], (culture, form)
+            assert mentions(text, [culture]), (culture, form)
+            assert form not in neutralize(text, [culture]), (culture, form)
+            checked += 1
+    assert checked >= 240
+    # Forms the scorer alone knew before the tables were merged.
+    assert named_in("Brits queue; so do South Koreans.", ["United Kingdom", "South Korea"]) == [
+        "Brits", "South Koreans"]
+
+
+def test_a_reply_that_copies_its_format_instructions_is_refused() -> None:
+    """Seen in a demo run: the answer was the schema's field description, then more of it."""
+    echoed = {"answer": "The insider's answer, 3 to 5 sentences, naming no country.\nExpertAnswer: ..."}
+    rules = answer_rules("Japan", "How do you greet an elder at home?")
+    with pytest.raises(ModelOutputError, match="field 'answer' repeats the format instructions"):
+        parse_reply(ExpertAnswer, echoed, json.dumps(echoed), lenient=False, context=rules)
+    with pytest.raises(ModelOutputError, match="repeats the format instructions"):  # as bare text too
+        parse_reply(ExpertAnswer, None, echoed["answer"], lenient=True, context=rules)
+    kept = parse_reply(ExpertAnswer, {"answer": "We bow, deeper for older people."}, "", lenient=False,
+                       context=rules)
+    assert kept.answer == "We bow, deeper for older people."
 
 
 def test_refused_content_is_never_replaced_by_the_raw_reply() -> None:
