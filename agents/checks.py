@@ -45,10 +45,12 @@ _MARKUP = re.compile(r"```|^\s*[\[{]|\{\s*\"\w+\"\s*:")
 
 # Words that frame a question without saying what it is about: "How do you, what do you?" (seen
 # from SmolLM2-135M, parroting the template's suggested openings) asks about nothing.
-_FRAME_WORDS = frozenset(
-    "how what when where why which who whom whose do does did is are was were can could should "
-    "would will may must have has you your we our they their people i it this that there "
-    "and or about usually typically often".split())
+_FRAME_WORDS = frozenset((
+    "how", "what", "when", "where", "why", "which", "who", "whom", "whose", "do", "does", "did", "is",
+    "are", "was", "were", "can", "could", "should", "would", "will", "may", "must", "have", "has",
+    "you", "your", "we", "our", "they", "their", "people", "i", "it", "this", "that", "there", "and",
+    "or", "about", "usually", "typically", "often",
+))
 
 
 def _problem(reason: str) -> PydanticCustomError:

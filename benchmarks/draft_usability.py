@@ -45,7 +45,8 @@ class _Turns:
 def _reason(text: str) -> str:
     """'function_calling: reply unusable: field 'answer' names 'Japan'; ...' -> the kind."""
     for kind in ("is empty", "is not a question", "too short", "names ", "repeats the question",
-                 "asks questions", "does not match the schema", "not valid JSON", "no JSON",
+                 "asks questions", "asks about nothing", "JSON or code", "repeats the format instructions",
+                 "does not match the schema", "not valid JSON", "no JSON",
                  "LengthFinishReasonError", "rejected by endpoint"):
         if kind in text:
             return kind.strip()

@@ -103,11 +103,44 @@ def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool,
     # Bare text stands in for a missing structure, never for a field whose content was refused.
     if (lenient and len(text_fields) == 1 and isinstance(raw, str) and raw.strip()
             and not _unusable(error)):
-        try:
-            return _not_echoing(schema.model_validate({text_fields[0]: raw.strip()}, context=context), raw)
-        except ValidationError as exc:
-            error = exc
+        refusals: list[ValidationError] = []
+        for text in _salvaged(text_fields[0], payload, raw):
+            try:
+                return _not_echoing(schema.model_validate({text_fields[0]: text}, context=context), raw)
+            except ValidationError as exc:
+                refusals.append(exc)
+        error = refusals[0]  # the best candidate's problem is the one worth feeding back
     raise ModelOutputError(describe(error), raw=raw) from None
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)")
+
+
+def _salvaged(field: str, payload: Any, raw: str) -> list[str]:
+    """What a small model's reply to a one-text-field schema may still hold, best first.
+
+    The one string of an object with a renamed key (``{"response": ...}`` for ``answer``); the
+    field of a JSON object cut off at ``max_tokens``, up to its last whole sentence; the bare
+    text. Each is validated (and checked) like any reply.
+    """
+    found: list[str] = []
+    if isinstance(payload, dict):
+        strings = [v for v in payload.values() if isinstance(v, str) and v.strip()]
+        if len(strings) == 1:
+            found.append(strings[0].strip())
+    cut = re.search(rf'"{re.escape(field)}"\s*:\s*"((?:[^"\\]|\\.)*)(")?', raw)
+    if cut:
+        try:
+            text = json.loads(f'"{cut.group(1)}"')
+        except json.JSONDecodeError:
+            text = cut.group(1)
+        ends = list(_SENTENCE_END.finditer(text))
+        if cut.group(2):  # a whole string in a broken object ('{"answer": "..."' without "}")
+            found.append(text.strip())
+        elif ends:
+            found.append(text[: ends[-1].end()].strip())
+    found.append(raw.strip())
+    return list(dict.fromkeys(t for t in found if t))
 
 
 def _not_echoing(parsed: T, raw: str) -> T:

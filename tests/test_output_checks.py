@@ -148,6 +148,25 @@ def test_a_reply_that_copies_its_format_instructions_is_refused() -> None:
     assert kept.answer == "We bow, deeper for older people."
 
 
+def test_a_cut_off_or_renamed_reply_is_salvaged_only_as_far_as_it_is_usable() -> None:
+    """Prompt-and-parse on a small model: the JSON cut at max_tokens keeps its whole sentences,
+    a renamed key still fills the one field; the checks apply to what is salvaged."""
+    rules = answer_rules("Japan", "How do you greet an elder at home?")
+    cut = '```json\n{"answer": "We bow deeply to elders. We also use polite words when we sp'
+    assert parse_reply(ExpertAnswer, None, cut, lenient=True, context=rules).answer == "We bow deeply to elders."
+    renamed = {"response": "We bow deeply to elders at home."}
+    assert parse_reply(ExpertAnswer, renamed, json.dumps(renamed), lenient=True, context=rules
+                       ).answer == "We bow deeply to elders at home."
+    with pytest.raises(ModelOutputError, match="names 'Japan'"):
+        parse_reply(ExpertAnswer, None, '{"answer": "In Japan we bow to elders. We also sp', lenient=True,
+                    context=rules)
+    with pytest.raises(ModelOutputError, match="JSON or code"):  # nothing whole to keep
+        parse_reply(ExpertAnswer, None, '{"answer": "We bow deeply to elders and we al', lenient=True,
+                    context=rules)
+    with pytest.raises(ModelOutputError):  # strict methods salvage nothing
+        parse_reply(ExpertAnswer, renamed, json.dumps(renamed), lenient=False, context=rules)
+
+
 def test_refused_content_is_never_replaced_by_the_raw_reply() -> None:
     """Prompt-and-parse may use a bare-text reply as the field, but not to overrule a refusal:
     here the raw text happens to end with '?', and would have shipped."""
