@@ -31,6 +31,7 @@ from caredio.tracing import TraceSink
 log = logging.getLogger(__name__)
 
 KNOWLEDGE_K = 6
+DRAFT_ATTEMPTS = 2  # question + answer drafts before the sample fails
 REFINEMENT_UNUSABLE = "refinement_unusable"
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -91,14 +92,27 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         knowledge = [item.text for item in items]
         context = _context(toolkit, state, 0)
         culture, topic = state["culture"], state["topic"]
-        async with toolkit.questions.drafting(culture, topic):  # each draft sees the ones before
-            avoid = await toolkit.questions.earlier(culture, topic, state["sample_id"])
-            question = await toolkit.expert.write_question(
-                context, culture, state["topic_name"], state["topic_description"], knowledge,
-                avoid_questions=avoid, contrast=state["contrast"],
-            )
-            toolkit.questions.add(culture, topic, state["sample_id"], question)
-        response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
+        unanswered: list[str] = []
+        for attempt in range(1, DRAFT_ATTEMPTS + 1):
+            question = ""
+            try:
+                async with toolkit.questions.drafting(culture, topic):  # each draft sees the ones before
+                    avoid = await toolkit.questions.earlier(culture, topic, state["sample_id"])
+                    question = await toolkit.expert.write_question(
+                        context, culture, state["topic_name"], state["topic_description"], knowledge,
+                        avoid_questions=[*unanswered, *avoid], contrast=state["contrast"],
+                    )
+                    toolkit.questions.add(culture, topic, state["sample_id"], question)
+                response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
+                break
+            except ModelOutputError as exc:
+                # Its re-asks are spent; a new question, told not to repeat this one, may be one
+                # the model can answer. The failed turns are in the trace.
+                unanswered += [question] if question else []
+                if attempt == DRAFT_ATTEMPTS:
+                    raise
+                log.info("sample %s: draft %d unusable (%s); drafting a new question",
+                         state["sample_id"], attempt, exc)
         return {"knowledge": knowledge, "knowledge_ids": [item.id for item in items],
                 "question": question, "response": response, "round": 0, "step": "initial"}
 

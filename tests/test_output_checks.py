@@ -225,8 +225,9 @@ def test_a_sample_that_never_gets_a_question_fails_alone_and_resume_retries_it(t
         [failure] = record["failures"]
         assert failure["sample_id"].startswith("japan")
         assert "ModelOutputError" in failure["error"] and "is not a question" in failure["error"]
-        [turn] = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["error"]]
-        assert turn["template"] == "culture_expert_question" and turn["retries"] == 3
+        # Two drafts (DRAFT_ATTEMPTS), each with its re-asks, before the sample fails.
+        failed = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["error"]]
+        assert [(t["template"], t["retries"]) for t in failed] == [("culture_expert_question", 3)] * 2
         shipped = [line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")]
         assert shipped == ["china-food_drink-000"]
 
@@ -237,6 +238,37 @@ def test_a_sample_that_never_gets_a_question_fails_alone_and_resume_retries_it(t
                  for line in read_jsonl(run_dir / "dataset.jsonl")}
     assert set(questions) == {"japan-food_drink-000", "china-food_drink-000"}
     assert all(q.endswith("?") and "etiquette" not in q for q in questions.values())
+
+
+def test_a_question_the_model_cannot_answer_usably_is_replaced_not_the_sample_lost(tmp_path: Path) -> None:
+    """The insider's answer keeps naming the culture through all its re-asks: the draft gets a
+    new question (the old one in avoid_questions) instead of failing the sample."""
+    answers = {"bad": 3}  # one answer turn's attempts on the prompt method (parse_retries 2)
+
+    def respond(body: dict[str, Any]) -> str:
+        schema = _prompt_schema(body["messages"]) or {"type": "object"}
+        value = example_from_schema(schema, random.Random(json.dumps(body["messages"])))
+        if schema.get("title") == "ExpertAnswer" and answers["bad"] > 0:
+            answers["bad"] -= 1
+            value = {"answer": "In Japan, we bow to our elders first."}
+        return json.dumps(value)
+
+    with StubOpenAIServer(responder=respond) as stub:
+        settings = stub_settings(stub.url, str(tmp_path), cultures=("Japan",), llm={"structured_output": "prompt"})
+        run_dir, record = start_run(settings, lambda kind, data: None, embedder=HashEmbedder())
+        prompts = [body["messages"] for body in stub.requests]
+    assert answers["bad"] == 0
+    assert record["status"] == "completed" and record["completed"] == 1 and record["failed"] == 0
+    drafts = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["round"] == 0 and t["agent"] == "culture_expert"]
+    assert [(t["step"], t["error"] is None) for t in drafts] == [
+        ("question", True), ("answer", False), ("question", True), ("answer", True)]
+    assert "names 'Japan'" in drafts[1]["error"]
+    first, second = drafts[0]["parsed"]["question"], drafts[2]["parsed"]["question"]
+    assert first != second
+    asked_again = [m for m in prompts if "Do not repeat these questions" in m[-1]["content"]]
+    assert asked_again and first in asked_again[0][-1]["content"]
+    [line] = read_jsonl(run_dir / "dataset.jsonl")
+    assert "Japan" not in line["messages"][1]["content"]
 
 
 def test_an_unusable_rewrite_ends_the_loop_and_the_sample_keeps_its_best_usable_version(
