@@ -32,6 +32,7 @@ from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.limits import EndpointHealth, RequestLimiter
 from caredio.liveness import Liveness
 from caredio.structured import (
+    LAST_TRY,
     METHOD_CHAIN,
     MethodMemory,
     extract_json,
@@ -196,13 +197,17 @@ class RoleLLM:
         last_output_error: ModelOutputError | None = None
         rejections: list[str] = []
         try:
-            for method in self.methods.candidates(self.endpoint):
+            candidates = self.methods.candidates(self.endpoint)
+            for method in candidates:
                 conversation = list(messages)
                 for attempt in range(self.settings.parse_retries + 1):
+                    # The checks may repair, on the last try only, what they refuse before.
+                    last = method == candidates[-1] and attempt == self.settings.parse_retries
+                    rules = {**context, LAST_TRY: True} if context is not None and last else context
                     try:
                         message = await self._invoke(conversation, schema, method, result,
                                                      self._reask_temperature(attempt))
-                        parsed = self._parse(message, schema, method, context)
+                        parsed = self._parse(message, schema, method, rules)
                     except openai.APIStatusError as exc:
                         if _is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")

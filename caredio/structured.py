@@ -20,6 +20,7 @@ T = TypeVar("T", bound=BaseModel)
 # The error type of a field whose content is unusable although it parses (empty, not a
 # question, names the culture): see caredio.agents.checks.
 UNUSABLE = "unusable_output"
+LAST_TRY = "last_try"  # in a reply's validation context on the call's last attempt
 METHOD_CHAIN: tuple[StructuredMethod, ...] = (
     "json_schema", "function_calling", "json_mode", "prompt",
 )

@@ -25,7 +25,7 @@ from caredio.culture_names import named_in
 from caredio.errors import ModelOutputError
 from caredio.records import read_jsonl
 from caredio.runner import resume_run, start_run
-from caredio.structured import parse_reply
+from caredio.structured import LAST_TRY, parse_reply
 from tests.support.jobs import HashEmbedder, stub_settings
 from tests.support.schema_example import example_from_schema
 from tests.support.stub_server import StubOpenAIServer, _prompt_schema
@@ -241,8 +241,8 @@ def test_a_sample_that_never_gets_a_question_fails_alone_and_resume_retries_it(t
 
 
 def test_a_question_the_model_cannot_answer_usably_is_replaced_not_the_sample_lost(tmp_path: Path) -> None:
-    """The insider's answer keeps naming the culture through all its re-asks: the draft gets a
-    new question (the old one in avoid_questions) instead of failing the sample."""
+    """The insider's answer stays unusable through all its re-asks: the draft gets a new
+    question (the old one in avoid_questions) instead of failing the sample."""
     answers = {"bad": 3}  # one answer turn's attempts on the prompt method (parse_retries 2)
 
     def respond(body: dict[str, Any]) -> str:
@@ -250,7 +250,7 @@ def test_a_question_the_model_cannot_answer_usably_is_replaced_not_the_sample_lo
         value = example_from_schema(schema, random.Random(json.dumps(body["messages"])))
         if schema.get("title") == "ExpertAnswer" and answers["bad"] > 0:
             answers["bad"] -= 1
-            value = {"answer": "In Japan, we bow to our elders first."}
+            value = {"answer": "Do you bow to elders? Or do you shake hands?"}
         return json.dumps(value)
 
     with StubOpenAIServer(responder=respond) as stub:
@@ -262,24 +262,57 @@ def test_a_question_the_model_cannot_answer_usably_is_replaced_not_the_sample_lo
     drafts = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["round"] == 0 and t["agent"] == "culture_expert"]
     assert [(t["step"], t["error"] is None) for t in drafts] == [
         ("question", True), ("answer", False), ("question", True), ("answer", True)]
-    assert "names 'Japan'" in drafts[1]["error"]
+    assert "asks questions" in drafts[1]["error"]
     first, second = drafts[0]["parsed"]["question"], drafts[2]["parsed"]["question"]
     assert first != second
     asked_again = [m for m in prompts if "Do not repeat these questions" in m[-1]["content"]]
     assert asked_again and first in asked_again[0][-1]["content"]
     [line] = read_jsonl(run_dir / "dataset.jsonl")
-    assert "Japan" not in line["messages"][1]["content"]
+    assert "?" not in line["messages"][1]["content"]
+
+
+def test_names_are_refused_and_fed_back_and_only_the_last_try_takes_them_out(tmp_path: Path) -> None:
+    """An answer that names the culture through every re-ask: the refusals are fed back and in
+    the trace; the last try's answer ships with the names taken out, never with them."""
+    named = "In Japan, we bow to our elders first. Japanese guests bring a small gift."
+
+    def respond(body: dict[str, Any]) -> str:
+        schema = _prompt_schema(body["messages"]) or {"type": "object"}
+        value = example_from_schema(schema, random.Random(json.dumps(body["messages"])))
+        if schema.get("title") == "ExpertAnswer":
+            value = {"answer": named}
+        return json.dumps(value)
+
+    with StubOpenAIServer(responder=respond) as stub:
+        settings = stub_settings(stub.url, str(tmp_path), cultures=("Japan",), llm={"structured_output": "prompt"})
+        run_dir, record = start_run(settings, lambda kind, data: None, embedder=HashEmbedder())
+        fed_back = [m["content"] for body in stub.requests for m in body["messages"]
+                    if "That reply could not be used" in str(m.get("content"))]
+    assert record["completed"] == 1 and record["failed"] == 0
+    [draft] = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["template"] == "culture_expert_answer"
+               and t["round"] == 0]
+    assert draft["retries"] == 2 and all("names 'Japan', 'Japanese'" in r for r in draft["retry_reasons"])
+    assert any("names 'Japan'" in f for f in fed_back)
+    assert "Japan" in draft["output"]  # the reply as the model wrote it
+    assert draft["parsed"]["answer"] == "We bow to our elders first. local guests bring a small gift."
+    for line in read_jsonl(run_dir / "dataset.jsonl"):
+        assert not named_in(line["messages"][1]["content"], ["Japan"])
+    # Without the last-try flag the same text is refused.
+    rules = answer_rules("Japan", "How do you greet an elder at home?")
+    _refusal(ExpertAnswer, {"answer": named}, rules)
+    assert ExpertAnswer.model_validate({"answer": named}, context={**rules, LAST_TRY: True}
+                                       ).answer.startswith("We bow")
 
 
 def test_an_unusable_rewrite_ends_the_loop_and_the_sample_keeps_its_best_usable_version(
         tmp_path: Path) -> None:
-    """The draft was usable and scored; a refiner that then only writes answers naming the
-    culture must not cost the sample, nor ship such an answer."""
+    """The draft was usable and scored; a refiner that then only writes answers made of
+    questions must not cost the sample, nor ship such an answer."""
     def respond(body: dict[str, Any]) -> str:
         schema = _prompt_schema(body["messages"]) or {"type": "object"}
         value = example_from_schema(schema, random.Random(json.dumps(body["messages"])))
         if schema.get("title") == "RefinedResponse":
-            value = {"response": "Japanese hosts bow first."}
+            value = {"response": "Do hosts bow first? Or do guests?"}
         return json.dumps(value)
 
     with StubOpenAIServer(responder=respond) as stub:
@@ -290,6 +323,6 @@ def test_an_unusable_rewrite_ends_the_loop_and_the_sample_keeps_its_best_usable_
     [line] = read_jsonl(run_dir / "dataset.jsonl")
     assert line["metadata"]["stop_reason"] == "refinement_unusable"
     assert line["metadata"]["best_round"] == 0 and line["metadata"]["versions"] == 1
-    assert "Japanese" not in line["messages"][1]["content"]
+    assert "?" not in line["messages"][1]["content"]
     [failed] = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["error"]]
-    assert failed["template"] == "refiner_response" and "names 'Japanese'" in failed["error"]
+    assert failed["template"] == "refiner_response" and "asks questions" in failed["error"]
