@@ -121,8 +121,9 @@ def _salvaged(field: str, payload: Any, raw: str) -> list[str]:
     """What a small model's reply to a one-text-field schema may still hold, best first.
 
     The one string of an object with a renamed key (``{"response": ...}`` for ``answer``); the
-    field of a JSON object cut off at ``max_tokens``, up to its last whole sentence; the bare
-    text. Each is validated (and checked) like any reply.
+    field of a JSON object cut off at ``max_tokens``, up to its last whole sentence; the first
+    line that ends with '?'; the bare text. Each is validated (and checked) like any reply, so
+    a line that is a question can only become a question, never an answer.
     """
     found: list[str] = []
     if isinstance(payload, dict):
@@ -140,6 +141,9 @@ def _salvaged(field: str, payload: Any, raw: str) -> list[str]:
             found.append(text.strip())
         elif ends:
             found.append(text[: ends[-1].end()].strip())
+    # 'How do you greet someone?\nThe answer is: ...': the question, then chatter about it.
+    asked = [line.strip() for line in raw.splitlines() if line.strip().endswith(("?", "？"))]
+    found += asked[:1]
     found.append(raw.strip())
     return list(dict.fromkeys(t for t in found if t))
 

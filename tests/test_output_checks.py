@@ -163,6 +163,10 @@ def test_a_cut_off_or_renamed_reply_is_salvaged_only_as_far_as_it_is_usable() ->
     with pytest.raises(ModelOutputError, match="JSON or code"):  # nothing whole to keep
         parse_reply(ExpertAnswer, None, '{"answer": "We bow deeply to elders and we al', lenient=True,
                     context=rules)
+    # Seen in the e2e demo: the question, then chatter about it.
+    chatty = 'How do you greet someone older?\nThe answer is: "A question whose answer differs."'
+    assert parse_reply(ExpertQuestion, None, chatty, lenient=True, context=question_rules("Japan")
+                       ).question == "How do you greet someone older?"
     with pytest.raises(ModelOutputError):  # strict methods salvage nothing
         parse_reply(ExpertAnswer, renamed, json.dumps(renamed), lenient=False, context=rules)
 
