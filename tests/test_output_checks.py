@@ -37,7 +37,6 @@ NOT_QUESTIONS = [
     "",
     "   ",
     "Why?",
-    "How do you, what do you, when do you?",  # seen from SmolLM2-135M: the template's openings
 ]
 
 
