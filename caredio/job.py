@@ -24,6 +24,7 @@ from caredio.errors import UserInputError
 from caredio.graph.state import SampleSpec
 from caredio.memory.embeddings import Embedder, embedder_for
 from caredio.memory.ingest import canonical_culture, starter_pack
+from caredio.memory.judge import LOOP, Judge, MemoryPart, loop_scorer
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import PromptTemplate, load_templates
@@ -54,6 +55,14 @@ class Job:
     memory: CulturalMemory
     scorer: Scorer
     missing: list[str] = field(default_factory=list)  # cultures to elicit from the expert
+    # What the loop's agents and scorer read: all knowledge, or its loop part when a held-out
+    # judge (judge.split) keeps the rest for itself.
+    knowledge: CulturalMemory | MemoryPart | None = None
+    judge: Judge | None = None
+
+    def __post_init__(self) -> None:
+        if self.knowledge is None:
+            self.knowledge = self.memory
 
     def contrast(self, culture: str) -> list[str]:
         if self.settings.contrast == "auto":
@@ -128,8 +137,14 @@ def _checked_job(settings: Settings, templates: dict[str, PromptTemplate], topic
         )
     if settings.contrast == "auto" and len(known | set(missing)) < 2:
         raise UserInputError("--contrast: memory holds no other culture to contrast with")
-    return Job(settings, templates, topics, cultures, memory, Scorer(memory, settings.scoring),
-               missing)
+    if not settings.judge.split:
+        return Job(settings, templates, topics, cultures, memory,
+                   Scorer(memory, settings.scoring), missing)
+    knowledge = MemoryPart(memory, settings.judge.split, LOOP)
+    judge = Judge(memory, settings.judge, settings.scoring)
+    judge.check([c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c in known])
+    return Job(settings, templates, topics, cultures, memory,
+               loop_scorer(knowledge, settings.scoring), missing, knowledge=knowledge, judge=judge)
 
 
 def ensure_plan(job: Job, run_dir: Path, recorder: RunRecorder) -> list[SampleSpec]:

@@ -11,10 +11,12 @@ the next method is tried; it never becomes an empty result.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -157,6 +159,22 @@ class RoleLLM:
             http_async_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
         )
 
+        # How often each prompt was sent (llm.seed): a prompt asked again (best-of-n) gets a
+        # new seed, the same prompt in a rerun the same one.
+        self._asked: dict[str, int] = {}
+        self._asked_lock = threading.Lock()
+
+    def _request_options(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """Per-request fields: the sampling seed when ``llm.seed`` is set."""
+        if self.settings.seed is None:
+            return {}
+        prompt = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+        with self._asked_lock:
+            count = self._asked.get(prompt, 0)
+            self._asked[prompt] = count + 1
+        digest = hashlib.sha256(f"{self.settings.seed}\x1f{self.role}\x1f{count}\x1f{prompt}".encode())
+        return {"seed": int.from_bytes(digest.digest()[:4], "big") >> 1}
+
     @property
     def endpoint(self) -> str:
         return f"{self.base_url}#{self.model}"
@@ -271,17 +289,19 @@ class RoleLLM:
         after one retry it goes up to the method fallback instead of being retried further.
         """
         health = self.limiter.endpoint_health(self.base_url)
+        options = self._request_options(messages)
         attempt = 0
         while True:
             health.check(self.base_url)
             try:
                 async with self.limiter:
                     if self.liveness is None:
-                        message: BaseMessage = await runnable.ainvoke(messages)
+                        message: BaseMessage = await runnable.ainvoke(messages, **options)
                     else:
                         self.liveness.check_process()
                         message = await self.liveness.watch(
-                            runnable.ainvoke(messages), self.settings.timeout, self.base_url)
+                            runnable.ainvoke(messages, **options), self.settings.timeout,
+                            self.base_url)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
                 # The SDK's structured-output parser raises these instead of returning the reply.
                 raise ModelOutputError(f"reply unusable: {type(exc).__name__}", raw="") from exc
