@@ -1,0 +1,207 @@
+"""Does the loop make better data? The three strategies under one plan, judged on held-out knowledge.
+
+Runs ``loop``, ``best-of-n`` and ``one-shot`` (and, with ``--variants``, the loop's own choices:
+refining from the best version, rejecting a refinement that loses R, the question step first)
+on the same plan, model, memory and seed, each into its own run directory under ``--out``, then
+prints the ``caredio compare`` table of them all with the verdicts.
+
+Fairness, by construction:
+* the same plan (cultures x topics x samples, the same contrast cultures) and settings for every
+  strategy, except what the strategy is;
+* every run starts from a fresh ephemeral memory holding the packaged starter pack, so no run
+  sees the questions or samples another accepted;
+* ``judge.split`` holds the same share of every culture's knowledge out of every run's
+  grounding and scoring; the judge scores all of them on that part alone;
+* best-of-n gets n answers so that its LLM calls per sample match the loop run's measured mean
+  (n = mean calls of a loop sample - 1 question - the contrast answers);
+* ``llm.seed`` makes every request's sampling seed a function of the seed, the role and the
+  prompt, so a rerun repeats the calls (one-shot's draft is the loop's round-0 draft).
+
+A run directory already completed under ``--out`` is kept, an unfinished one resumed: the
+benchmark can be stopped and started again. Figures are printed, never asserted.
+
+    python benchmarks/efficacy.py --out bench-efficacy              # embedded SmolLM2-135M
+    python benchmarks/efficacy.py --out bench-efficacy --variants   # item 5: the loop's choices
+    python benchmarks/efficacy.py --out bench-efficacy --compare-only --json
+    python benchmarks/efficacy.py --base-url http://localhost:8000/v1 --model qwen2.5-7b ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+CULTURES = ("Japan", "South Korea")
+CONTRAST = ("Japan", "South Korea", "China")
+TOPICS = ("greetings_etiquette", "gift_giving", "food_drink", "dining_etiquette")
+STRATEGIES = ("loop", "best-of-n", "one-shot")
+# The loop's own choices (issue item 5), each one change from the default loop.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "loop-from-best": {"refine_from": "best"},
+    "loop-r-guard": {"max_r_drop": 0.05},
+    "loop-question-first": {"first_step": "question"},
+}
+BENCH_RECORD = "efficacy.json"
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def run_settings(args: argparse.Namespace, label: str, best_of_n: int | None = None) -> Any:
+    """The settings of one run: everything shared, the strategy (or loop variant) its own."""
+    from caredio.config import load_settings
+
+    loop: dict[str, Any] = {"max_rounds": args.max_rounds, **VARIANTS.get(label, {})}
+    llm: dict[str, Any] = {"seed": args.seed, "temperature": args.temperature,
+                           "max_tokens": args.max_tokens, "timeout": 600, "down_after": 900}
+    if args.base_url:
+        llm.update(base_url=args.base_url, model=args.model)
+    return load_settings(
+        cultures=list(args.cultures), contrast=list(args.contrast), topics=list(args.topics),
+        samples_per_topic=args.samples, out=str(args.out), run_id=label,
+        strategy=label if label in STRATEGIES else "loop", best_of_n=best_of_n,
+        concurrency=args.concurrency, loop=loop, llm=llm,
+        memory={"path": ":memory:", "elicit_missing": False},
+        judge={"split": args.judge_split},
+    )
+
+
+def loop_calls_per_sample(run_dir: Path) -> float:
+    """Mean LLM calls (turns, retries not counted) per kept sample of a finished run."""
+    from caredio.records import read_jsonl
+
+    kept = {line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")}
+    turns = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["sample_id"] in kept]
+    return len(turns) / max(1, len(kept))
+
+
+def matched_n(loop_dir: Path, contrast: int) -> int:
+    """best-of-n's n: the loop's measured mean calls per sample, less question and contrast."""
+    return max(2, round(loop_calls_per_sample(loop_dir)) - 1 - contrast)
+
+
+def run_one(args: argparse.Namespace, label: str, best_of_n: int | None, embedder: Any,
+            log: Log) -> dict[str, Any]:
+    """Start, resume or keep one run; returns its benchmark record (CPU, load, wall)."""
+    from caredio.runner import resume_run, start_run
+
+    run_dir = Path(args.out) / label
+    run_json = run_dir / "run.json"
+    if run_json.exists() and json.loads(run_json.read_text())["status"] == "completed":
+        log(f"{label}: completed earlier, kept ({run_dir})")
+        return {}
+    log(f"{label}: {'resuming' if run_json.exists() else 'starting'} "
+        f"(best_of_n={best_of_n}) load average {os.getloadavg()[0]:.2f}")
+    load_before = os.getloadavg()
+    cpu_before = _cpu()
+    started = time.perf_counter()
+    on_event = _progress(label, log)
+    if run_json.exists():
+        record = resume_run(run_dir, on_event, embedder=embedder)
+    else:
+        _, record = start_run(run_settings(args, label, best_of_n), on_event, embedder=embedder)
+    cpu = _cpu() - cpu_before
+    result = {"label": label, "status": record["status"], "completed": record.get("completed"),
+              "wall_s": round(time.perf_counter() - started, 1), "cpu_s": round(cpu, 1),
+              "load_before": [round(x, 2) for x in load_before],
+              "load_after": [round(x, 2) for x in os.getloadavg()]}
+    log(f"{label}: {json.dumps(result)}")
+    return result
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the embedded server)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _progress(label: str, log: Log) -> Callable[[str, dict[str, Any]], None]:
+    def on_event(kind: str, data: dict[str, Any]) -> None:
+        if kind == "sample_done":
+            log(f"{label}: {data['sample_id']} done, J {data['best']['objective']:.3f}")
+        elif kind == "sample_failed":
+            log(f"{label}: {data['sample_id']} FAILED {data['error']}")
+    return on_event
+
+
+def run_all(args: argparse.Namespace, embedder: Any = None, log: Log = _stderr) -> list[Path]:
+    """Every run of the benchmark, in order (the loop first: best-of-n's n comes from it)."""
+    labels = ["loop", "best-of-n", "one-shot", *(VARIANTS if args.variants else [])]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record_path = out / BENCH_RECORD
+    records = json.loads(record_path.read_text()) if record_path.exists() else {}
+    for label in labels:
+        best_of_n = None
+        if label == "best-of-n":
+            best_of_n = args.best_of_n or matched_n(out / "loop", len(args.contrast) - 1)
+        result = run_one(args, label, best_of_n, embedder, log)
+        if result:
+            records[label] = {**result, "best_of_n": best_of_n}
+            record_path.write_text(json.dumps(records, indent=2) + "\n")
+    return [out / label for label in labels]
+
+
+def report(dirs: list[Path], as_json: bool, plot: Path | None) -> str:
+    """The compare table (markdown) and its verdicts, or the comparison as JSON."""
+    from caredio.compare import compare, markdown, write_plot
+
+    comparison = compare(dirs)
+    if plot is not None:
+        write_plot(comparison, plot)
+    if as_json:
+        return json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False)
+    return markdown(comparison)
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", type=Path, default=Path("bench-efficacy"), help="parent of the run directories")
+    p.add_argument("--cultures", type=lambda s: tuple(s.split(",")), default=CULTURES)
+    p.add_argument("--contrast", type=lambda s: tuple(s.split(",")), default=CONTRAST)
+    p.add_argument("--topics", type=lambda s: tuple(s.split(",")), default=TOPICS)
+    p.add_argument("--samples", type=int, default=2, help="samples per culture and topic")
+    p.add_argument("--max-rounds", type=int, default=3)
+    p.add_argument("--judge-split", type=float, default=0.3)
+    p.add_argument("--seed", type=int, default=0, help="llm.seed of every run")
+    p.add_argument("--temperature", type=float, default=0.7)
+    p.add_argument("--max-tokens", type=int, default=400)
+    p.add_argument("--concurrency", type=int, default=2)
+    p.add_argument("--best-of-n", type=int, default=None, help="n (default: matched to the loop run)")
+    p.add_argument("--variants", action="store_true", help="also the loop variants (item 5)")
+    p.add_argument("--base-url", default=None, help="an endpoint instead of the embedded model")
+    p.add_argument("--model", default=None)
+    p.add_argument("--compare-only", action="store_true", help="only print the comparison")
+    p.add_argument("--json", action="store_true", help="the comparison as JSON")
+    p.add_argument("--plot", type=Path, default=None, help="also write the PNG here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.compare_only:
+        labels = ["loop", "best-of-n", "one-shot", *(VARIANTS if args.variants else [])]
+        dirs = [args.out / label for label in labels if (args.out / label).exists()]
+    else:
+        dirs = run_all(args)
+    print(report(dirs, args.json, args.plot), flush=True)
+
+
+if __name__ == "__main__":
+    main()
