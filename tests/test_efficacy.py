@@ -1,0 +1,65 @@
+"""benchmarks/efficacy.py end to end against the FAKE stub server and the FAKE hash embedder.
+
+This checks the benchmark's plumbing — every strategy and loop variant runs on one plan, best-of-n
+gets the loop's measured calls, every run is judged, the compare table and verdicts come out,
+a finished benchmark resumes without a call — and nothing about quality: the stub's answers are
+filler, so the figures it prints mean nothing. The measured figures are in the README.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from benchmarks import efficacy
+from caredio.records import read_jsonl
+from tests.support.stub_server import StubOpenAIServer
+
+TOPICS = "food_drink,greetings_etiquette"
+
+
+def test_the_benchmark_runs_every_strategy_on_one_plan_and_prints_the_comparison(
+        tmp_path: Path, fake_embedder: Any) -> None:
+    out = tmp_path / "bench"
+    with StubOpenAIServer() as stub:
+        args = efficacy.parser().parse_args([
+            "--out", str(out), "--samples", "1", "--topics", TOPICS, "--max-rounds", "2",
+            "--variants", "--base-url", stub.url, "--model", "stub"])
+        logged: list[str] = []
+        dirs = efficacy.run_all(args, embedder=fake_embedder, log=logged.append)
+        calls = len(stub.requests)
+        # Run again: every run is complete, nothing is asked of the model.
+        efficacy.run_all(args, embedder=fake_embedder, log=logged.append)
+        assert len(stub.requests) == calls
+    labels = ["loop", "best-of-n", "one-shot", *efficacy.VARIANTS]
+    assert [d.name for d in dirs] == labels
+    plans = {d.name: [{k: v for k, v in spec.items() if k != "run_id"}
+                      for spec in read_jsonl(d / "plan.jsonl")] for d in dirs}
+    assert all(plan == plans["loop"] for plan in plans.values()) and len(plans["loop"]) == 4
+    for d in dirs:
+        record = json.loads((d / "run.json").read_text())
+        assert record["status"] == "completed" and record["judge"]["split"] == 0.3
+        assert record["llm_seed"] == 0
+        assert all("judge_objective" in line["metadata"] for line in read_jsonl(d / "dataset.jsonl"))
+    config = json.loads((out / "loop-r-guard" / "config.json").read_text())
+    assert config["loop"]["max_r_drop"] == 0.05 and config["strategy"] == "loop"
+    # best-of-n's n comes from the loop's measured calls per sample (contrast: 2 cultures).
+    bench = json.loads((out / efficacy.BENCH_RECORD).read_text())
+    n = bench["best-of-n"]["best_of_n"]
+    assert n == round(efficacy.loop_calls_per_sample(out / "loop")) - 1 - 2
+    per_sample = Counter(t["sample_id"] for t in read_jsonl(out / "best-of-n" / "trace.jsonl"))
+    assert set(per_sample.values()) == {1 + n + 2}
+    assert bench["loop"]["cpu_s"] >= 0 and len(bench["loop"]["load_before"]) == 3
+
+    text = efficacy.report(dirs, as_json=False, plot=tmp_path / "efficacy.png")
+    header = text.splitlines()[0]
+    assert all(f" {label} |" in header for label in labels)
+    assert "| **judge objective** | **all** |" in text
+    assert "On the held-out judge, the highest mean J is" in text
+    assert "Cost per kept sample: loop" in text
+    assert (tmp_path / "efficacy.png").read_bytes()[:4] == b"\x89PNG"
+    result = json.loads(efficacy.report(dirs, as_json=True, plot=None))
+    judge_rows = [r for r in result["rows"] if r["metric"] == "judge objective" and r["group"] == "all"]
+    assert [d["n"] for d in judge_rows[0]["differences"]] == [4] * (len(labels) - 1)  # all paired
