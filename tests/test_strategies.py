@@ -156,3 +156,38 @@ def test_an_unknown_strategy_is_refused_before_anything_is_written(tmp_path: Pat
     with pytest.raises(UserInputError, match="strategy"):
         stub_settings("http://127.0.0.1:9/v1", str(tmp_path), strategy="two-shot")
     assert not any(tmp_path.iterdir())
+
+
+def test_the_cli_runs_a_baseline_and_refuses_bad_strategy_flags(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`caredio run --strategy best-of-n --best-of-n 2 --judge-split 0.3 --seed 5` in a real
+    subprocess (FAKE embedder, FAKE stub server); bad values exit 2 with one line, no output."""
+    import subprocess
+    import sys
+
+    from tests.conftest import in_process_cli
+    from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env
+
+    with StubOpenAIServer() as stub:
+        proc = subprocess.run(
+            [sys.executable, "-c", CLI_WITH_FAKE_EMBEDDER, "run", "--base-url", stub.url,
+             "--model", "stub", "--cultures", "Japan", "--contrast", "China,South Korea",
+             "--topics", "food_drink", "--memory", ":memory:", "--out", str(tmp_path / "runs"),
+             "--run-id", "bon", "--strategy", "best-of-n", "--best-of-n", "2",
+             "--judge-split", "0.3", "--seed", "5", "--quiet"],
+            env=fake_cli_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        assert {body.get("seed") is not None for body in stub.requests} == {True}
+    record = json.loads((tmp_path / "runs" / "bon" / "run.json").read_text())
+    assert (record["strategy"], record["candidates"], record["llm_seed"]) == ("best-of-n", [2], 5)
+    assert record["judge"]["split"] == 0.3
+    [line] = read_jsonl(tmp_path / "runs" / "bon" / "dataset.jsonl")
+    assert line["metadata"]["strategy"] == "best-of-n" and "judge_objective" in line["metadata"]
+
+    cli = in_process_cli(monkeypatch, capsys)
+    for flags, needle in ((["--strategy", "two-shot"], "strategy"),
+                          (["--judge-split", "1.5"], "judge.split"),
+                          (["--strategy", "best-of-n", "--best-of-n", "0"], "best_of_n")):
+        code, _, err = cli("run", "--cultures", "Japan", "--out", str(tmp_path / "bad"), *flags)
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, (flags, err)
+        assert not (tmp_path / "bad").exists()
