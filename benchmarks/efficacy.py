@@ -157,16 +157,85 @@ def run_all(args: argparse.Namespace, embedder: Any = None, log: Log = _stderr) 
     return [out / label for label in labels]
 
 
+def trajectory_analysis(run_dir: Path, margin: float = 0.05) -> dict[str, Any]:
+    """What the judge says of the loop's own choices, read from one loop run's trajectories
+    (every version is judged): the version kept vs the first and the last, and each refinement
+    step's change of J on the loop's scorer against the change on the judge — overall, for
+    steps that lost more than ``margin`` of R, and per step kind (alternation order)."""
+    from caredio.config import LoopSettings
+    from caredio.graph.routing import base_version
+    from caredio.records import read_jsonl
+    from caredio.stats import bootstrap_mean
+
+    loop = LoopSettings(**json.loads((run_dir / "config.json").read_text())["loop"])
+    by_sample: dict[str, list[dict[str, Any]]] = {}
+    for version in read_jsonl(run_dir / "trajectories.jsonl"):
+        by_sample.setdefault(version["sample_id"], []).append(version)
+    kept_vs: dict[str, list[float]] = {"kept - first": [], "kept - last": []}
+    steps: list[dict[str, Any]] = []
+    for versions in by_sample.values():
+        versions.sort(key=lambda v: v["round"])
+        if "judge_objective" not in versions[0]:
+            return {}
+        eligible = [v for v in versions if not v.get("rejected")]
+        kept = max(enumerate(eligible), key=lambda pair: (pair[1]["objective"], -pair[0]))[1]
+        kept_vs["kept - first"].append(kept["judge_objective"] - versions[0]["judge_objective"])
+        kept_vs["kept - last"].append(kept["judge_objective"] - versions[-1]["judge_objective"])
+        for index, after in enumerate(versions[1:], start=1):
+            before = base_version(versions[:index], loop)  # what this refinement rewrote
+            steps.append({"step": after["step"],
+                          "loop": after["objective"] - before["objective"],
+                          "judge": after["judge_objective"] - before["judge_objective"],
+                          "r_drop": before["representativeness"] - after["representativeness"]})
+
+    def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+        signs = [(r["loop"] > 0) == (r["judge"] > 0) for r in rows if r["loop"] and r["judge"]]
+        return {"steps": len(rows),
+                "loop_dJ": bootstrap_mean([r["loop"] for r in rows]).to_dict(),
+                "judge_dJ": bootstrap_mean([r["judge"] for r in rows]).to_dict(),
+                "same_sign": round(sum(signs) / len(signs), 3) if signs else None}
+
+    return {
+        "run": run_dir.name,
+        **{name: bootstrap_mean(values).to_dict() for name, values in kept_vs.items()},
+        "all steps": summary(steps),
+        f"steps losing more than {margin} of R": summary([r for r in steps if r["r_drop"] > margin]),
+        "response steps": summary([r for r in steps if r["step"] == "response"]),
+        "question steps": summary([r for r in steps if r["step"] == "question"]),
+    }
+
+
+def _analysis_lines(analysis: dict[str, Any]) -> list[str]:
+    def show(est: dict[str, Any]) -> str:
+        return (f"{est['mean']:+.3f} [{est['ci_low']:+.3f}, {est['ci_high']:+.3f}] (n={est['n']})"
+                if est["n"] else "-")
+
+    lines = [f"Judge J of the version the loop kept, paired per sample ({analysis['run']}): "
+             f"kept - first {show(analysis['kept - first'])}, kept - last {show(analysis['kept - last'])}"]
+    for name, row in analysis.items():
+        if isinstance(row, dict) and "steps" in row:
+            lines.append(f"{name}: {row['steps']} steps, mean change of J on the loop's scorer "
+                         f"{show(row['loop_dJ'])}, on the judge {show(row['judge_dJ'])}; "
+                         f"same direction {row['same_sign']}")
+    return lines
+
+
 def report(dirs: list[Path], as_json: bool, plot: Path | None) -> str:
-    """The compare table (markdown) and its verdicts, or the comparison as JSON."""
+    """The compare table (markdown) and its verdicts, and what the judge says of the loop's
+    steps; or all of it as JSON."""
     from caredio.compare import compare, markdown, write_plot
 
     comparison = compare(dirs)
     if plot is not None:
         write_plot(comparison, plot)
+    analyses = [a for d in dirs if d.name.startswith("loop") and (a := trajectory_analysis(d))]
     if as_json:
-        return json.dumps(comparison.to_dict(), indent=2, ensure_ascii=False)
-    return markdown(comparison)
+        return json.dumps({**comparison.to_dict(), "loop_steps": analyses}, indent=2,
+                          ensure_ascii=False)
+    lines = [markdown(comparison), ""]
+    for analysis in analyses:
+        lines += _analysis_lines(analysis)
+    return "\n".join(lines)
 
 
 def parser() -> argparse.ArgumentParser:

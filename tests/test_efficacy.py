@@ -60,6 +60,13 @@ def test_the_benchmark_runs_every_strategy_on_one_plan_and_prints_the_comparison
     assert "On the held-out judge, the highest mean J is" in text
     assert "Cost per kept sample: loop" in text
     assert (tmp_path / "efficacy.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Judge J of the version the loop kept, paired per sample (loop): kept - first" in text
     result = json.loads(efficacy.report(dirs, as_json=True, plot=None))
+    # Every refinement step of every loop run is analysed once: versions minus first drafts.
+    steps = {a["run"]: a["all steps"]["steps"] for a in result["loop_steps"]}
+    for label in ("loop", *efficacy.VARIANTS):
+        versions = read_jsonl(out / label / "trajectories.jsonl")
+        assert steps[label] == len(versions) - 4
+    assert "best-of-n" not in steps and "one-shot" not in steps
     judge_rows = [r for r in result["rows"] if r["metric"] == "judge objective" and r["group"] == "all"]
     assert [d["n"] for d in judge_rows[0]["differences"]] == [4] * (len(labels) - 1)  # all paired
