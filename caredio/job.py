@@ -17,7 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from caredio.config import Settings
 from caredio.errors import UserInputError
@@ -69,6 +69,30 @@ class Job:
             return self.scorer.contrast_set(culture, "auto")
         return [canonical_culture(c) for c in self.settings.contrast
                 if canonical_culture(c) != culture]
+
+    def strategy_record(self) -> dict[str, Any]:
+        """What run.json says of how samples are made and judged (compare reads it)."""
+        settings = self.settings
+        judge = settings.judge
+        return {"strategy": settings.strategy, "best_of_n": settings.best_of_n,
+                "llm_seed": settings.llm.seed,
+                "judge": {"split": judge.split, "embedding": judge.embedding} if judge.split else None}
+
+    def plan_record(self, plan: list[SampleSpec]) -> dict[str, Any]:
+        """run.json fields that need the plan: best-of-n's answers per sample, the judge's
+        items (after checking every culture of the plan, contrast included, has some)."""
+        from caredio.graph.strategies import candidates
+
+        record: dict[str, Any] = {}
+        settings = self.settings
+        if settings.strategy != "loop":
+            record["candidates"] = sorted({candidates(settings.strategy, settings.best_of_n,
+                                                      settings.loop, len(spec["contrast"]))
+                                           for spec in plan})
+        if self.judge is not None:
+            self.judge.check(sorted({c for spec in plan for c in [spec["culture"], *spec["contrast"]]}))
+            record["judge"] = self.judge.describe()
+        return record
 
     def plan(self, run_id: str) -> list[SampleSpec]:
         """The samples to optimize; call once memory knows every culture (after elicitation)."""

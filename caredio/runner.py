@@ -34,7 +34,6 @@ from caredio.conversation import question_response
 from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.graph.run import build_run_graph
 from caredio.graph.sample import Toolkit
-from caredio.graph.strategies import candidates
 from caredio.job import Job, ensure_plan, new_run_id, open_memory, prepare
 from caredio.liveness import Liveness
 from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
@@ -163,7 +162,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                        error=None, config_hash=settings.config_hash(),
                        templates_hash=templates_hash(job.templates),
                        template_hashes={n: t.hash for n, t in job.templates.items()},
-                       threads=configure_threads(settings.threads), **_strategy_record(settings))
+                       threads=configure_threads(settings.threads), **job.strategy_record())
     status, error = "failed", None
     summary: dict[str, Any] = {}
     try:
@@ -178,13 +177,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
                 # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
                 plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
-                if settings.strategy != "loop":
-                    recorder.write_run(candidates=sorted({
-                        candidates(settings.strategy, settings.best_of_n, settings.loop,
-                                   len(spec["contrast"])) for spec in plan}))
-                if job.judge is not None:
-                    job.judge.check(sorted({c for s in plan for c in [s["culture"], *s["contrast"]]}))
-                    recorder.write_run(judge=job.judge.describe())
+                recorder.write_run(**job.plan_record(plan))
                 questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
                 assert job.knowledge is not None
                 toolkit = Toolkit(expert, critic, refiner, job.knowledge, job.scorer, recorder, sink,
@@ -224,14 +217,6 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
             **summary,
         )
     return record
-
-
-def _strategy_record(settings: Settings) -> dict[str, Any]:
-    """What run.json says of how samples were made and judged (compare reads it)."""
-    return {"strategy": settings.strategy, "best_of_n": settings.best_of_n,
-            "llm_seed": settings.llm.seed,
-            "judge": {"split": settings.judge.split, "embedding": settings.judge.embedding}
-            if settings.judge.split else None}
 
 
 def _guarded(on_event: Event) -> Event:
