@@ -140,21 +140,31 @@ def _progress(label: str, log: Log) -> Callable[[str, dict[str, Any]], None]:
 
 
 def run_all(args: argparse.Namespace, embedder: Any = None, log: Log = _stderr) -> list[Path]:
-    """Every run of the benchmark, in order (the loop first: best-of-n's n comes from it)."""
-    labels = ["loop", "best-of-n", "one-shot", *(VARIANTS if args.variants else [])]
+    """The benchmark's runs (all, or those of ``--only``), in order; returns every run dir."""
+    labels = all_labels(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     record_path = out / BENCH_RECORD
-    records = json.loads(record_path.read_text()) if record_path.exists() else {}
-    for label in labels:
+    unknown = sorted(set(args.only) - set(labels))
+    if unknown:
+        raise SystemExit(f"efficacy: --only: unknown run(s) {', '.join(unknown)} "
+                         f"(known: {', '.join(labels)}; variants need --variants)")
+    for label in args.only or labels:  # --only: in the order given
         best_of_n = None
         if label == "best-of-n":
             best_of_n = args.best_of_n or matched_n(out / "loop", len(args.contrast) - 1)
         result = run_one(args, label, best_of_n, embedder, log)
         if result:
+            # Re-read: another benchmark process (--only) may have recorded its runs meanwhile.
+            records = json.loads(record_path.read_text()) if record_path.exists() else {}
             records[label] = {**result, "best_of_n": best_of_n}
             record_path.write_text(json.dumps(records, indent=2) + "\n")
     return [out / label for label in labels]
+
+
+def all_labels(args: argparse.Namespace) -> list[str]:
+    """The runs of the benchmark in order (the loop first: best-of-n's n comes from it)."""
+    return ["loop", "best-of-n", "one-shot", *(VARIANTS if args.variants else [])]
 
 
 def trajectory_analysis(run_dir: Path, margin: float = 0.05) -> dict[str, Any]:
@@ -253,6 +263,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=2)
     p.add_argument("--best-of-n", type=int, default=None, help="n (default: matched to the loop run)")
     p.add_argument("--variants", action="store_true", help="also the loop variants (item 5)")
+    p.add_argument("--only", type=lambda s: tuple(s.split(",")), default=(),
+                   help="run only these labels (e.g. two processes sharing --out; the loop's "
+                        "n for best-of-n then needs --best-of-n or a finished loop run)")
     p.add_argument("--base-url", default=None, help="an endpoint instead of the embedded model")
     p.add_argument("--model", default=None)
     p.add_argument("--compare-only", action="store_true", help="only print the comparison")
@@ -265,8 +278,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.compare_only:
-        labels = ["loop", "best-of-n", "one-shot", *(VARIANTS if args.variants else [])]
-        dirs = [args.out / label for label in labels if (args.out / label).exists()]
+        dirs = [args.out / label for label in all_labels(args) if (args.out / label).exists()]
     else:
         dirs = run_all(args)
     print(report(dirs, args.json, args.plot), flush=True)

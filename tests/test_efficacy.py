@@ -13,6 +13,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from benchmarks import efficacy
 from caredio.records import read_jsonl
 from tests.support.stub_server import StubOpenAIServer
@@ -70,3 +72,23 @@ def test_the_benchmark_runs_every_strategy_on_one_plan_and_prints_the_comparison
     assert "best-of-n" not in steps and "one-shot" not in steps
     judge_rows = [r for r in result["rows"] if r["metric"] == "judge objective" and r["group"] == "all"]
     assert [d["n"] for d in judge_rows[0]["differences"]] == [4] * (len(labels) - 1)  # all paired
+
+
+def test_only_runs_the_named_runs_in_the_order_given_and_refuses_unknown_ones(
+        tmp_path: Path, fake_embedder: Any) -> None:
+    # FAKE stub server: checks which runs are made, not their quality.
+    out = tmp_path / "bench"
+    base = ["--out", str(out), "--samples", "1", "--topics", "food_drink", "--max-rounds", "1"]
+    with StubOpenAIServer() as stub:
+        base += ["--base-url", stub.url, "--model", "stub"]
+        with pytest.raises(SystemExit, match=r"unknown run.*loop-r-guard"):
+            efficacy.run_all(efficacy.parser().parse_args([*base, "--only", "loop-r-guard"]),
+                             embedder=fake_embedder, log=lambda _: None)
+        logged: list[str] = []
+        args = efficacy.parser().parse_args([*base, "--only", "one-shot,best-of-n", "--best-of-n", "3"])
+        efficacy.run_all(args, embedder=fake_embedder, log=logged.append)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["best-of-n", "one-shot"]
+    starts = [line.split(":")[0] for line in logged if "starting" in line]
+    assert starts == ["one-shot", "best-of-n"]
+    bench = json.loads((out / efficacy.BENCH_RECORD).read_text())
+    assert set(bench) == {"one-shot", "best-of-n"} and bench["best-of-n"]["best_of_n"] == 3

@@ -135,6 +135,14 @@ def test_a_run_with_a_judge_never_grounds_on_its_part_and_records_its_scores(
     with StubOpenAIServer() as stub:
         settings = stub_settings(stub.url, str(tmp_path), rounds=2, judge={"split": SPLIT},
                                  topics=("food_drink", "greetings_etiquette"))
+        job = prepare(settings, embedder=fake_embedder)
+        try:
+            # The run's own scorer reads the loop part: no judge item is evidence for it.
+            assert job.scorer.memory is job.knowledge and job.knowledge is not job.memory
+            scored_ids = _ids(job.scorer.memory.matrices())
+            assert scored_ids and not any(in_judge_part(i, SPLIT) for i in scored_ids)
+        finally:
+            job.memory.close()
         run_dir, record = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
     assert record["status"] == "completed"
     assert record["judge"]["split"] == SPLIT and record["judge"]["items"]["Japan"] > 0
