@@ -279,6 +279,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.compare_only:
         dirs = [args.out / label for label in all_labels(args) if (args.out / label).exists()]
+        # A run stopped before its first kept sample has nothing to compare (yet).
+        empty = [d for d in dirs if not (d / "dataset.jsonl").is_file()
+                 or not (d / "dataset.jsonl").read_text().strip()]
+        for run_dir in empty:
+            _stderr(f"{run_dir.name}: no kept sample yet, left out of the comparison")
+        dirs = [d for d in dirs if d not in empty]
     else:
         dirs = run_all(args)
     print(report(dirs, args.json, args.plot), flush=True)

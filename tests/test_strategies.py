@@ -120,7 +120,8 @@ def test_the_rule_for_n_matches_the_calls_a_full_loop_sample_makes(
 def test_a_failed_best_of_n_sample_resumes_after_its_last_scored_candidate(
         tmp_path: Path, fake_embedder: Any) -> None:
     """The endpoint fails every call after the 9th; resume (another endpoint) finishes the run
-    without redoing a scored candidate: every sample ends with exactly n versions, no duplicate."""
+    without redoing a scored candidate: every sample ends with exactly n versions, no duplicate,
+    and (llm.seed) the resumed candidates get new seeds, not those of the first answers again."""
     failing = {"after": 9}
 
     def rule(body: dict[str, Any]) -> str | None:
@@ -129,11 +130,12 @@ def test_a_failed_best_of_n_sample_resumes_after_its_last_scored_candidate(
 
     n = 4
     settings = stub_settings("http://127.0.0.1:9/v1", str(tmp_path), strategy="best-of-n",
-                             best_of_n=n, concurrency=1, llm={"max_retries": 0},
+                             best_of_n=n, concurrency=1, llm={"max_retries": 0, "seed": 3},
                              max_failed_share=0.0)
     with StubOpenAIServer(faults=FaultPlan(rule=rule)) as stub:
         run_dir, record = start_run(settings.model_copy(update={"llm": settings.llm.model_copy(
             update={"base_url": stub.url})}), lambda kind, data: None, embedder=fake_embedder)
+        answered = list(stub.requests[:9])  # the calls the stub answered before failing
     assert record["status"] == "failed" and record["failed"] >= 1
     scored_before = sum(len(v) for v in _versions(run_dir).values())
     assert 0 < scored_before < 2 * n
@@ -142,6 +144,13 @@ def test_a_failed_best_of_n_sample_resumes_after_its_last_scored_candidate(
                             base_url=healthy.url)
         resumed_answers = sum("Answer in 3 to 5 sentences" in json.dumps(b["messages"])
                               for b in healthy.requests)
+        answered += healthy.requests
+    seeds: dict[str, list[int]] = defaultdict(list)
+    for body in answered:
+        if "Answer in 3 to 5 sentences" in json.dumps(body["messages"]):
+            seeds[json.dumps(body["messages"])].append(body["seed"])
+    assert sorted(len(s) for s in seeds.values()) == [n, n]
+    assert all(len(set(s)) == n for s in seeds.values()), seeds
     assert record["status"] == "completed" and record["completed"] == 2
     versions = _versions(run_dir)
     for sample, mine in versions.items():
