@@ -167,6 +167,47 @@ def all_labels(args: argparse.Namespace) -> list[str]:
     return ["loop", "best-of-n", "one-shot", *(VARIANTS if args.variants else [])]
 
 
+def rejudge(run_dir: Path, dest: Path, split: float, embedder: Any = None) -> Path:
+    """A copy of ``run_dir`` under ``dest`` whose judge scores (every version in
+    ``trajectories.jsonl``, every kept sample in ``dataset.jsonl``) are this code's judge:
+    default scoring settings, the starter pack, ``split``. Runs made by other code (a pilot
+    before a scorer change) are then judged alike; a run of this code comes out unchanged.
+    The loop's own scores are left as the run recorded them."""
+    import shutil
+
+    from caredio.config import JudgeSettings, ScoringSettings
+    from caredio.memory.embeddings import embedder_for
+    from caredio.memory.ingest import starter_pack
+    from caredio.memory.judge import Judge, judge_fields
+    from caredio.memory.store import CulturalMemory
+    from caredio.records import read_jsonl
+
+    config = json.loads((run_dir / "config.json").read_text())
+    memory = CulturalMemory.open(embedder or embedder_for(config["memory"]["embedding"]))
+    try:
+        memory.add_knowledge(starter_pack())
+        judge = Judge(memory, JudgeSettings(split=split), ScoringSettings())
+        if dest.exists():
+            shutil.rmtree(dest)
+        shutil.copytree(run_dir, dest, ignore=shutil.ignore_patterns("checkpoints.sqlite*"))
+        for name, text_of in (("trajectories.jsonl", lambda r: (r["question"], r["response"])),
+                              ("dataset.jsonl", lambda r: (r["messages"][-2]["content"],
+                                                           r["messages"][-1]["content"]))):
+            if not (run_dir / name).exists():
+                continue
+            out = []
+            for row in read_jsonl(run_dir / name):
+                meta = row if name == "trajectories.jsonl" else row["metadata"]
+                question, response = text_of(row)
+                meta.update(judge_fields(judge.score(question, response, meta["culture"],
+                                                     meta["contrast"])))
+                out.append(json.dumps(row, ensure_ascii=False))
+            (dest / name).write_text("\n".join(out) + "\n" if out else "")
+    finally:
+        memory.close()
+    return dest
+
+
 def trajectory_analysis(run_dir: Path, margin: float = 0.05) -> dict[str, Any]:
     """What the judge says of the loop's own choices, read from one loop run's trajectories
     (every version is judged): the version kept vs the first and the last, and each refinement
@@ -269,6 +310,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--base-url", default=None, help="an endpoint instead of the embedded model")
     p.add_argument("--model", default=None)
     p.add_argument("--compare-only", action="store_true", help="only print the comparison")
+    p.add_argument("--extra", action="append", default=[], metavar="DIR=LABEL",
+                   help="--compare-only: also compare this run directory (made earlier, e.g. a pilot)")
+    p.add_argument("--rejudge", action="store_true",
+                   help="--compare-only: judge every compared run again with this code's judge "
+                        "(copies under OUT/rejudged/), so runs made by other code are judged alike")
     p.add_argument("--json", action="store_true", help="the comparison as JSON")
     p.add_argument("--plot", type=Path, default=None, help="also write the PNG here")
     return p
@@ -278,13 +324,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.compare_only:
-        dirs = [args.out / label for label in all_labels(args) if (args.out / label).exists()]
+        named = {label: args.out / label for label in all_labels(args)}
+        named.update({label: Path(path) for path, _, label in
+                      (extra.rpartition("=") for extra in args.extra)})
+        unknown = sorted(set(args.only) - set(named))
+        if unknown:
+            raise SystemExit(f"efficacy: --only: unknown run(s) {', '.join(unknown)}")
+        dirs = [named[label] for label in (args.only or named) if named[label].exists()]
         # A run stopped before its first kept sample has nothing to compare (yet).
         empty = [d for d in dirs if not (d / "dataset.jsonl").is_file()
                  or not (d / "dataset.jsonl").read_text().strip()]
         for run_dir in empty:
             _stderr(f"{run_dir.name}: no kept sample yet, left out of the comparison")
         dirs = [d for d in dirs if d not in empty]
+        if args.rejudge:
+            labels = {path: label for label, path in named.items()}
+            dirs = [rejudge(d, args.out / "rejudged" / labels[d], args.judge_split) for d in dirs]
     else:
         dirs = run_all(args)
     print(report(dirs, args.json, args.plot), flush=True)

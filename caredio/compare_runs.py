@@ -152,8 +152,11 @@ def run_verdicts(comparison: Comparison) -> list[str]:
         scored = [(est.mean, i) for i, est in enumerate(row.estimates) if est.n]
         best = max(scored)[1]
         est = row.estimates[best]
+        uneven = len({e.n for e in row.estimates if e.n}) > 1
         lines.append(f"{who}, the highest mean J is {_name(runs[best])}: {est.mean:.3f} "
-                     f"[{est.low:.3f}, {est.high:.3f}]")
+                     f"[{est.low:.3f}, {est.high:.3f}]"
+                     + (" (the runs kept different samples: the paired differences below compare "
+                        "like with like)" if uneven else ""))
         for index, other in enumerate(runs):
             if index == best or not row.estimates[index].n:
                 continue

@@ -128,3 +128,13 @@ def test_the_cli_prints_json_and_a_png(cli: Any, tmp_path: Path) -> None:
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"
     code, out, err = cli("compare", a, b)
     assert code == 0 and "On the held-out judge, the highest mean J is a (loop)" in out
+
+
+def test_a_winner_by_means_over_different_samples_points_to_the_paired_difference(tmp_path: Path) -> None:
+    a = write_run(tmp_path / "a", strategy="loop", objective=0.5, judge=0.5)
+    b = write_run(tmp_path / "b", strategy="one-shot", objective=0.5, judge=0.5, samples=6)
+    c = write_run(tmp_path / "c", strategy="best-of-n", objective=0.5, judge=0.5)
+    uneven = compare([Path(a), Path(b)]).verdicts()
+    assert any("kept different samples" in line for line in uneven)
+    even = compare([Path(a), Path(c)]).verdicts()
+    assert not any("kept different samples" in line for line in even)
