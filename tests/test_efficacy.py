@@ -9,6 +9,7 @@ filler, so the figures it prints mean nothing. The measured figures are in the R
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,25 @@ def test_the_benchmark_runs_every_strategy_on_one_plan_and_prints_the_comparison
     assert "best-of-n" not in steps and "one-shot" not in steps
     judge_rows = [r for r in result["rows"] if r["metric"] == "judge objective" and r["group"] == "all"]
     assert [d["n"] for d in judge_rows[0]["differences"]] == [4] * (len(labels) - 1)  # all paired
+
+    # Judging a run of this code again gives its own judge scores; a run judged otherwise
+    # (here: scores overwritten, as by an older scorer) gets this code's.
+    again = efficacy.rejudge(out / "loop", tmp_path / "rejudged" / "loop", 0.3, embedder=fake_embedder)
+    keys = ("judge_objective", "judge_representativeness", "judge_distinctiveness")
+    for name in ("dataset.jsonl", "trajectories.jsonl"):
+        def judged(path: Path) -> list[tuple[float, ...]]:
+            return [tuple((row.get("metadata") or row)[k] for k in keys) for row in read_jsonl(path)]
+        assert judged(again / name) == judged(out / "loop" / name) and judged(again / name)
+    stale = tmp_path / "stale"
+    shutil.copytree(out / "loop", stale)
+    lines = read_jsonl(stale / "dataset.jsonl")
+    for line in lines:
+        line["metadata"]["judge_objective"] = -1.0
+    (stale / "dataset.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    fixed = efficacy.rejudge(stale, tmp_path / "rejudged" / "stale", 0.3, embedder=fake_embedder)
+    def kept_judge(path: Path) -> list[float]:
+        return [row["metadata"]["judge_objective"] for row in read_jsonl(path / "dataset.jsonl")]
+    assert kept_judge(fixed) == kept_judge(out / "loop") and -1.0 in kept_judge(stale)
 
 
 def test_only_runs_the_named_runs_in_the_order_given_and_refuses_unknown_ones(
