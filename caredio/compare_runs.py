@@ -134,6 +134,11 @@ def _name(measured: Measured) -> str:
     return measured.label if strategy in measured.label else f"{measured.label} ({strategy})"
 
 
+# Fewer paired samples than this get no verdict: a bootstrap interval over a handful of
+# differences is far too narrow (over 3, its bound is simply the smallest of them).
+MIN_PAIRS = 8
+
+
 def run_verdicts(comparison: Comparison) -> list[str]:
     """In words: who wins on the judge and whether it is outside the interval, the same on the
     loop's own scorer, what a gain seen only by the loop's scorer means, and the cost."""
@@ -165,8 +170,12 @@ def run_verdicts(comparison: Comparison) -> list[str]:
             if diff.n == 0:
                 lines.append(f"  {_name(runs[best])} vs {_name(other)}: no samples in common")
                 continue
-            where = ("outside the 95% interval: a real difference" if diff.excludes(0.0)
-                     else "0 is inside the 95% interval: no difference shown")
+            if diff.n < MIN_PAIRS:
+                where = f"too few paired samples for a verdict (fewer than {MIN_PAIRS})"
+            elif diff.excludes(0.0):
+                where = "outside the 95% interval: a real difference"
+            else:
+                where = "0 is inside the 95% interval: no difference shown"
             lines.append(f"  {_name(runs[best])} - {_name(other)}: {diff.mean:+.3f} "
                          f"[{diff.low:+.3f}, {diff.high:+.3f}] over {diff.n} paired samples; {where}")
     lines += _overfitting(comparison)
@@ -185,7 +194,7 @@ def _overfitting(comparison: Comparison) -> list[str]:
                                       other.values.get(("objective", ALL), {}))
         judged, _, _ = paired_difference(base.values.get(("judge objective", ALL), {}),
                                          other.values.get(("judge objective", ALL), {}))
-        if not (own.n and judged.n):
+        if min(own.n, judged.n) < MIN_PAIRS:
             continue
         if own.low > 0 and not judged.low > 0:
             winner, loser = other, base

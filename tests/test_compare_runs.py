@@ -138,3 +138,17 @@ def test_a_winner_by_means_over_different_samples_points_to_the_paired_differenc
     assert any("kept different samples" in line for line in uneven)
     even = compare([Path(a), Path(c)]).verdicts()
     assert not any("kept different samples" in line for line in even)
+
+
+def test_a_handful_of_pairs_gets_no_verdict(tmp_path: Path) -> None:
+    # b is better by 0.1 on every one of 5 pairs: the bootstrap interval excludes 0, and still
+    # 5 pairs are too few to call it a real difference (nor overfitting).
+    a = write_run(tmp_path / "a", strategy="loop", objective=0.6, judge=0.5, samples=5)
+    b = write_run(tmp_path / "b", strategy="one-shot", objective=0.5, judge=0.6, samples=5)
+    verdicts = "\n".join(compare([Path(a), Path(b)]).verdicts())
+    assert "over 5 paired samples; too few paired samples for a verdict" in verdicts
+    assert "a real difference" not in verdicts and "overfitting" not in verdicts
+    c = write_run(tmp_path / "c", strategy="loop", objective=0.6, judge=0.5, samples=8)
+    d = write_run(tmp_path / "d", strategy="one-shot", objective=0.5, judge=0.6, samples=8)
+    assert "over 8 paired samples; outside the 95% interval: a real difference" in \
+        "\n".join(compare([Path(c), Path(d)]).verdicts())
