@@ -87,7 +87,7 @@ class LLMSettings(_Strict):
     seed: int | None = Field(
         default=None,
         description="Sampling seed sent with every request (each request its own, derived from "
-        "this, the role, the prompt and how often it was asked); unset = the endpoint's own",
+        "this, the role, the prompt and the turn's sample and round); unset = the endpoint's own",
     )
     gguf: str | None = Field(default=None, description="GGUF file for the embedded server")
     local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
