@@ -40,7 +40,8 @@ def test_run_completes_with_one_sample_per_planned_item(demo_run: dict[str, Any]
         meta = line["metadata"]
         for key in ("representativeness", "distinctiveness", "objective"):
             assert 0.0 <= meta[key] <= 1.0
-        assert meta["rounds"] >= 1
+        # A first rewrite that stays unusable ends the loop at the draft (refinement_unusable).
+        assert meta["rounds"] >= 1 or meta["stop_reason"] == "refinement_unusable"
     for name in ("config.json", "checkpoints.sqlite", "selected.jsonl", "prompts/index.json"):
         assert (run_dir / name).exists(), name
 
@@ -53,8 +54,10 @@ def test_every_sample_has_refinement_rounds_and_keeps_its_best_version(demo_run:
     for line in lines(run_dir, "dataset.jsonl"):
         history = versions[line["metadata"]["sample_id"]]
         assert [v["round"] for v in history] == list(range(len(history)))
-        assert len(history) >= 2, "at least one refinement round"
-        assert history[0]["step"] == "initial" and history[1]["step"] == "response"
+        assert history[0]["step"] == "initial"
+        if line["metadata"]["stop_reason"] != "refinement_unusable":
+            assert len(history) >= 2, "at least one refinement round"
+            assert history[1]["step"] == "response"
         best = max(history, key=lambda v: v["objective"])
         assert line["metadata"]["objective"] == best["objective"]
         assert line["messages"][0]["content"] == best["question"]
@@ -133,4 +136,5 @@ def test_events_report_progress(demo_run: dict[str, Any]) -> None:
     kinds = [kind for kind, _ in demo_run["events"]]
     assert kinds[:2] == ["endpoint", "planned"]
     assert kinds.count("sample_done") == 2
-    assert kinds.count("version") >= 4
+    # One event per scored version (a sample whose first rewrite stayed unusable has one).
+    assert kinds.count("version") == len(lines(demo_run["run_dir"], "trajectories.jsonl")) >= 2
