@@ -117,16 +117,19 @@ def build_agents(
     liveness: Liveness | None = None,
 ) -> tuple[CultureExpert, ContrastCritic, Refiner]:
     """The three agents, sharing one request limiter (the whole run's concurrency bound)."""
-    # The embedded llama.cpp server answers one request at a time: more in flight would only
-    # queue inside it, where the client's timeout keeps running.
-    in_flight = 1 if settings.llm.base_url is None else settings.concurrency
-    limiter = RequestLimiter(in_flight, settings.llm.requests_per_minute,
+    limiter = RequestLimiter(requests_at_once(settings), settings.llm.requests_per_minute,
                              down_after=settings.llm.down_after)
     methods = MethodMemory(settings.llm.structured_output)
     llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model, liveness)
             for role in ROLES}
     return (CultureExpert(llms["culture_expert"], templates),
             ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))
+
+
+def requests_at_once(settings: Settings) -> int:
+    """LLM requests in flight at most. The embedded llama.cpp server answers one at a time:
+    more would only queue inside it, where the client's timeout keeps running."""
+    return 1 if settings.llm.base_url is None else settings.concurrency
 
 
 @contextlib.contextmanager
@@ -170,6 +173,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
             async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write_run(endpoint=public_url(base_url), model=model,
                                    embedded_model=settings.llm.base_url is None)
+                _guarded(on_event)("endpoint", {"endpoint": public_url(base_url), "model": model,
+                                                "requests_at_once": requests_at_once(settings)})
                 expert, critic, refiner = build_agents(settings, job.templates, base_url, model,
                                                        liveness)
                 sink = MultiSink(recorder, LoggingTraceSink())

@@ -35,7 +35,11 @@ def build_run_graph(
 
     async def plan(state: RunState) -> dict[str, Any]:
         specs = planner()
-        toolkit.on_event("planned", {"planned": len(specs)})
+        per_culture: dict[str, int] = {}
+        for spec in specs:
+            per_culture[spec["culture"]] = per_culture.get(spec["culture"], 0) + 1
+        toolkit.on_event("planned", {"planned": len(specs), "cultures": per_culture,
+                                     "max_rounds": toolkit.loop.max_rounds})
         return {"plan": specs}
 
     def fan_out(state: RunState) -> list[Send]:

@@ -28,6 +28,16 @@ def _filler(rng: random.Random, min_len: int = 0, max_len: int | None = None) ->
     return text.rstrip() if len(text.rstrip()) >= min_len else text
 
 
+def _question(rng: random.Random) -> str:
+    a, b = rng.sample(_WORDS, 2)
+    return f"Stub question: how do people treat {a} and {b}?"
+
+
+def _is_question(name: str, schema: Any, root: dict[str, Any]) -> bool:
+    """A string property named like a question gets a question (the client checks it is one)."""
+    return "question" in name and isinstance(schema, dict) and _resolve(schema, root).get("type") == "string"
+
+
 def example_from_schema(schema: dict[str, Any], rng: random.Random) -> Any:
     """A value conforming to `schema` (the subset Pydantic v2 emits), with rng-varied filler.
 
@@ -82,7 +92,8 @@ def _gen(schema: Any, rng: random.Random, root: dict[str, Any], depth: int) -> A
         props: dict[str, Any] = schema.get("properties") or {}
         if depth >= _MAX_DEPTH:
             props = {k: v for k, v in props.items() if k in schema.get("required", ())}
-        out = {name: _gen(sub, rng, root, depth + 1) for name, sub in props.items()}
+        out = {name: _question(rng) if _is_question(name, sub, root) else _gen(sub, rng, root, depth + 1)
+               for name, sub in props.items()}
         extra = schema.get("additionalProperties", True)
         if not schema.get("properties") and extra is not False:  # dict[str, X]: two keys
             for i in range(max(2, schema.get("minProperties", 0))):
