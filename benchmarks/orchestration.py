@@ -89,7 +89,9 @@ class MeteredEmbedder:
                 self.texts += len(texts)
 
     def warm(self, texts: list[str]) -> None:
-        self.inner.warm(texts)
+        warm = getattr(self.inner, "warm", None)
+        if warm is not None:
+            warm(texts)
 
     def reset(self) -> None:
         self.cpu, self.calls, self.texts = 0.0, 0, 0
