@@ -22,6 +22,7 @@ from pydantic import ValidationError
 
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
+from caredio.checkpoints import check_postgres, open_checkpointer
 from caredio.config import (
     ROLES,
     Settings,
@@ -44,7 +45,6 @@ from caredio.memory.store import KnowledgeItem
 from caredio.prompts import PromptTemplate
 from caredio.questions import QuestionBook
 from caredio.records import (
-    CHECKPOINTS,
     SELECTED,
     TRAJECTORIES,
     RunRecorder,
@@ -52,6 +52,7 @@ from caredio.records import (
     read_jsonl,
     templates_hash,
 )
+from caredio.telemetry import SpanSink, otlp_provider
 from caredio.threads import configure_threads, llm_threads
 from caredio.tracing import LoggingTraceSink, MultiSink
 
@@ -146,15 +147,18 @@ def _terminate_as_interrupt() -> Any:
 
 
 async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Event,
+                  callbacks: list[Any] | None = None, tracer_provider: Any = None,
                   ) -> dict[str, Any]:
     """Run (or continue) the graph for the job; returns the final run.json record.
 
     Each sample's failure is recorded (run.json ``failures``, its trace line) and the run
     goes on; the status is "failed" only past ``max_failed_share``. An endpoint that is down
     for good stops the run at once (EndpointError, with the resume command).
-    """
-    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+    ``callbacks`` (LangChain callback handlers: tracers such as LangSmith or Langfuse) follow
+    the run into every sample graph and agent call; ``tracer_provider`` (OpenTelemetry)
+    receives every agent turn as a span (else ``telemetry.otlp_endpoint``, if set).
+    """
     settings = job.settings
     run_id = run_dir.name
     started = time.time()
@@ -165,6 +169,10 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                        threads=configure_threads(settings.threads))
     status, error = "failed", None
     summary: dict[str, Any] = {}
+    if tracer_provider is None and settings.telemetry.otlp_endpoint:
+        tracer_provider = otlp_provider(settings.telemetry.otlp_endpoint,
+                                        settings.telemetry.service_name)
+    spans = SpanSink(tracer_provider, run_id) if tracer_provider is not None else None
     try:
         with _terminate_as_interrupt():
             async with endpoint(settings) as (base_url, model, liveness):
@@ -172,7 +180,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                                    embedded_model=settings.llm.base_url is None)
                 expert, critic, refiner = build_agents(settings, job.templates, base_url, model,
                                                        liveness)
-                sink = MultiSink(recorder, LoggingTraceSink())
+                sink = MultiSink(recorder, LoggingTraceSink(), *([spans] if spans else []))
                 if job.missing:
                     await _elicit(job, expert, TurnContext(run_id, "_memory", 0, sink))
                 # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
@@ -180,11 +188,12 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                 questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
                 toolkit = Toolkit(expert, critic, refiner, job.memory, job.scorer, recorder, sink,
                                   settings.loop, settings.system_prompt, _guarded(on_event),
-                                  questions)
-                async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
+                                  questions, shared_checkpoints=bool(settings.checkpoint_url))
+                async with open_checkpointer(settings.checkpoint_url, run_dir) as saver:
                     graph = build_run_graph(toolkit, lambda: plan, saver)
                     final = await graph.ainvoke(
-                        {}, {"max_concurrency": max(settings.concurrency * 2, 4)})
+                        {}, {"max_concurrency": max(settings.concurrency * 2, 4),
+                             "callbacks": callbacks, "run_name": f"caredio_run:{run_id}"})
         summary = final["summary"]
         failures = [r for r in final["results"] if r["status"] == "failed"]
         summary["failures"] = [{k: r[k] for k in ("sample_id", "culture", "error")}
@@ -207,6 +216,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if spans is not None:
+            spans.close(status)
         record = recorder.write_run(
             status=status, error=error, finished_at=time.time(),
             wall_seconds=round(time.time() - started, 1),
@@ -247,6 +258,7 @@ def accept_into_memory(job: Job, run_dir: Path) -> None:
 
 
 def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = None,
+              callbacks: list[Any] | None = None, tracer_provider: Any = None,
               ) -> tuple[Path, dict[str, Any]]:
     """A new run: validate, check the endpoint, create the run directory, execute.
 
@@ -259,10 +271,13 @@ def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = N
         try:
             if settings.llm.base_url:
                 asyncio.run(preflight(settings.llm.base_url))
+            if settings.checkpoint_url:
+                asyncio.run(check_postgres(settings.checkpoint_url))
             run_dir = Path(settings.out) / (settings.run_id or new_run_id())
             recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
             with recorder.locked():
-                return run_dir, _run(execute(job, run_dir, recorder, on_event))
+                return run_dir, _run(execute(job, run_dir, recorder, on_event, callbacks,
+                                             tracer_provider))
         finally:
             job.memory.close()
 
@@ -288,6 +303,7 @@ def _restore_url(url: str | None, override: str | None, env: str, what: str) -> 
 
 
 def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
+               callbacks: list[Any] | None = None, tracer_provider: Any = None,
                **overrides: Any) -> dict[str, Any]:
     """Finish an interrupted run with its own config, plan and template snapshot.
 
@@ -310,6 +326,12 @@ def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
                                         f"llm.roles.{name}.base_url")
     memory = snapshot.setdefault("memory", {})
     memory["url"] = _restore_url(memory.get("url"), None, "CAREDIO_MEMORY__URL", "memory.url")
+    snapshot["checkpoint_url"] = _restore_url(snapshot.get("checkpoint_url"),
+                                              overrides.get("checkpoint_url"),
+                                              "CAREDIO_CHECKPOINT_URL", "checkpoint_url")
+    for key in ("executor", "ray_address"):  # where to run a resume is the resumer's choice
+        if overrides.get(key):
+            snapshot[key] = overrides[key]
     try:
         settings = Settings(**snapshot)
     except ValidationError as exc:
@@ -319,7 +341,10 @@ def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
         job = prepare(settings, templates_dir=run_dir / "prompts", embedder=embedder)
         recorder = RunRecorder(run_dir)
         try:
+            if settings.checkpoint_url:
+                asyncio.run(check_postgres(settings.checkpoint_url))
             with recorder.locked():
-                return _run(execute(job, run_dir, recorder, on_event))
+                return _run(execute(job, run_dir, recorder, on_event, callbacks,
+                                    tracer_provider))
         finally:
             job.memory.close()

@@ -14,9 +14,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
+from caredio.checkpoints import thread_id
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.graph.routing import step_limit
 from caredio.graph.sample import Toolkit, build_sample_graph
@@ -41,11 +43,13 @@ def build_run_graph(
     def fan_out(state: RunState) -> list[Send]:
         return [Send("optimize_sample", spec) for spec in state["plan"]]
 
-    async def optimize_sample(spec: SampleSpec) -> dict[str, Any]:
+    async def optimize_sample(spec: SampleSpec, config: RunnableConfig) -> dict[str, Any]:
         # A fresh context: the sample graph keeps its own checkpoint thread instead of
-        # becoming a namespaced child of this (uncheckpointed) run graph.
+        # becoming a namespaced child of this (uncheckpointed) run graph. The run's callbacks
+        # and tracers go along explicitly, so they follow every sample and agent call.
         task = asyncio.get_running_loop().create_task(
-            _optimize(sample_graph, spec, toolkit), context=contextvars.Context()
+            _optimize(sample_graph, spec, toolkit, config.get("callbacks")),
+            context=contextvars.Context(),
         )
         return {"results": [await task]}
 
@@ -69,15 +73,22 @@ def build_run_graph(
     return builder.compile(name="caredio_run")
 
 
-async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit) -> dict[str, Any]:
+async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit,
+                    callbacks: Any = None) -> dict[str, Any]:
     """One sample, isolated: its endpoint or output failure marks it failed, nothing more.
 
     EndpointDown (the endpoint is gone for every sample) propagates and stops the run;
     so does anything else, which is a bug.
     """
     sample_id, culture = spec["sample_id"], spec["culture"]
-    config = {"configurable": {"thread_id": sample_id},
-              "recursion_limit": step_limit(toolkit.loop)}
+    config: RunnableConfig = {
+        "configurable": {"thread_id": thread_id(spec["run_id"], sample_id,
+                                                toolkit.shared_checkpoints)},
+        "recursion_limit": step_limit(toolkit.loop),
+        "callbacks": callbacks, "run_name": f"optimize_sample:{sample_id}",
+        "metadata": {"caredio_run_id": spec["run_id"], "caredio_sample_id": sample_id,
+                     "caredio_culture": culture, "caredio_topic": spec["topic"]},
+    }
     snapshot = await sample_graph.aget_state(config)
     values = snapshot.values or {}
     if values.get("done"):

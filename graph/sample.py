@@ -46,6 +46,7 @@ class Toolkit:
     system_prompt: str | None = None
     on_event: Event = field(default=lambda kind, data: None)
     questions: QuestionBook = field(default_factory=QuestionBook)
+    shared_checkpoints: bool = False  # one store for many runs: thread ids carry the run id
 
 
 class _TurnEvents:
