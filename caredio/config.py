@@ -285,7 +285,10 @@ class Settings(BaseSettings):
             role["base_url"] = redact_url(role["base_url"])
         if data["memory"]["url"]:
             data["memory"]["url"] = redact_url(data["memory"]["url"])
-        data["checkpoint_url"] = redact_url(data["checkpoint_url"])
+        # A database user name alone is not a secret (a password or a query string is).
+        checkpoint = data["checkpoint_url"]
+        if checkpoint and (urlsplit(checkpoint).password or urlsplit(checkpoint).query):
+            data["checkpoint_url"] = redact_url(checkpoint)
         return data
 
     def config_hash(self) -> str:

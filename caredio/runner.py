@@ -290,7 +290,8 @@ def _run(coro: Any) -> dict[str, Any]:
         raise KeyboardInterrupt from None
 
 
-def _restore_url(url: str | None, override: str | None, env: str, what: str) -> str | None:
+def _restore_url(url: str | None, override: str | None, env: str, what: str,
+                 flag: str | None = None) -> str | None:
     """A URL whose secrets were kept off disk must come back from a flag or the environment."""
     if override:
         return override
@@ -299,7 +300,7 @@ def _restore_url(url: str | None, override: str | None, env: str, what: str) -> 
     if os.environ.get(env):
         return os.environ[env]
     raise UserInputError(f"{what}: the run's URL had credentials, which are never stored; "
-                         f"pass it again (--base-url or ${env})")
+                         f"pass it again ({f'{flag} or ' if flag else ''}${env})")
 
 
 def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
@@ -319,7 +320,7 @@ def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
         raise UserInputError(f"{config_path}: unreadable run config: {exc}") from None
     llm = snapshot.setdefault("llm", {})
     llm["base_url"] = _restore_url(llm.get("base_url"), overrides.get("base_url"),
-                                   "CAREDIO_LLM__BASE_URL", "llm.base_url")
+                                   "CAREDIO_LLM__BASE_URL", "llm.base_url", "--base-url")
     for name, role in llm.get("roles", {}).items():
         role["base_url"] = _restore_url(role.get("base_url"), None,
                                         f"CAREDIO_LLM__ROLES__{name.upper()}__BASE_URL",
@@ -328,7 +329,8 @@ def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
     memory["url"] = _restore_url(memory.get("url"), None, "CAREDIO_MEMORY__URL", "memory.url")
     snapshot["checkpoint_url"] = _restore_url(snapshot.get("checkpoint_url"),
                                               overrides.get("checkpoint_url"),
-                                              "CAREDIO_CHECKPOINT_URL", "checkpoint_url")
+                                              "CAREDIO_CHECKPOINT_URL", "checkpoint_url",
+                                              "--checkpoint-url")
     for key in ("executor", "ray_address"):  # where to run a resume is the resumer's choice
         if overrides.get(key):
             snapshot[key] = overrides[key]

@@ -175,6 +175,11 @@ def register(cli: typer.Typer) -> None:
         prompts: str = typer.Option(None, "--prompts", help="Directory of prompt template overrides."),
         demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; only the summary."),
+        executor: str = typer.Option(None, "--executor", help="Where samples run: 'local' (this process) [default] or 'ray' (Ray workers; needs caredio[scale])."),
+        ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join (host:6379 or ray://host:10001); unset = a local Ray with --ray-workers workers."),
+        ray_workers: int = typer.Option(None, "--ray-workers", help="Sample workers (Ray actors) [default: 2]."),
+        checkpoint_url: str = typer.Option(None, "--checkpoint-url", help="Postgres checkpoint store (postgresql://user@host/db; password from the URL is never stored) [default: checkpoints.sqlite in the run directory]."),
+        otlp_endpoint: str = typer.Option(None, "--otlp-endpoint", help="Export agent turns as OpenTelemetry spans to this OTLP/gRPC collector (e.g. http://localhost:4317)."),
     ) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
         from caredio.cli.main import console
@@ -192,8 +197,10 @@ def register(cli: typer.Typer) -> None:
         flags.update({k: v for k, v in {
             "cultures": split(cultures), "topics": split(topics), "samples_per_topic": samples_per_topic,
             "out": out, "run_id": run_id, "concurrency": concurrency, "prompts_dir": prompts,
-            "contrast": contrast_value,
+            "contrast": contrast_value, "executor": executor, "ray_address": ray_address,
+            "ray_workers": ray_workers, "checkpoint_url": checkpoint_url,
         }.items() if v is not None})
+        flags["telemetry"] = {"otlp_endpoint": otlp_endpoint}
         if max_rounds is not None:
             flags["loop"]["max_rounds"] = max_rounds
         flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf}
@@ -215,6 +222,9 @@ def register(cli: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., help="The run directory to finish."),
         base_url: str = typer.Option(None, "--base-url", help="Use another endpoint than the run's config."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+        executor: str = typer.Option(None, "--executor", help="Run the rest 'local' or on 'ray' [default: as the run was started]."),
+        ray_address: str = typer.Option(None, "--ray-address", help="Ray cluster to join for this resume."),
+        checkpoint_url: str = typer.Option(None, "--checkpoint-url", help="The run's Postgres checkpoint store, when its URL held a password (never stored)."),
     ) -> None:
         """Finish an interrupted run: done samples are kept, the others continue from their last step."""
         from caredio.cli.main import console
@@ -223,7 +233,8 @@ def register(cli: typer.Typer) -> None:
         display = RunDisplay(console, quiet=quiet)
         try:
             with display:
-                record = resume_run(run_dir, display.on_event, base_url=base_url)
+                record = resume_run(run_dir, display.on_event, base_url=base_url, executor=executor,
+                                    ray_address=ray_address, checkpoint_url=checkpoint_url)
         except KeyboardInterrupt:
             _interrupted(console, run_dir)
         _finish(console, display, run_dir, record)
