@@ -24,7 +24,7 @@ from caredio.graph.state import SampleState, Version
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.questions import QuestionBook
-from caredio.records import RunRecorder
+from caredio.records import RecordWriter
 from caredio.tracing import TraceSink
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Toolkit:
     refiner: Refiner
     memory: CulturalMemory
     scorer: Scorer
-    recorder: RunRecorder
+    recorder: RecordWriter
     sink: TraceSink
     loop: LoopSettings
     system_prompt: str | None = None
