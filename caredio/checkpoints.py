@@ -63,6 +63,12 @@ async def check_postgres(url: str) -> None:
     await connection.close()
 
 
+async def setup_postgres(url: str) -> None:
+    """Create or migrate the checkpoint tables once, before workers use them."""
+    async with _postgres_saver_class().from_conn_string(url) as saver:
+        await saver.setup()
+
+
 @contextlib.asynccontextmanager
 async def open_checkpointer(checkpoint_url: str | None, run_dir: Path) -> AsyncIterator[Any]:
     """The run's checkpointer, set up and open for the duration of the block."""

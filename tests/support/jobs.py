@@ -43,6 +43,8 @@ class HashEmbedder:
     name so a memory accepts it: use it only with memories the test throws away.
     """
 
+    portable = True  # small and picklable: a Ray run ships it to its workers as it is
+
     def __init__(self, dim: int = 384) -> None:
         from caredio.memory.embeddings import DEFAULT_BACKEND
 
