@@ -119,7 +119,8 @@ class MicroBatcher:
 
     def _take(self) -> list[_Request]:
         """The oldest requests, up to ``max_texts`` texts (always at least one request)."""
-        taken, size = [], 0
+        taken: list[_Request] = []
+        size = 0
         while self._queue and (not taken or size + len(self._queue[0].texts) <= self.max_texts):
             request = self._queue.pop(0)
             taken.append(request)
