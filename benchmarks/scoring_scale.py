@@ -1,13 +1,14 @@
-"""How scoring time grows with memory size (1k, 10k, 100k knowledge items).
+"""How scoring time grows with memory size (default 1k and 25k knowledge items).
 
-    python benchmarks/scoring_scale.py [--sizes 1000,10000,100000] [--samples 200] [--out FILE]
+    python benchmarks/scoring_scale.py [--sizes 1000,25000,100000] [--samples 1000] [--out FILE]
 
 The memories are SYNTHETIC beyond BLEnD's size: a base of real BLEnD items (embedded once)
 is duplicated with small Gaussian noise on the embedding (renormalized) and a suffix on the
 id and text, spread over the same 10 cultures. That keeps the vector geometry realistic while
 not spending an hour embedding 100k texts. For each size it reports the Chroma insert time,
-the time to load the per-culture matrices, and the scoring rate of held-out BLEnD samples
-(their embeddings computed beforehand, so the figure is the scorer's own cost).
+the time to load the per-culture matrices, the time to fit the attribution calibration, the
+time to embed the samples' texts (in batches), and the time to score the held-out BLEnD samples
+against all cultures.
 """
 
 from __future__ import annotations
@@ -25,30 +26,33 @@ import blend_cases
 
 from caredio.memory.embeddings import default_embedder
 from caredio.memory.scoring import Scorer
-from caredio.memory.store import CulturalMemory, KnowledgeItem
+from caredio.memory.store import CulturalMemory, KnowledgeItem, claim_of
 
 RESULTS = Path(__file__).resolve().parent / "results"
 NOISE = 0.02  # per-dimension noise on unit vectors of dimension 384: cosine to the original ~0.9
 
 
-def synthetic(base: list[KnowledgeItem], vectors: np.ndarray, size: int, seed: int) -> tuple[
-        list[KnowledgeItem], np.ndarray]:
+def synthetic(base: list[KnowledgeItem], vectors: np.ndarray, claims: np.ndarray, size: int,
+              seed: int) -> tuple[list[KnowledgeItem], np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     picks = np.arange(size) % len(base)
-    noisy = vectors[picks] + rng.normal(0.0, NOISE, size=(size, vectors.shape[1])).astype(np.float32)
-    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+
+    def noisy(rows: np.ndarray) -> np.ndarray:
+        out = rows[picks] + rng.normal(0.0, NOISE, size=(size, rows.shape[1])).astype(np.float32)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
     items = [KnowledgeItem(culture=base[p].culture, topic=base[p].topic, text=f"{base[p].text} #{n}",
                            weight=base[p].weight, source="synthetic", id=f"syn-{n}")
              for n, p in enumerate(picks)]
-    return items, noisy
+    return items, noisy(vectors), noisy(claims)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--blend", type=Path, default=blend_cases.DEFAULT_BLEND)
-    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--sizes", default="1000,25000")
     parser.add_argument("--base", type=int, default=2000, help="real BLEnD items embedded as the base")
-    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--samples", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "scoring_scale.json")
     args = parser.parse_args(argv)
@@ -60,36 +64,47 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     vectors = embedder.embed([item.text for item in base])
     embed_rate = len(base) / (time.perf_counter() - started)
-    samples = blend_cases.cases(data, held_ids).attribution[: args.samples]
+    claims = embedder.embed([claim_of(item.text) or item.text for item in base])
+    cases = blend_cases.cases(data, held_ids)
+    samples = (cases.attribution + [(c, q, a, {}) for c, q, a, _, _ in cases.distinct])[: args.samples]
     scorer_texts = [r for _, _, r, _ in samples] + [q for _, q, _, _ in samples]
     rows = []
     for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-        items, noisy = synthetic(base, vectors, size, args.seed)
+        items, noisy, noisy_claims = synthetic(base, vectors, claims, size, args.seed)
         memory = CulturalMemory.open(embedder)
         started = time.perf_counter()
-        memory.add_knowledge(items, batch_size=5000, vectors=noisy)
+        memory.add_knowledge(items, batch_size=5000, vectors=noisy, claim_vectors=noisy_claims)
         insert = time.perf_counter() - started
         started = time.perf_counter()
         memory.matrices()
         load = time.perf_counter() - started
         scorer = Scorer(memory)
+        started = time.perf_counter()
+        scorer.calibration()
+        calibrate = time.perf_counter() - started
+        started = time.perf_counter()
         scorer.warm(scorer_texts)
+        warm = time.perf_counter() - started
         cultures = memory.cultures()
         started = time.perf_counter()
         for culture, question, response, _ in samples:
             scorer.score(question, response, culture, [c for c in cultures if c != culture])
         seconds = time.perf_counter() - started
         row = {"items": size, "insert_s": round(insert, 2), "load_matrices_s": round(load, 2),
+               "calibration_s": round(calibrate, 2), "embedding_s": round(warm, 2),
                "samples": len(samples), "scoring_s": round(seconds, 2),
                "ms_per_sample": round(1000 * seconds / len(samples), 2)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
         memory.client.delete_collection("knowledge")
+        memory.client.delete_collection("knowledge_claims")
     print("memory items are SYNTHETIC beyond the real base: BLEnD items duplicated with noise "
           f"on their embeddings (base {len(base)} real items, embedded at {embed_rate:.0f} items/s)")
-    print(f"{'items':>8}{'insert s':>10}{'load s':>9}{'ms/sample':>11}")
+    print(f"{'items':>8}{'insert s':>10}{'load s':>9}{'calibrate s':>13}{'embed s':>9}"
+          f"{'score s':>9}{'ms/sample':>11}  ({len(samples)} samples, contrast = all)")
     for row in rows:
-        print(f"{row['items']:>8}{row['insert_s']:>10.1f}{row['load_matrices_s']:>9.2f}{row['ms_per_sample']:>11.1f}")
+        print(f"{row['items']:>8}{row['insert_s']:>10.1f}{row['load_matrices_s']:>9.2f}{row['calibration_s']:>13.2f}"
+              f"{row['embedding_s']:>9.1f}{row['scoring_s']:>9.1f}{row['ms_per_sample']:>11.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "scoring_scale", "synthetic": True, "noise": NOISE,
                                     "base_items": len(base), "embed_items_per_s": round(embed_rate, 1),

@@ -148,7 +148,7 @@ class ScoringSettings(_Strict):
     r_mix: float = Field(
         default=0.5, ge=0.0, le=1.0, description="Share of R from core coverage (rest: typicality)"
     )
-    coverage_k: int = Field(default=10, gt=0, description="Best-expressed items behind R's typicality part")
+    coverage_k: int = Field(default=5, gt=0, description="Best-expressed items behind R's typicality part")
     coverage_pool: int = Field(
         default=1000, gt=0, description="Items most relevant to the question that R draws from, at most"
     )
@@ -156,10 +156,10 @@ class ScoringSettings(_Strict):
         default=0.0, description="Relevance to the question an item needs to count for R"
     )
     gate_low: float = Field(
-        default=0.15, description="A segment this relevant to the question (or less) counts only when near the best"
+        default=0.2, description="A segment this relevant to the question (or less) counts only when near the best"
     )
     gate_high: float = Field(
-        default=0.45, description="A segment this relevant to the question (or more) counts fully"
+        default=0.5, description="A segment this relevant to the question (or more) counts fully"
     )
     gate_margin: float = Field(
         default=0.2, gt=0.0, description="A segment this close to the answer's most relevant one counts fully"

@@ -98,13 +98,22 @@ def _pattern(cultures: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str
 
 
 def neutralize(text: str, cultures: list[str] | tuple[str, ...]) -> str:
-    """``text`` with every name and demonym of ``cultures`` replaced by a neutral phrase."""
+    """``text`` with every name and demonym of ``cultures`` taken out.
+
+    "In Japan, people bow" becomes "people bow" (a name with its preposition is dropped, so the
+    sentence embeds as the unnamed one does); any other mention becomes "the country", a plural
+    demonym "people" and any other demonym "local".
+    """
     if not text:
         return text
     name_re, demonym_re = _pattern(tuple(sorted(set(cultures))))
-    # Demonyms first: "South Korean" must not become "the country an".
+    # Demonyms first: "South Korean" must not become "the country an". A plural is a noun
+    # ("Koreans eat"), anything else most often an adjective ("Korean food").
     if demonym_re is not None:
-        text = demonym_re.sub(NEUTRAL_DEMONYM, text)
+        text = demonym_re.sub(lambda m: "people" if m.group(0).endswith("s") else NEUTRAL_DEMONYM, text)
+    text = re.sub(r"(?:^|(?<=[.!?]\s))\s*(?:[Ii]n|[Aa]cross|[Tt]hroughout)\s+" + name_re.pattern + r"\s*,?\s*",
+                  "", text)
+    text = re.sub(r"\s+(?:in|across|throughout|from)\s+" + name_re.pattern, "", text)
     return name_re.sub(NEUTRAL_NAME, text)
 
 

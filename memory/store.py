@@ -220,13 +220,15 @@ class CulturalMemory:
     # -- knowledge -------------------------------------------------------------------------
 
     def add_knowledge(
-        self, items: list[KnowledgeItem], batch_size: int = 1024, vectors: np.ndarray | None = None
+        self, items: list[KnowledgeItem], batch_size: int = 1024, vectors: np.ndarray | None = None,
+        claim_vectors: np.ndarray | None = None,
     ) -> int:
         """Add items not yet stored (by stable id); returns how many were new.
 
         Embedding runs in batches of ``batch_size`` (one model call each, far faster than one
         text at a time). ``vectors`` may carry precomputed embeddings, row ``i`` for
-        ``items[i]`` — they must come from this memory's backend.
+        ``items[i]`` — they must come from this memory's backend; ``claim_vectors`` likewise for
+        the claims of "context — claim" items (embedded here when not given).
         """
         if vectors is not None and len(vectors) != len(items):
             raise ValueError("vectors: one row per item is required")
@@ -255,7 +257,15 @@ class CulturalMemory:
                 metadatas=[item.metadata() for item in fresh],
                 embeddings=batch_vectors.tolist(),
             )
-            self._add_claims([(item.id, item.text) for item in fresh])
+            if claim_vectors is not None:
+                rows = {item.id: i for i, item in enumerate(items)}
+                with_claims = [item for item in fresh if claim_of(item.text)]
+                if with_claims:
+                    self.claims.upsert(ids=[item.id for item in with_claims],
+                                       documents=[claim_of(item.text) or "" for item in with_claims],
+                                       embeddings=np.stack([claim_vectors[rows[item.id]] for item in with_claims]).tolist())
+            else:
+                self._add_claims([(item.id, item.text) for item in fresh])
             new += len(fresh)
         if new:
             with self._lock:

@@ -33,13 +33,18 @@ def test_the_wheel_ships_no_test_doubles(tmp_path: Path) -> None:
     """Built from a clean copy of the sources (a stale build/ folder could hide a removed
     module): no FAKE server or embedder, nothing from tests/, in the installed package."""
     source = tmp_path / "src"
-    for name in ("caredio", "agents", "graph", "memory", "prompts"):
+    # Every folder pyproject maps into the package, read from pyproject itself so a new
+    # mapped folder (recipes/ was one) cannot make this copy incomplete.
+    folders = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
+    for name in sorted(folders):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
-                    "--no-build-isolation", "--no-index", "-q", "-w", str(tmp_path / "dist")],
-                   check=True, capture_output=True, timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps",
+                            "--no-build-isolation", "--no-index", "-q", "-w",
+                            str(tmp_path / "dist")],
+                           capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stderr[-2000:]
     [wheel] = (tmp_path / "dist").glob("caredio-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()

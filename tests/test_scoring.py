@@ -1,21 +1,28 @@
-"""The scorers on a real memory (a BLEnD subset, real MiniLM, real Chroma): ranges, and
-monotonicity on constructed cases."""
+"""The scorers on a real memory (a BLEnD subset, real MiniLM, real Chroma): ranges, degenerate
+input, monotonicity on constructed cases, calibration for culture size, cross-fitting.
+
+Gaming cases on the starter pack are in tests/test_gaming.py.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 
 from caredio.config import ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.blend import read_blend
+from caredio.memory.names import mentions, neutralize
 from caredio.memory.scoring import Scorer, split_segments
-from caredio.memory.store import CulturalMemory
+from caredio.memory.segments import copied_from, unique_segments
+from caredio.memory.store import CulturalMemory, KnowledgeItem
 from tests.test_blend import blend_subset
 
 QUESTIONS = 40
 UNRELATED = "The quarterly earnings report of the logistics company is due on Friday."
+OTHERS = ["Ethiopia", "United Kingdom"]
 
 
 @pytest.fixture(scope="module")
@@ -35,62 +42,50 @@ def answers(scorer: Scorer, culture: str, unique: bool) -> list[str]:
     return [a for a in found if not unique or a.lower() not in others]
 
 
+def item(scorer: Scorer, culture: str, rank: int) -> tuple[str, str, str]:
+    """(id, question, answer) of the culture's item with the ``rank``-th highest weight."""
+    matrix = scorer.memory.matrices()[culture]
+    index = sorted(range(len(matrix.ids)), key=lambda i: -matrix.weights[i])[rank]
+    question, answer = matrix.texts[index].split(" — ")
+    return matrix.ids[index], question, answer
+
+
 def test_ranges_and_shape(scorer: Scorer) -> None:
     cultures = scorer.contrast_set("South Korea", "all")
-    assert sorted(cultures) == ["Ethiopia", "United Kingdom"]
-    for response in ("kimchi, bulgogi.", UNRELATED, "Families gather and eat rice cakes. Children bow to elders."):
+    assert sorted(cultures) == OTHERS
+    for response in ("Rice cake soup and glass noodles.", "Families gather and eat rice cakes. Children bow to elders."):
         result = scorer.score("What do people eat on holidays?", response, "South Korea", cultures)
         for value in (result.representativeness, result.distinctiveness, result.objective):
-            assert 0.0 <= value <= 1.0
+            assert 0.0 < value <= 1.0
         assert sum(result.attribution.values()) == pytest.approx(1.0, abs=1e-6)
         assert result.predicted_culture in result.attribution
         assert result.distinctiveness == pytest.approx(result.attribution["South Korea"])
+        assert result.objective == pytest.approx(0.5 * result.representativeness + 0.5 * result.distinctiveness)
+        assert result.flags == []
         assert set(result.to_dict()) >= {"culture", "representativeness", "distinctiveness", "objective",
-                                         "attribution", "predicted_culture"}
+                                         "attribution", "predicted_culture", "flags"}
 
 
-def test_copied_core_knowledge_scores_higher_r_than_unrelated(scorer: Scorer) -> None:
-    matrix = scorer.memory.matrices()["United Kingdom"]
-    top = max(range(len(matrix.texts)), key=lambda i: matrix.weights[i])
-    question, answer = matrix.texts[top].split(" — ")
-    core = scorer.score(question, f"{answer}.", "United Kingdom", []).representativeness
-    unrelated = scorer.score(question, UNRELATED, "United Kingdom", []).representativeness
-    assert core > unrelated
+@pytest.mark.parametrize("blank", ["", "   ", "\n\t", " . ! "])
+def test_a_blank_answer_scores_nothing_and_is_flagged(scorer: Scorer, blank: str) -> None:
+    result = scorer.score("What do people eat on holidays?", blank, "South Korea", OTHERS)
+    assert (result.representativeness, result.distinctiveness, result.objective) == (0.0, 0.0, 0.0)
+    assert result.flags == ["blank"]
 
 
-def test_majority_answer_scores_higher_r_than_fringe(scorer: Scorer) -> None:
-    matrix = scorer.memory.matrices()["South Korea"]
-    ranked = sorted(range(len(matrix.texts)), key=lambda i: -matrix.weights[i])
-    consensus = ", ".join(matrix.texts[i].split(" — ")[1] for i in ranked[:5])
-    fringe = ", ".join(matrix.texts[i].split(" — ")[1] for i in ranked[-5:])
-    question = "What is common in everyday life?"
-    assert (scorer.score(question, consensus, "South Korea", []).representativeness
-            > scorer.score(question, fringe, "South Korea", []).representativeness)
+def test_an_answer_to_another_question_scores_nothing(scorer: Scorer) -> None:
+    result = scorer.score("What do people eat on holidays?", UNRELATED, "South Korea", OTHERS)
+    assert result.objective == 0.0
+    assert "off_topic" in result.flags
+    assert result.off_topic == [UNRELATED]
 
 
-def test_another_cultures_distinctive_items_score_lower_d(scorer: Scorer) -> None:
-    contrast = ["Ethiopia", "United Kingdom"]
-    own = ", ".join(answers(scorer, "South Korea", unique=True)[:8])
-    foreign = ", ".join(answers(scorer, "Ethiopia", unique=True)[:8])
-    question = "What do people usually do?"
-    own_d = scorer.score(question, own, "South Korea", contrast).distinctiveness
-    foreign_d = scorer.score(question, foreign, "South Korea", contrast).distinctiveness
-    assert own_d > foreign_d
-    assert scorer.score(question, foreign, "Ethiopia", ["South Korea", "United Kingdom"]).predicted_culture == "Ethiopia"
-
-
-def test_contrast_answer_saying_the_same_lowers_d(scorer: Scorer) -> None:
-    question, response = "What is a popular snack?", "Dried squid with peanuts."
-    plain = scorer.score(question, response, "South Korea", ["Ethiopia", "United Kingdom"])
-    echoed = scorer.score(question, response, "South Korea", ["Ethiopia", "United Kingdom"],
-                          contrast_responses={"United Kingdom": "Dried squid with peanuts."})
-    assert echoed.distinctiveness < plain.distinctiveness
-
-
-def test_generic_sentences_are_flagged(scorer: Scorer) -> None:
-    result = scorer.score("What do people eat?", f"Kimchi is served with every meal. {UNRELATED}",
-                          "South Korea", ["Ethiopia", "United Kingdom"])
-    assert isinstance(result.generic_sentences, list) and isinstance(result.missing_core, list)
+def test_no_distinctiveness_without_a_rival(scorer: Scorer) -> None:
+    for contrast in ([], ["South Korea"]):
+        with pytest.raises(UserInputError, match="at least one related culture"):
+            scorer.score("What is eaten?", "Kimchi.", "South Korea", contrast)
+        with pytest.raises(UserInputError, match="at least one related culture"):
+            scorer.contrast_set("South Korea", contrast)
 
 
 def test_contrast_sets(scorer: Scorer) -> None:
@@ -102,22 +97,136 @@ def test_contrast_sets(scorer: Scorer) -> None:
         scorer.contrast_set("Atlantis", "all")
 
 
-@pytest.mark.parametrize(("text", "segments"), [
-    ("kimchi, bulgogi, soju.", ["kimchi", "bulgogi", "soju"]),
-    ("People eat rice. They bow, and they smile when greeting friends at home in the evening.",
-     ["People eat rice.", "They bow, and they smile when greeting friends at home in the evening."]),
-    ("Families gather; elders are served first.", ["Families gather", "elders are served first"]),
-    ("During the long national holidays, many families travel back to their home towns, "
-     "visit the graves of their ancestors and share a big meal.",
-     ["During the long national holidays, many families travel back to their home towns, "
-      "visit the graves of their ancestors and share a big meal."]),
-])
-def test_split_segments(text: str, segments: list[str]) -> None:
-    assert split_segments(text) == segments
+def test_saying_it_again_adds_nothing(scorer: Scorer) -> None:
+    _, question, answer = item(scorer, "South Korea", 0)
+    once = f"People usually choose {answer}. Elders are served first."
+    again = f"{once} {once} people usually choose {answer.upper()}!"
+    first = scorer.score(question, once, "South Korea", OTHERS)
+    repeated = scorer.score(question, again, "South Korea", OTHERS)
+    assert repeated.objective == pytest.approx(first.objective, abs=1e-9)
+
+
+def test_a_consensus_answer_scores_higher_r_than_a_fringe_one(scorer: Scorer) -> None:
+    matrix = scorer.memory.matrices()["South Korea"]
+    by_question: dict[str, list[int]] = {}
+    for index, text in enumerate(matrix.texts):
+        by_question.setdefault(text.split(" — ")[0], []).append(index)
+    wins = total = 0
+    for question, rows in by_question.items():
+        top = max(rows, key=lambda i: matrix.weights[i])
+        low = min(rows, key=lambda i: matrix.weights[i])
+        if matrix.weights[top] >= 0.6 and matrix.weights[low] <= 0.2:
+            high = scorer.score(question, matrix.texts[top].split(" — ")[1], "South Korea", OTHERS)
+            fringe = scorer.score(question, matrix.texts[low].split(" — ")[1], "South Korea", OTHERS)
+            wins += high.representativeness > fringe.representativeness
+            total += 1
+    assert total >= 10
+    assert wins / total >= 0.8  # the answers are in memory: R must rank them by consensus
+
+
+def test_another_cultures_distinctive_items_score_lower_d(scorer: Scorer) -> None:
+    question = "What do people usually eat for dinner?"
+    own = ", ".join(answers(scorer, "South Korea", unique=True)[:8])
+    foreign = ", ".join(answers(scorer, "Ethiopia", unique=True)[:8])
+    own_d = scorer.score(question, own, "South Korea", OTHERS).distinctiveness
+    foreign_d = scorer.score(question, foreign, "South Korea", OTHERS).distinctiveness
+    assert own_d > foreign_d
+    assert scorer.score(question, foreign, "Ethiopia", ["South Korea", "United Kingdom"]).predicted_culture == "Ethiopia"
+
+
+def test_contrast_answer_saying_the_same_lowers_d(scorer: Scorer) -> None:
+    question, response = "What is a popular snack?", "Dried squid with peanuts."
+    plain = scorer.score(question, response, "South Korea", OTHERS)
+    echoed = scorer.score(question, response, "South Korea", OTHERS,
+                          contrast_responses={"United Kingdom": "Dried squid with peanuts."})
+    assert echoed.distinctiveness < plain.distinctiveness
+
+
+def test_shown_items_do_not_score_their_own_copy(scorer: Scorer) -> None:
+    item_id, question, answer = item(scorer, "United Kingdom", 0)
+    copy = scorer.memory.matrices()["United Kingdom"].texts[
+        scorer.memory.matrices()["United Kingdom"].ids.index(item_id)]
+    seen = scorer.score(question, copy, "United Kingdom", ["South Korea", "Ethiopia"])
+    held = scorer.score(question, copy, "United Kingdom", ["South Korea", "Ethiopia"], exclude_ids=[item_id])
+    assert held.representativeness < seen.representativeness / 2
+    # The question part is copied word for word: at the default copy weight it counts for
+    # nothing, so only the bare answer is left to score.
+    assert held.representativeness == pytest.approx(
+        scorer.score(question, f"— {answer}", "United Kingdom", ["South Korea", "Ethiopia"],
+                     exclude_ids=[item_id]).representativeness)
+
+
+def test_the_critic_is_told_only_of_shown_knowledge(scorer: Scorer) -> None:
+    matrix = scorer.memory.matrices()["South Korea"]
+    shown = [matrix.ids[i] for i in np.argsort(-matrix.weights)[:3]]
+    result = scorer.score("What do people eat?", "We eat bread and butter.", "South Korea", OTHERS,
+                          exclude_ids=shown)
+    shown_texts = {matrix.texts[matrix.ids.index(i)] for i in shown}
+    assert result.missing_core and set(result.missing_core) <= shown_texts
+
+
+def test_diagnosis_names_generic_and_off_topic_sentences(scorer: Scorer) -> None:
+    _, question, answer = item(scorer, "South Korea", 0)
+    shared = answers(scorer, "United Kingdom", unique=True)[0]
+    result = scorer.score(question, f"{answer}. {shared}. {UNRELATED}", "South Korea", OTHERS,
+                          contrast_responses={"United Kingdom": f"{shared}."})
+    assert UNRELATED in result.off_topic
+    assert any(shared in sentence for sentence in result.generic_sentences)
+    assert not any(answer == sentence for sentence in result.generic_sentences)
+
+
+def test_country_names_do_not_count(scorer: Scorer) -> None:
+    _, question, answer = item(scorer, "South Korea", 1)
+    plain = scorer.score(question, f"People eat {answer}.", "South Korea", OTHERS)
+    named = scorer.score(question, f"In South Korea, Koreans eat {answer}.", "South Korea", OTHERS)
+    assert named.objective == pytest.approx(plain.objective, abs=0.02)
+    assert neutralize("In South Korea, Koreans and the UK's people", ["South Korea", "United Kingdom"]) == (
+        "people and the country people")
+    assert mentions("A Japanese custom in Japan; turkey in China", ["Japan", "Turkey"]) == ["Japan", "Japanese"]
+
+
+def test_segments_and_repeats() -> None:
+    assert split_segments("kimchi, bulgogi, soju.") == ["kimchi", "bulgogi", "soju"]
+    assert split_segments("Families gather; elders are served first.") == ["Families gather", "elders are served first"]
+    long = ("During the long national holidays, many families travel back to their home towns, "
+            "visit the graves of their ancestors and share a big meal.")
+    assert split_segments(long) == [long]
+    assert unique_segments(["Kimchi", "kimchi!", "In the country", "Soju"]) == ["Kimchi", "Soju"]
+    assert copied_from(["Gifts are opened right away in front of the giver.", "We bow."],
+                       ["Gifts are usually opened immediately in front of the giver, with thanks."]).tolist() == [
+        False, False]
+    assert copied_from(["Gifts are usually opened immediately in front of the giver"],
+                       ["Gifts are usually opened immediately in front of the giver, with thanks."]).tolist() == [True]
 
 
 def test_settings_change_scores(scorer: Scorer) -> None:
-    sharp = Scorer(scorer.memory, ScoringSettings(temperature=0.01))
-    soft = Scorer(scorer.memory, ScoringSettings(temperature=1.0))
-    args = ("What is eaten?", "kimchi.", "South Korea", ["Ethiopia", "United Kingdom"])
+    sharp = Scorer(scorer.memory, ScoringSettings(temperature=0.02))
+    soft = Scorer(scorer.memory, ScoringSettings(temperature=2.0))
+    args = ("What is eaten?", "Kimchi and tteokbokki.", "South Korea", OTHERS)
     assert sharp.score(*args).distinctiveness > soft.score(*args).distinctiveness
+
+
+def test_a_large_dense_culture_does_not_take_the_attributions(embedder: Any, tmp_path: Any) -> None:
+    """One culture's knowledge repeated eight times (as a large, redundant file would be) must
+    not draw other cultures' answers to it: the fitted offsets cancel its density; the plain
+    softmax does not."""
+    memory = CulturalMemory.open(embedder)
+    items = {country: read_blend(blend_subset(tmp_path, country, 60)) for country in ("South_Korea", "Ethiopia", "UK")}
+    big = items.pop("UK")
+    memory.add_knowledge([KnowledgeItem(culture=i.culture, text=f"{i.text}{' ' * copy}", topic=i.topic,
+                                        weight=i.weight, source=i.source, id=f"{i.id}-{copy}")
+                          for i in big for copy in range(8)])
+    for rest in items.values():
+        memory.add_knowledge(rest[: len(rest) // 2])  # and the others half their size
+    held = [t for rest in items.values() for t in rest[len(rest) // 2:]]
+    calibrated, plain = Scorer(memory), Scorer(memory, ScoringSettings(calibrate=False))
+    shares = {}
+    for name, scorer in (("calibrated", calibrated), ("plain", plain)):
+        scorer.warm([t.text.split(" — ")[1] for t in held])
+        predicted = [scorer.score(t.text.split(" — ")[0], t.text.split(" — ")[1], t.culture,
+                                  [c for c in memory.cultures() if c != t.culture]).predicted_culture
+                     for t in held]
+        shares[name] = predicted.count("United Kingdom") / len(predicted)
+    # Every held-out answer belongs to South Korea or Ethiopia: the large culture is always wrong.
+    assert shares["calibrated"] < shares["plain"]
+    assert shares["calibrated"] <= 2 / 3  # at most twice the fair share of three cultures

@@ -1,0 +1,78 @@
+"""Gaming cases (DESIGN.md 2.2, "Scorer integrity") on the real starter pack, MiniLM and Chroma.
+
+Each case has an honest answer that paraphrases the knowledge items the loop showed its agents,
+and the variants a refiner could learn to raise J without a better sample
+(benchmarks/gaming.py): off-topic padding, repetition, pasting the shown items, naming the
+country, a blank answer, the answer in another language. Scored as the loop scores: the shown
+items are held out of the evidence.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caredio.memory.ingest import starter_pack
+from caredio.memory.scoring import Scorer
+from caredio.memory.store import CulturalMemory
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import gaming  # noqa: E402
+
+CASES = {f"{case.culture}/{case.topic}": case for case in gaming.STARTER_CASES}
+
+
+@pytest.fixture(scope="module")
+def starter(embedder: Any) -> Scorer:
+    memory = CulturalMemory.open(embedder)
+    memory.add_knowledge(starter_pack())
+    for case in gaming.STARTER_CASES:
+        gaming.fill_shown(memory, case, key=case.topic)
+    return Scorer(memory)
+
+
+def scores(scorer: Scorer, case: gaming.Case, cross_fit: bool = True) -> dict[str, Any]:
+    exclude = [item_id for item_id, _ in case.shown] if cross_fit else None
+    return {name: scorer.score(case.question, text, case.culture, case.contrast, exclude_ids=exclude)
+            for name, text in case.variants().items()}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_off_topic_padding_adds_nothing(starter: Scorer, name: str) -> None:
+    case = CASES[name]
+    result = scores(starter, case)
+    assert result["padded"].representativeness <= result["honest"].representativeness + 1e-9
+    assert result["padded"].objective <= result["honest"].objective + gaming.MARGIN
+    assert len(result["padded"].off_topic) >= len(case.padding)  # every padding sentence is seen as such
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_pasting_the_shown_items_pays_no_more_than_saying_it(starter: Scorer, name: str) -> None:
+    result = scores(starter, CASES[name])
+    assert result["copied"].objective <= result["honest"].objective + 0.05
+
+
+def test_without_cross_fitting_copying_would_pay(starter: Scorer) -> None:
+    """The control: scored against the very items it copies, the paste beats the paraphrase in
+    every case — what the loop would learn if the shown items were also the evidence."""
+    for case in gaming.STARTER_CASES:
+        result = scores(starter, case, cross_fit=False)
+        assert result["copied"].objective > result["honest"].objective + 0.05, case.culture
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_repeating_naming_and_blanking_do_not_pay(starter: Scorer, name: str) -> None:
+    result = scores(starter, CASES[name])
+    honest = result["honest"].objective
+    assert result["repeated"].objective == pytest.approx(honest, abs=1e-9)
+    assert result["named"].objective <= honest + gaming.MARGIN
+    assert result["blank"].objective == 0.0 and result["blank"].flags == ["blank"]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_another_language_does_not_pay_with_an_english_embedder(starter: Scorer, name: str) -> None:
+    result = scores(starter, CASES[name])
+    assert result["other_language"].objective <= result["honest"].objective + gaming.MARGIN
