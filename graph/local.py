@@ -57,6 +57,10 @@ async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit,
     }
     snapshot = await sample_graph.aget_state(config)
     values = snapshot.values or {}
+    # The checkpoint's versions are written again (keyed: never twice, a no-op here as a rule):
+    # a Ray worker may have checkpointed a step whose line never reached the driver.
+    for version in values.get("versions", []):
+        toolkit.recorder.write_version(version)
     if values.get("done"):
         # Finished in its checkpoint. The dataset line is written again (keyed: never twice):
         # a worker killed between its last checkpoint and the driver's write must not lose it.

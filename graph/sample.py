@@ -129,15 +129,14 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             "distinctiveness": round(score.distinctiveness, 4),
             "objective": round(score.objective, 4),
             "attribution": {k: round(v, 4) for k, v in score.attribution.items()},
-            "critique": text,
+            "critique": text, "culture": state["culture"], "topic": state["topic"],
+            "contrast": contrast, "contrast_answers": contrast_answers,
+            "grounding_ids": state.get("knowledge_ids", []), "score_flags": score.flags,
         }
-        toolkit.recorder.write_version({**version, "culture": state["culture"], "topic": state["topic"],
-                                        "contrast": contrast, "contrast_answers": contrast_answers,
-                                        "grounding_ids": state.get("knowledge_ids", []),
-                                        "score_flags": score.flags})
+        toolkit.recorder.write_version(dict(version))
         versions = [*state.get("versions", []), version]
         next_step, reason = decide(versions, toolkit.loop)
-        toolkit.on_event("version", {**version, "culture": state["culture"]})
+        toolkit.on_event("version", dict(version))
         return {"versions": [version], "contrast_answers": contrast_answers,
                 "contrast_question": state["question"], "critique": text,
                 "missing_core": score.missing_core, "next_step": next_step, "stop_reason": reason}

@@ -7,7 +7,8 @@ from typing import Annotated, Any, TypedDict
 
 
 class Version(TypedDict):
-    """One scored version of a sample: a line of trajectories.jsonl."""
+    """One scored version of a sample: a line of trajectories.jsonl, kept whole in the
+    checkpoint so a sample continued from it can write any line a dead process never wrote."""
 
     sample_id: str
     round: int  # refinement rounds behind this version; 0 = the expert's first draft
@@ -19,6 +20,12 @@ class Version(TypedDict):
     objective: float
     attribution: dict[str, float]
     critique: str
+    culture: str
+    topic: str
+    contrast: list[str]
+    contrast_answers: dict[str, str]
+    grounding_ids: list[str]  # the knowledge items shown to the agents
+    score_flags: list[str]
 
 
 class SampleSpec(TypedDict):

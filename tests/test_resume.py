@@ -149,3 +149,23 @@ def test_a_run_directory_in_use_cannot_be_resumed_twice(tmp_path: Path, fake_emb
         run_dir, _ = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
         with RunRecorder(run_dir).locked(), pytest.raises(UserInputError, match="another caredio"):
             resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
+
+
+def test_resume_writes_a_checkpointed_version_whose_line_never_reached_the_file(
+        tmp_path: Path, fake_embedder: Any) -> None:
+    """A Ray worker may checkpoint a step before the driver writes the version line it streamed
+    (the driver interrupted, the worker killed): the checkpoint holds the whole line, and the
+    sample's continuation writes it, once, with no call made for it."""
+    with StubOpenAIServer() as stub:
+        settings = stub_settings(stub.url, str(tmp_path), rounds=1)
+        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
+        path = run_dir / "trajectories.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        assert len(lines) == 4  # 2 samples x (draft + 1 round)
+        path.write_text("".join(lines[:1] + lines[2:]))  # one never delivered
+        calls = len(stub.requests)
+        resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
+        assert len(stub.requests) == calls
+    restored = path.read_text().splitlines(keepends=True)
+    assert len(restored) == 4
+    assert json.loads(restored[-1]) == json.loads(lines[1])  # the same line, every field
