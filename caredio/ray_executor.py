@@ -15,9 +15,11 @@ dataset lines are keyed no sample is written twice. Ray restarts the dead actor.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -34,7 +36,8 @@ from caredio.tracing import TraceSink
 log = logging.getLogger(__name__)
 
 Event = Callable[[str, dict[str, Any]], None]
-ATTEMPTS = 3  # workers a sample is tried on before it is marked failed
+ATTEMPTS = 6  # tries of a sample on workers that died under it, before it is marked failed
+REST = 5.0  # seconds a worker that just died is passed over (Ray is restarting it)
 
 
 def _ray() -> Any:
@@ -97,6 +100,7 @@ class RayExecutor:
         self.sink = sink
         self.on_event = on_event
         self.busy = [0] * len(workers)
+        self.down_until = [0.0] * len(workers)
         self.lost = 0  # worker failures seen (each sample attempt that died with its worker)
 
     @classmethod
@@ -136,8 +140,15 @@ class RayExecutor:
             if started_here:
                 ray.shutdown()
 
-    def _pick(self) -> int:
-        return min(range(len(self.workers)), key=self.busy.__getitem__)
+    async def _pick(self) -> int:
+        """The least busy worker that has not just died (else the one back soonest)."""
+        now = time.monotonic()
+        up = [i for i in range(len(self.workers)) if self.down_until[i] <= now]
+        if up:
+            return min(up, key=self.busy.__getitem__)
+        index = min(range(len(self.workers)), key=self.down_until.__getitem__)
+        await asyncio.sleep(self.down_until[index] - now)
+        return index
 
     def _deliver(self, kind: str, payload: Any) -> None:
         if kind == "version":
@@ -156,7 +167,7 @@ class RayExecutor:
                 exceptions.ObjectLostError, exceptions.NodeDiedError)
         error = ""
         for attempt in range(1, ATTEMPTS + 1):
-            index = self._pick()
+            index = await self._pick()
             holder = f"{spec['sample_id']}#{uuid.uuid4().hex[:8]}"
             self.busy[index] += 1
             try:
@@ -178,6 +189,7 @@ class RayExecutor:
                 raise
             except lost as exc:
                 self.lost += 1
+                self.down_until[index] = time.monotonic() + REST
                 error = f"{type(exc).__name__}: the worker died"
                 log.warning("sample %s: worker %d died (attempt %d of %d); it continues from its "
                             "last checkpoint on another worker", spec["sample_id"], index,
