@@ -134,11 +134,22 @@ class RayExecutor:
         try:
             yield executor
         finally:
-            recorder.write_run(workers_lost=executor.lost)
+            recorder.write_run(workers_lost=executor.lost,
+                               worker_cpu_seconds=await executor.worker_cpu())
             for actor in [*workers, coordinator]:
                 ray.kill(actor, no_restart=True)
             if started_here:
                 ray.shutdown()
+
+    async def worker_cpu(self) -> list[float | None]:
+        """Each worker's CPU seconds on samples (None: it did not answer, e.g. just died)."""
+        async def one(worker: Any) -> float | None:
+            try:
+                return round(float(await asyncio.wait_for(worker.cpu_seconds.remote(), 10)), 2)
+            except (self.ray.exceptions.RayError, TimeoutError):
+                return None
+
+        return list(await asyncio.gather(*(one(worker) for worker in self.workers)))
 
     async def _pick(self) -> int:
         """The least busy worker that has not just died (else the one back soonest)."""

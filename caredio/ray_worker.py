@@ -15,6 +15,7 @@ import contextlib
 import contextvars
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -131,9 +132,15 @@ class SampleWorker:
         self._resources = contextlib.AsyncExitStack()
         self._executor: LocalExecutor | None = None
         self._opening = asyncio.Lock()
+        self._cpu_at_first = 0.0
 
     def pid(self) -> int:
         return os.getpid()
+
+    def cpu_seconds(self) -> float:
+        """CPU time this worker process spent on samples (its start-up, model load included,
+        is not counted): what run.json's ``worker_cpu_seconds`` reports."""
+        return time.process_time() - self._cpu_at_first if self._cpu_at_first else 0.0
 
     async def _ready(self) -> LocalExecutor:
         async with self._opening:
@@ -144,6 +151,7 @@ class SampleWorker:
                 saver = await self._resources.enter_async_context(
                     _postgres_saver_class().from_conn_string(self.settings.checkpoint_url))
                 self._executor = LocalExecutor(self.toolkit, saver)
+                self._cpu_at_first = time.process_time()
             return self._executor
 
     async def optimize(self, spec: SampleSpec, holder: str) -> AsyncIterator[tuple[str, Any]]:

@@ -112,6 +112,8 @@ def test_a_worker_killed_mid_run_loses_no_sample_and_duplicates_none(
     assert record["status"] == "completed" and record["executor"] == "ray" and record["workers_lost"] >= 1  # it died mid-sample
     _check_exactly_once(run_dir)
     assert not (run_dir / "checkpoints.sqlite").exists()  # checkpoints went to Postgres
+    # Each worker's CPU on samples, for the scale figures (docs/scale.md); the survivor worked.
+    assert len(record["worker_cpu_seconds"]) == 2 and max(record["worker_cpu_seconds"]) > 0
     # The driver was the only writer, and wrote every turn the workers finished: the only
     # calls without a trace line are those the killed worker had in flight (at most the
     # run's request limit, 4).
