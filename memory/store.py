@@ -115,11 +115,11 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise UserInputError(f"memory.url: not an http(s) URL: {public_url(url)!r}")
         port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+        settings = _server_settings(url, quiet)  # a URL that cannot work is refused unasked
         _check_server(f"{parsed.scheme}://{parsed.hostname}:{port}", url)
         try:
             return chromadb.HttpClient(host=parsed.hostname, port=port,
-                                       ssl=parsed.scheme == "https",
-                                       settings=_server_settings(url, quiet))
+                                       ssl=parsed.scheme == "https", settings=settings)
         except ValueError as exc:  # chromadb's way of saying the heartbeat found no server
             if "Could not connect" not in str(exc):
                 raise
