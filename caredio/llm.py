@@ -283,9 +283,10 @@ class RoleLLM:
         With callbacks or a LangChain tracer listening (the run's, propagated through the
         graph), through ``ChatOpenAI.ainvoke``, so they see the call as they would any other.
         With nobody listening, the same request payload (ChatOpenAI builds it) goes straight
-        to the OpenAI SDK's ``create`` and the reply becomes the same AIMessage: it skips
+        to the OpenAI SDK (``post``, below) and the reply becomes the same AIMessage: it skips
         langchain's callback set-up, the ``parse`` path with its raw-response wrapper, and a
-        thread hand-off per reply (docs/scale.md: ~1.5 ms of CPU per call).
+        thread hand-off per reply (11.1 -> 5.7 ms of CPU per call at C=16 when it landed,
+        benchmarks/orchestration.py).
         """
         if self._listened():
             runnable = self.chat.bind(**request) if request else self.chat
