@@ -348,15 +348,26 @@ class _View:
         self.attribution = scorer._attribution_view(matrix)
         hidden = [i for i, item_id in enumerate(matrix.ids) if item_id in excluded] if excluded else []
         self.mask = np.asarray(hidden, dtype=int) if hidden else None
+        self._relevance: tuple[np.ndarray | None, np.ndarray] | None = None
 
     def pool(self, query: np.ndarray | None, hidden_too: bool = False) -> np.ndarray:
         """Indices of the items relevant to the question, most relevant first."""
         settings = self.scorer.settings
-        relevance_to_question = (self.scorer._scaled(self.matrix.embeddings @ query) if query is not None
-                                 else np.ones(len(self.matrix.ids)))
+        if self._relevance is None or self._relevance[0] is not query:
+            # Asked twice per sample (with and without the hidden items): one product.
+            self._relevance = (query, self.scorer._scaled(self.matrix.embeddings @ query) if query is not None
+                               else np.ones(len(self.matrix.ids), dtype=np.float32))
+        relevance_to_question = self._relevance[1]
         if self.mask is not None and not hidden_too:
+            relevance_to_question = relevance_to_question.copy()
             relevance_to_question[self.mask] = -np.inf
-        order = np.argsort(-relevance_to_question)[: settings.coverage_pool]
+        size = min(settings.coverage_pool, len(relevance_to_question))
+        # A partial sort: a large culture has far more items than the pool holds.
+        if query is None or not size:
+            order = np.flatnonzero(np.isfinite(relevance_to_question))[:size]
+        else:
+            top = np.argpartition(-relevance_to_question, size - 1)[:size]
+            order = top[np.argsort(-relevance_to_question[top], kind="stable")]
         return order[relevance_to_question[order] >= settings.relevance_floor]
 
 

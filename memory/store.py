@@ -261,9 +261,10 @@ class CulturalMemory:
                 rows = {item.id: i for i, item in enumerate(items)}
                 with_claims = [item for item in fresh if claim_of(item.text)]
                 if with_claims:
+                    claim_rows = np.stack([claim_vectors[rows[item.id]] for item in with_claims])
                     self.claims.upsert(ids=[item.id for item in with_claims],
                                        documents=[claim_of(item.text) or "" for item in with_claims],
-                                       embeddings=np.stack([claim_vectors[rows[item.id]] for item in with_claims]).tolist())
+                                       embeddings=claim_rows.tolist())
             else:
                 self._add_claims([(item.id, item.text) for item in fresh])
             new += len(fresh)

@@ -20,7 +20,7 @@ from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import gaming  # noqa: E402
+import gaming
 
 CASES = {f"{case.culture}/{case.topic}": case for case in gaming.STARTER_CASES}
 

@@ -1,0 +1,65 @@
+"""The gaming table on real human data (BLEnD, CC BY-SA 4.0, read from ../shared): held-out
+questions of four countries, a memory built from the other questions, each case scored as the
+loop scores it (the items the loop would show are held out of the evidence).
+
+The figures asserted are the ones docs/scorers.md reports as holding on BLEnD; the cases that
+still win sometimes (padding a one-word answer) are bounded on average, with a control that
+shows the same table without the question gate lets padding pay — so a broken gate turns the
+padding test red.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caredio.config import ScoringSettings
+from caredio.memory.scoring import Scorer
+from caredio.memory.store import CulturalMemory
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCHMARKS))
+import blend_cases  # noqa: E402
+import gaming  # noqa: E402
+
+COUNTRIES = ("China", "Mexico", "South Korea", "United Kingdom")
+
+
+@pytest.fixture(scope="module")
+def blend(embedder: Any) -> tuple[CulturalMemory, list[gaming.Case]]:
+    if not blend_cases.DEFAULT_BLEND.is_dir():
+        pytest.fail(f"BLEnD is expected at {blend_cases.DEFAULT_BLEND} (see ../shared/data/blend/README)")
+    data = {c: qs for c, qs in blend_cases.load(blend_cases.DEFAULT_BLEND).items() if c in COUNTRIES}
+    assert sorted(data) == sorted(COUNTRIES), sorted(data)
+    memory_ids, held_ids = blend_cases.split(data, seed=0, held_out=0.2)
+    memory = CulturalMemory.open(embedder)
+    memory.add_knowledge(blend_cases.memory_items(data, memory_ids))
+    cases = gaming.blend_cases(data, held_ids, per_country=10, seed=0)
+    for case in cases:
+        gaming.fill_shown(memory, case, key=f"{case.culture}/{case.question}")
+    return memory, cases
+
+
+def test_on_blend_gaming_does_not_pay(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
+    memory, cases = blend
+    table = gaming.gaming_table(Scorer(memory), cases)
+    print(gaming.format_table("BLEnD, 4 countries", table))  # shown by pytest when red
+    assert table["honest"]["cases"] == 40 and table["honest"]["mean_J"] > 0.1
+    assert table["repeated"]["wins"] == 0.0
+    # Naming the country: its name is taken out before embedding; what is left ("In the
+    # country") can still tip a near tie, so single cases may win — on average it never pays.
+    assert table["named"]["mean_gain"] <= gaming.MARGIN
+    assert table["blank"]["mean_J"] == 0.0
+    assert table["copied"]["mean_gain"] < 0.0
+    assert table["padded"]["mean_gain"] <= gaming.MARGIN
+    assert table["other_language"]["mean_gain"] < 0.0
+
+
+def test_without_the_question_gate_padding_would_pay(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
+    memory, cases = blend
+    ungated = ScoringSettings(gate_low=-10.0, gate_high=-9.0, off_topic_floor=-10.0)
+    table = gaming.gaming_table(Scorer(memory, ungated), cases)
+    assert table["padded"]["mean_gain"] > gaming.MARGIN
