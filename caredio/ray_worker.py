@@ -24,11 +24,10 @@ from caredio.config import Settings
 from caredio.graph.local import LocalExecutor
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
-from caredio.job import EPHEMERAL, load_starter_pack, open_memory
+from caredio.job import EPHEMERAL, load_starter_pack, loop_parts, open_memory
 from caredio.limits import EndpointHealth
 from caredio.liveness import Liveness
 from caredio.memory.embeddings import Embedder
-from caredio.memory.scoring import Scorer
 from caredio.prompts import PromptTemplate
 from caredio.questions import QuestionBook
 from caredio.threads import configure_threads
@@ -125,9 +124,13 @@ class SampleWorker:
         limiter = RemoteLimiter(coordinator, settings.llm.down_after)
         agents = build_agents(settings, templates, base_url, model, liveness, limiter)
         forwarder = Forwarder()
-        self.toolkit = Toolkit(*agents, self.memory, Scorer(self.memory, settings.scoring),
-                               forwarder, forwarder, settings.loop, settings.system_prompt,
-                               forwarder.on_event, RemoteQuestionBook(coordinator, self.memory),
+        # The driver's loop part, scorer and held-out judge, rebuilt on this worker's memory
+        # (the split is by item id, so both sides draw the same line).
+        knowledge, scorer, judge = loop_parts(settings, self.memory)
+        self.toolkit = Toolkit(*agents, knowledge, scorer, forwarder, forwarder, settings.loop,
+                               settings.system_prompt, forwarder.on_event,
+                               RemoteQuestionBook(coordinator, self.memory), judge=judge,
+                               strategy=settings.strategy, best_of_n=settings.best_of_n,
                                shared_checkpoints=True)
         self._resources = contextlib.AsyncExitStack()
         self._executor: LocalExecutor | None = None

@@ -1,4 +1,5 @@
-"""The local executor: a sample's optimization run by the per-sample graph in this process.
+"""The local executor: a sample's optimization run by the per-sample graph (of the run's
+strategy: the loop, or a baseline, graph/strategies.py) in this process.
 
 Each sample runs under its own checkpoint thread (its sample id, or ``run/sample`` in a store
 shared by runs), in a fresh context so it is not a namespaced child of the run graph; the
@@ -17,9 +18,9 @@ from langchain_core.runnables import RunnableConfig
 
 from caredio.checkpoints import thread_id
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
-from caredio.graph.routing import step_limit
-from caredio.graph.sample import Toolkit, build_sample_graph, dataset_line
+from caredio.graph.sample import Toolkit, dataset_line, judged_of
 from caredio.graph.state import SampleSpec
+from caredio.graph.strategies import build_strategy_graph, sample_step_limit
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ class LocalExecutor:
 
     def __init__(self, toolkit: Toolkit, checkpointer: Any) -> None:
         self.toolkit = toolkit
-        self.graph = build_sample_graph(toolkit, checkpointer)
+        self.graph = build_strategy_graph(toolkit, checkpointer)
 
     async def optimize(self, spec: SampleSpec, callbacks: Any = None,
                        context: contextvars.Context | None = None) -> dict[str, Any]:
@@ -50,7 +51,7 @@ async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit,
     config: RunnableConfig = {
         "configurable": {"thread_id": thread_id(spec["run_id"], sample_id,
                                                 toolkit.shared_checkpoints)},
-        "recursion_limit": step_limit(toolkit.loop),
+        "recursion_limit": sample_step_limit(toolkit, spec),
         "callbacks": callbacks, "run_name": f"optimize_sample:{sample_id}",
         "metadata": {"caredio_run_id": spec["run_id"], "caredio_sample_id": sample_id,
                      "caredio_culture": culture, "caredio_topic": spec["topic"]},
@@ -64,7 +65,10 @@ async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit,
     if values.get("done"):
         # Finished in its checkpoint. The dataset line is written again (keyed: never twice):
         # a worker killed between its last checkpoint and the driver's write must not lose it.
-        toolkit.recorder.write_sample(dataset_line(values, values["best"], toolkit.system_prompt))  # type: ignore[arg-type]
+        # The line finalize wrote: the same strategy, the best version's judge scores.
+        best = values["best"]
+        toolkit.recorder.write_sample(dataset_line(
+            values, best, toolkit.system_prompt, toolkit.strategy, judged_of(best)))  # type: ignore[arg-type]
         toolkit.on_event("sample_skipped", {"sample_id": sample_id, "culture": culture,
                                             "best": values["best"], "first": values["versions"][0]})
         return _result(spec, values)

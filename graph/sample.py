@@ -2,7 +2,9 @@
 
 Nodes take the state and return a partial update; they never mutate the state. Everything
 they need (agents, memory, scorer, the run recorder) comes in through :class:`Toolkit`, so the
-graph is built by one factory and nothing is compiled or connected at import time.
+graph is built by one factory and nothing is compiled or connected at import time. The draft,
+the scoring of a version and the finalize step are shared with the baseline strategies
+(graph/strategies.py).
 """
 
 from __future__ import annotations
@@ -19,9 +21,18 @@ from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
 from caredio.agents.contrast_critic import critique_text
 from caredio.config import LoopSettings
-from caredio.graph.routing import FINALIZE, REFINE_QUESTION, REFINE_RESPONSE, best_version, decide
+from caredio.graph.routing import (
+    FINALIZE,
+    REFINE_QUESTION,
+    REFINE_RESPONSE,
+    base_version,
+    best_version,
+    decide,
+    rejected,
+)
 from caredio.graph.state import SampleState, Version
-from caredio.memory.scoring import Scorer
+from caredio.memory.judge import JUDGE_KEYS, Judge, MemoryPart, judge_fields
+from caredio.memory.scoring import SampleScore, Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.questions import QuestionBook
 from caredio.records import RecordWriter
@@ -38,7 +49,7 @@ class Toolkit:
     expert: CultureExpert
     critic: ContrastCritic
     refiner: Refiner
-    memory: CulturalMemory
+    memory: CulturalMemory | MemoryPart  # what the agents are grounded in (the loop's part)
     scorer: Scorer
     recorder: RecordWriter
     sink: TraceSink
@@ -46,6 +57,9 @@ class Toolkit:
     system_prompt: str | None = None
     on_event: Event = field(default=lambda kind, data: None)
     questions: QuestionBook = field(default_factory=QuestionBook)
+    judge: Judge | None = None  # the held-out judge; its scores never reach an agent
+    strategy: str = "loop"  # loop, one-shot or best-of-n (graph/strategies.py)
+    best_of_n: int | None = None  # answers per best-of-n sample; None = the rule for n
     shared_checkpoints: bool = False  # one store for many runs: thread ids carry the run id
 
 
@@ -73,8 +87,8 @@ def _history(versions: list[Version]) -> list[dict[str, Any]]:
     return [{k: dict(v)[k] for k in keep} for v in versions[-4:]]
 
 
-def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
-    """Compile the per-sample graph with the given tools and checkpointer."""
+def draft_node(toolkit: Toolkit) -> Any:
+    """The culture expert's question and first answer, grounded in half the topic's knowledge."""
 
     async def draft(state: SampleState) -> dict[str, Any]:
         toolkit.on_event("sample_started", {"sample_id": state["sample_id"], "culture": state["culture"]})
@@ -99,54 +113,140 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         return {"knowledge": knowledge, "knowledge_ids": [item.id for item in items],
                 "question": question, "response": response, "round": 0, "step": "initial"}
 
+    return draft
+
+
+async def contrast_answers(toolkit: Toolkit, state: SampleState, context: TurnContext,
+                           ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The related cultures' answers to the state's question, and the updated cache.
+
+    Contrast answers depend on the question only: a question seen before reuses them.
+    """
+    cache = dict(state.get("contrast_cache") or {})
+    if state.get("contrast_question"):  # a checkpoint written before the cache existed
+        cache.setdefault(state["contrast_question"], state["contrast_answers"])
+    question, contrast = state["question"], state["contrast"]
+    if question not in cache:
+        answers = await asyncio.gather(*(
+            toolkit.critic.contrast_answer(context, other, question) for other in contrast
+        ))
+        cache[question] = dict(zip(contrast, answers, strict=True))
+    return cache[question], cache
+
+
+async def score_state(toolkit: Toolkit, state: SampleState, answers: dict[str, str],
+                      ) -> tuple[SampleScore, dict[str, float]]:
+    """The loop's score of the state's question and response, and the judge's (if any)."""
+    score = await asyncio.to_thread(
+        toolkit.scorer.score, state["question"], state["response"], state["culture"],
+        state["contrast"], answers, state.get("knowledge_ids", []),
+    )
+    judged = None
+    if toolkit.judge is not None:
+        judged = await asyncio.to_thread(toolkit.judge.score, state["question"], state["response"],
+                                         state["culture"], state["contrast"])
+    return score, judge_fields(judged)
+
+
+def new_version(state: SampleState, score: SampleScore, answers: dict[str, str],
+                judged: dict[str, float], critique: str = "") -> Version:
+    """The whole trajectory line of the state's scored question and response.
+
+    Whole, judge's scores included (under their own keys), because the checkpoint keeps it: a
+    sample continued from a checkpoint writes any line a dead process never wrote, and it
+    must be the line that process would have written.
+    """
+    version: Version = {
+        "sample_id": state["sample_id"], "round": state["round"], "step": state["step"],
+        "question": state["question"], "response": state["response"],
+        "representativeness": round(score.representativeness, 4),
+        "distinctiveness": round(score.distinctiveness, 4),
+        "objective": round(score.objective, 4),
+        "attribution": {k: round(v, 4) for k, v in score.attribution.items()},
+        "critique": critique, "missing_core": score.missing_core,
+        "culture": state["culture"], "topic": state["topic"], "contrast": state["contrast"],
+        "contrast_answers": answers, "grounding_ids": state.get("knowledge_ids", []),
+        "score_flags": score.flags,
+    }
+    if judged:
+        version["judge_representativeness"] = judged["judge_representativeness"]
+        version["judge_distinctiveness"] = judged["judge_distinctiveness"]
+        version["judge_objective"] = judged["judge_objective"]
+    return version
+
+
+def record_version(toolkit: Toolkit, version: Version) -> None:
+    """The trajectory line and the progress event."""
+    toolkit.recorder.write_version(dict(version))
+    toolkit.on_event("version", dict(version))
+
+
+def judged_of(version: Version) -> dict[str, float]:
+    """The judge's scores a version was recorded with (empty without a judge)."""
+    line: dict[str, Any] = dict(version)
+    return {key: line[key] for key in JUDGE_KEYS if key in line}
+
+
+def finalize_node(toolkit: Toolkit) -> Any:
+    """Keep the best version (never simply the last): the dataset line, with the judge's view."""
+
+    async def finalize(state: SampleState) -> dict[str, Any]:
+        best = best_version(state["versions"])
+        # The judge scored every version as it was recorded: the best's scores are those
+        # (a resumed finished sample rewrites this line from them, graph/local.py).
+        judged = judged_of(best)
+        if toolkit.judge is not None and not judged:  # a version checkpointed without them
+            judged = judge_fields(await asyncio.to_thread(
+                toolkit.judge.score, best["question"], best["response"], state["culture"],
+                state["contrast"]))
+        line = dataset_line(state, best, toolkit.system_prompt, toolkit.strategy, judged)
+        toolkit.recorder.write_sample(line)
+        toolkit.on_event("sample_done", {"sample_id": state["sample_id"], "culture": state["culture"],
+                                         "first": state["versions"][0], "best": best})
+        return {"best": best, "done": True}
+
+    return finalize
+
+
+def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
+    """Compile the per-sample loop graph with the given tools and checkpointer."""
+    loop = toolkit.loop
+
     async def critique(state: SampleState) -> dict[str, Any]:
         context = _context(toolkit, state, state["round"])
-        contrast = state["contrast"]
-        if state.get("contrast_question") == state["question"]:
-            # Contrast answers depend on the question only: a response step reuses them.
-            contrast_answers = state["contrast_answers"]
+        answers, cache = await contrast_answers(toolkit, state, context)
+        score, judged = await score_state(toolkit, state, answers)
+        previous = state.get("versions", [])
+        if state["step"] != "initial" and rejected(score.representativeness,
+                                                   base_version(previous, loop), loop):
+            # The next refinement starts from an earlier version: no critique of this one.
+            version = new_version(state, score, answers, judged, "rejected: R fell more than "
+                                  f"loop.max_r_drop={loop.max_r_drop}")
+            version["rejected"] = True
         else:
-            answers = await asyncio.gather(*(
-                toolkit.critic.contrast_answer(context, other, state["question"]) for other in contrast
-            ))
-            contrast_answers = dict(zip(contrast, answers, strict=True))
-        score = await asyncio.to_thread(
-            toolkit.scorer.score, state["question"], state["response"], state["culture"],
-            contrast, contrast_answers, state.get("knowledge_ids", []),
-        )
-        review = await toolkit.critic.critique(
-            context, culture=state["culture"], question=state["question"],
-            response=state["response"], representativeness=score.representativeness,
-            distinctiveness=score.distinctiveness, objective=score.objective,
-            generic_sentences=score.generic_sentences, missing_core=score.missing_core,
-            contrast_answers=contrast_answers,
-        )
-        text = critique_text(review, score.generic_sentences, score.missing_core)
-        version: Version = {
-            "sample_id": state["sample_id"], "round": state["round"], "step": state["step"],
-            "question": state["question"], "response": state["response"],
-            "representativeness": round(score.representativeness, 4),
-            "distinctiveness": round(score.distinctiveness, 4),
-            "objective": round(score.objective, 4),
-            "attribution": {k: round(v, 4) for k, v in score.attribution.items()},
-            "critique": text, "culture": state["culture"], "topic": state["topic"],
-            "contrast": contrast, "contrast_answers": contrast_answers,
-            "grounding_ids": state.get("knowledge_ids", []), "score_flags": score.flags,
-        }
-        toolkit.recorder.write_version(dict(version))
-        versions = [*state.get("versions", []), version]
-        next_step, reason = decide(versions, toolkit.loop)
-        toolkit.on_event("version", dict(version))
-        return {"versions": [version], "contrast_answers": contrast_answers,
-                "contrast_question": state["question"], "critique": text,
-                "missing_core": score.missing_core, "next_step": next_step, "stop_reason": reason}
+            review = await toolkit.critic.critique(
+                context, culture=state["culture"], question=state["question"],
+                response=state["response"], representativeness=score.representativeness,
+                distinctiveness=score.distinctiveness, objective=score.objective,
+                generic_sentences=score.generic_sentences, missing_core=score.missing_core,
+                contrast_answers=answers,
+            )
+            version = new_version(state, score, answers, judged,
+                                  critique_text(review, score.generic_sentences, score.missing_core))
+        record_version(toolkit, version)
+        next_step, reason = decide([*previous, version], loop)
+        return {"versions": [version], "contrast_answers": answers,
+                "contrast_question": state["question"], "contrast_cache": cache,
+                "critique": version["critique"], "missing_core": score.missing_core,
+                "next_step": next_step, "stop_reason": reason}
 
     async def refine_question(state: SampleState) -> dict[str, Any]:
         round_ = state["round"] + 1
         context = _context(toolkit, state, round_)
+        base = base_version(state["versions"], loop)
         question = await toolkit.refiner.refine_question(
             context, culture=state["culture"], topic=state["topic_name"],
-            question=state["question"], critique=state["critique"],
+            question=base["question"], critique=base["critique"],
             history=_history(state["versions"]),
         )
         toolkit.questions.add(state["culture"], state["topic"], state["sample_id"], question)
@@ -156,28 +256,23 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
 
     async def refine_response(state: SampleState) -> dict[str, Any]:
         round_ = state["round"] + 1
+        base = base_version(state["versions"], loop)
         response = await toolkit.refiner.refine_response(
-            _context(toolkit, state, round_), culture=state["culture"], question=state["question"],
-            response=state["response"], critique=state["critique"],
-            history=_history(state["versions"]), missing_core=state.get("missing_core", []),
+            _context(toolkit, state, round_), culture=state["culture"], question=base["question"],
+            response=base["response"], critique=base["critique"],
+            history=_history(state["versions"]),
+            missing_core=base.get("missing_core", state.get("missing_core", [])),
             knowledge=state["knowledge"],
         )
-        return {"response": response, "round": round_, "step": "response"}
-
-    async def finalize(state: SampleState) -> dict[str, Any]:
-        best = best_version(state["versions"])
-        line = dataset_line(state, best, toolkit.system_prompt)
-        toolkit.recorder.write_sample(line)
-        toolkit.on_event("sample_done", {"sample_id": state["sample_id"], "culture": state["culture"],
-                                         "first": state["versions"][0], "best": best})
-        return {"best": best, "done": True}
+        return {"question": base["question"], "response": response, "round": round_,
+                "step": "response"}
 
     builder = StateGraph(SampleState)
-    builder.add_node("draft", draft)
+    builder.add_node("draft", draft_node(toolkit))
     builder.add_node("critique", critique)
     builder.add_node(REFINE_QUESTION, refine_question)
     builder.add_node(REFINE_RESPONSE, refine_response)
-    builder.add_node(FINALIZE, finalize)
+    builder.add_node(FINALIZE, finalize_node(toolkit))
     builder.add_edge(START, "draft")
     builder.add_edge("draft", "critique")
     builder.add_conditional_edges(
@@ -189,7 +284,8 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     return builder.compile(checkpointer=checkpointer, name="optimize_sample")
 
 
-def dataset_line(state: SampleState, best: Version, system_prompt: str | None) -> dict[str, Any]:
+def dataset_line(state: SampleState, best: Version, system_prompt: str | None,
+                 strategy: str = "loop", judged: dict[str, float] | None = None) -> dict[str, Any]:
     """A dataset.jsonl line: OpenAI chat fine-tuning format plus metadata."""
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages += [{"role": "user", "content": best["question"]},
@@ -199,12 +295,14 @@ def dataset_line(state: SampleState, best: Version, system_prompt: str | None) -
         "messages": messages,
         "metadata": {
             "sample_id": state["sample_id"], "run_id": state["run_id"], "culture": state["culture"],
-            "topic": state["topic"], "contrast": state["contrast"],
+            "topic": state["topic"], "contrast": state["contrast"], "strategy": strategy,
             "representativeness": best["representativeness"],
             "distinctiveness": best["distinctiveness"], "objective": best["objective"],
-            "attribution": best["attribution"], "rounds": state["versions"][-1]["round"],
+            "attribution": best["attribution"],
+            # Baselines make candidates, not refinement rounds.
+            "rounds": state["versions"][-1]["round"] if strategy == "loop" else 0,
             "best_round": best["round"], "best_step": best["step"],
             "stop_reason": state.get("stop_reason", ""), "versions": len(state["versions"]),
-            "initial_objective": first["objective"],
+            "initial_objective": first["objective"], **(judged or {}),
         },
     }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict
 
 
 class Version(TypedDict):
@@ -12,7 +12,9 @@ class Version(TypedDict):
 
     sample_id: str
     round: int  # refinement rounds behind this version; 0 = the expert's first draft
-    step: str  # what produced it: "initial", "question" or "response"
+    # What produced it: "initial", "question" or "response" (loop); "candidate" (best-of-n,
+    # where round i is the i-th answer to the same question)
+    step: str
     question: str
     response: str
     representativeness: float
@@ -26,6 +28,14 @@ class Version(TypedDict):
     contrast_answers: dict[str, str]
     grounding_ids: list[str]  # the knowledge items shown to the agents
     score_flags: list[str]
+    missing_core: NotRequired[list[str]]  # what the critique found missing (for a later refinement)
+    # A refinement whose R fell more than loop.max_r_drop below the version it rewrote: kept in
+    # the trajectory, never the best, never the start of another refinement.
+    rejected: NotRequired[bool]
+    # The held-out judge's scores (judge.split): recorded, never shown to an agent or routed on.
+    judge_representativeness: NotRequired[float]
+    judge_distinctiveness: NotRequired[float]
+    judge_objective: NotRequired[float]
 
 
 class SampleSpec(TypedDict):
@@ -50,6 +60,7 @@ class SampleState(SampleSpec, total=False):
     step: str
     contrast_answers: dict[str, str]
     contrast_question: str  # the question the contrast answers were written for
+    contrast_cache: dict[str, dict[str, str]]  # question -> its contrast answers
     critique: str
     missing_core: list[str]
     versions: Annotated[list[Version], operator.add]

@@ -76,6 +76,13 @@ def claim_of(text: str) -> str | None:
     return tail.strip() if sep and head.strip() and tail.strip() else None
 
 
+def shown_half(candidates: list[KnowledgeItem], key: str, k: int) -> list[KnowledgeItem]:
+    """About half of ``candidates`` (at most ``k``), chosen by a hash of ``key`` and item id."""
+    shown = [item for item in candidates
+             if hashlib.sha1(f"{key}\x1f{item.id}".encode()).digest()[0] % 2 == 0]
+    return shown[:k]
+
+
 def stable_id(*parts: str) -> str:
     """Same content, same id: re-ingesting a file adds nothing twice."""
     return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
@@ -374,10 +381,7 @@ class CulturalMemory:
         was copied. Which half is fixed by ``key`` (the sample id), so every sample of a topic
         sees its own half and a resumed sample the same one.
         """
-        candidates = self.retrieve(culture, query, 2 * k, topic)
-        shown = [item for item in candidates
-                 if hashlib.sha1(f"{key}\x1f{item.id}".encode()).digest()[0] % 2 == 0]
-        return shown[:k]
+        return shown_half(self.retrieve(culture, query, 2 * k, topic), key, k)
 
     def stats(self) -> dict[str, Any]:
         per_culture: dict[str, dict[str, Any]] = {}

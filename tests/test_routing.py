@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from caredio.config import LoopSettings
-from caredio.graph.routing import FINALIZE, REFINE_QUESTION, REFINE_RESPONSE, best_version, decide
+from caredio.graph.routing import (
+    FINALIZE,
+    REFINE_QUESTION,
+    REFINE_RESPONSE,
+    base_version,
+    best_version,
+    decide,
+    rejected,
+)
 
 
 def version(round_: int, r: float, d: float, j: float | None = None) -> dict:
@@ -56,3 +64,34 @@ def test_best_version_is_the_highest_objective_not_the_last() -> None:
 def test_best_version_tie_goes_to_the_earlier() -> None:
     history = [version(0, 0.5, 0.5), version(1, 0.5, 0.5)]
     assert best_version(history)["round"] == 0
+
+
+# -- the loop's own choices (loop.refine_from, loop.max_r_drop, loop.first_step) ------------------
+
+
+def test_question_first_starts_with_a_question_step_then_alternates() -> None:
+    loop = LoopSettings(min_rounds=0, max_rounds=10, patience=9, first_step="question")
+    assert decide([version(0, 0.1, 0.1)], loop)[0] == REFINE_QUESTION
+    assert decide([version(0, 0.1, 0.1), version(1, 0.2, 0.2)], loop)[0] == REFINE_RESPONSE
+
+
+def test_refinement_starts_from_the_latest_kept_or_the_best_version() -> None:
+    history = [version(0, 0.5, 0.5), version(1, 0.9, 0.9), version(2, 0.3, 0.3)]
+    assert base_version(history, LoopSettings())["round"] == 2
+    assert base_version(history, LoopSettings(refine_from="best"))["round"] == 1
+    history[2]["rejected"] = True
+    assert base_version(history, LoopSettings())["round"] == 1
+
+
+def test_a_refinement_losing_more_r_than_the_margin_is_rejected_and_never_kept() -> None:
+    loop = LoopSettings(max_r_drop=0.1)
+    base = version(0, 0.6, 0.2)
+    assert rejected(0.49, base, loop) and not rejected(0.5, base, loop)
+    assert not rejected(0.0, base, LoopSettings())  # no margin set: nothing is rejected
+    # Rejected, although its J is the highest: D rose while R fell.
+    history = [base, {**version(1, 0.3, 0.95), "rejected": True}]
+    assert best_version(history)["round"] == 0
+    # A rejected version neither meets the thresholds nor counts as progress.
+    loop = LoopSettings(min_rounds=1, max_rounds=5, patience=1, r_threshold=0.2, d_threshold=0.2)
+    assert decide(history, loop) == (FINALIZE, "plateau")
+    assert decide([base, version(1, 0.3, 0.95)], loop) == (FINALIZE, "thresholds")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import threading
 import time
 from pathlib import Path
@@ -196,12 +195,6 @@ def eval_command(
     _finish(console, eval_dir, record, as_json)
 
 
-def _fmt(estimate: Any) -> str:
-    if not estimate.n or math.isnan(estimate.mean):
-        return "–"
-    return f"{estimate.mean:.3f} [{estimate.low:.3f}, {estimate.high:.3f}]"
-
-
 def compare_command(
     directories: list[Path] = typer.Argument(..., help="Two or more eval directories (or run directories); the first is the baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
@@ -209,7 +202,7 @@ def compare_command(
 ) -> None:
     """Directories side by side: means with 95% intervals, and paired differences against the first."""
     from caredio.cli.main import console, err_console
-    from caredio.compare import compare, write_plot
+    from caredio.compare import compare, interval_text, row_digits, write_plot
     from caredio.errors import UserInputError
 
     if plot is not None and plot.suffix.lower() != ".png":
@@ -233,9 +226,11 @@ def compare_command(
     for label in labels[1:]:
         table.add_column(f"{label} - {labels[0]}", justify="right")
     for row in comparison.rows:
-        diffs = [f"{d.mean:+.3f} [{d.low:+.3f}, {d.high:+.3f}] n={d.n}" if d.n else "no pairs"
+        digits = row_digits(row)
+        diffs = [f"{interval_text(d, signed=True, digits=digits)} n={d.n}" if d.n else "no pairs"
                  for d, _, _ in row.differences]
-        table.add_row(row.metric, row.group, *[_fmt(e) for e in row.estimates], *diffs,
+        table.add_row(row.metric, row.group, *[interval_text(e, digits=digits) for e in row.estimates],
+                      *diffs,
                       style="bold" if row.group == "all" else None)
     console.print(table)
     for measured in comparison.measured:

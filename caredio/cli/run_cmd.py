@@ -173,6 +173,10 @@ def register(cli: typer.Typer) -> None:
         gguf: str = typer.Option(None, "--gguf", help="GGUF file for the embedded server [default: SmolLM2-135M-Instruct]."),
         concurrency: int = typer.Option(None, "--concurrency", help="LLM requests in flight at most [default: 4]."),
         prompts: str = typer.Option(None, "--prompts", help="Directory of prompt template overrides."),
+        strategy: str = typer.Option(None, "--strategy", help="How samples are made: loop (the three agents) [default], or a baseline: one-shot, best-of-n."),
+        best_of_n: int = typer.Option(None, "--best-of-n", help="Answers per sample for best-of-n [default: the loop's calls per sample at --max-rounds, less question and contrast calls]."),
+        judge_split: float = typer.Option(None, "--judge-split", help="Share of each culture's knowledge (by item id) held out for a judge the loop never sees, e.g. 0.3 [default: 0, no judge]."),
+        seed: int = typer.Option(None, "--seed", help="Sampling seed sent with every LLM request (llm.seed), for reproducible runs where the endpoint honours it."),
         demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; only the summary."),
         executor: str = typer.Option(None, "--executor", help="Where samples run: 'local' (this process) [default] or 'ray' (Ray workers; needs caredio[scale])."),
@@ -197,13 +201,16 @@ def register(cli: typer.Typer) -> None:
         flags.update({k: v for k, v in {
             "cultures": split(cultures), "topics": split(topics), "samples_per_topic": samples_per_topic,
             "out": out, "run_id": run_id, "concurrency": concurrency, "prompts_dir": prompts,
-            "contrast": contrast_value, "executor": executor, "ray_address": ray_address,
+            "contrast": contrast_value, "strategy": strategy, "best_of_n": best_of_n,
+            "executor": executor, "ray_address": ray_address,
             "ray_workers": ray_workers, "checkpoint_url": checkpoint_url,
         }.items() if v is not None})
         flags["telemetry"] = {"otlp_endpoint": otlp_endpoint}
+        if judge_split is not None:
+            flags["judge"] = {"split": judge_split}
         if max_rounds is not None:
             flags["loop"]["max_rounds"] = max_rounds
-        flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf}
+        flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf, "seed": seed}
         flags["memory"] = {"path": memory, "url": memory_url}
         settings = load_settings(config, **flags)
         if not settings.run_id:

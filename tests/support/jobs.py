@@ -19,7 +19,7 @@ def stub_settings(base_url: str, out: str, *, run_id: str = "run", rounds: int =
                   cultures: tuple[str, ...] = ("Japan", "China"),
                   topics: tuple[str, ...] = ("food_drink",), samples_per_topic: int = 1,
                   concurrency: int = 4, llm: dict[str, Any] | None = None,
-                  **extra: Any) -> Settings:
+                  loop: dict[str, Any] | None = None, **extra: Any) -> Settings:
     """A job of len(cultures) x len(topics) x samples_per_topic samples, exactly ``rounds``
     refinement rounds each (the score thresholds cannot be met, so it never stops early)."""
     return load_settings(
@@ -27,7 +27,7 @@ def stub_settings(base_url: str, out: str, *, run_id: str = "run", rounds: int =
         contrast=["Japan", "China", "South Korea"], out=out, run_id=run_id,
         concurrency=concurrency,
         loop={"max_rounds": rounds, "min_rounds": rounds, "r_threshold": 1.0,
-              "d_threshold": 1.0, "patience": rounds + 1},
+              "d_threshold": 1.0, "patience": rounds + 1, **(loop or {})},
         llm={"base_url": base_url, "model": "stub", "timeout": 10.0, "backoff": 0.02,
              **(llm or {})},
         memory={"path": ":memory:", "elicit_missing": False},
