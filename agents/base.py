@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ class TurnContext:
     sample_id: str
     round: int
     sink: TraceSink
+    on_start: Callable[[dict[str, Any]], None] | None = None  # a turn begins (progress display)
 
 
 async def run_turn(
@@ -31,14 +33,22 @@ async def run_turn(
     template: PromptTemplate,
     schema: type[T],
     context: TurnContext,
+    rules: dict[str, Any] | None = None,
     **variables: Any,
 ) -> T:
-    """One agent turn. The trace line is written whether the turn succeeds or fails."""
+    """One agent turn. The trace line is written whether the turn succeeds or fails.
+
+    ``rules`` is the validation context of the reply (see ``caredio.agents.checks``): what
+    its text fields must not contain in this turn.
+    """
     messages = template.render(**variables)
     result = CallResult(model=llm.model, seed_key=f"{context.sample_id}#{context.round}")
     error = ""
+    if context.on_start is not None:
+        context.on_start({"sample_id": context.sample_id, "round": context.round,
+                          "agent": template.spec.agent, "step": template.spec.step})
     try:
-        parsed, _ = await llm.structured(messages, schema, result)
+        parsed, _ = await llm.structured(messages, schema, result, context=rules)
         return parsed
     except (ModelOutputError, EndpointError) as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -63,6 +73,8 @@ async def run_turn(
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
             "latency_ms": result.latency_ms,
+            "queue_ms": result.queue_ms,  # waiting for a request slot (--concurrency)
+            "request_ms": result.request_ms,  # waiting for the endpoint's answers
             "retries": result.retries,
             "retry_reasons": result.errors,
             "error": error or None,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from caredio.agents.base import TurnContext, run_turn
+from caredio.agents.checks import Items, Text
 from caredio.llm import RoleLLM
 from caredio.prompts import PromptTemplate
 
@@ -17,14 +18,14 @@ from caredio.prompts import PromptTemplate
 class ContrastAnswer(BaseModel):
     """A short answer to the same question by an insider of a related culture."""
 
-    answer: str = Field(description="Two sentences on what is typical in the related culture")
+    answer: Text = Field(description="Two sentences on what is typical in the related culture")
 
 
 class Critique(BaseModel):
     """What keeps the answer from being representative and distinctive, and how to fix it."""
 
-    summary: str = Field(description="One or two sentences: the main weakness of the answer")
-    suggestions: list[str] = Field(
+    summary: Text = Field(description="One or two sentences: the main weakness of the answer")
+    suggestions: Items = Field(
         default_factory=list, description="Up to three concrete changes to make"
     )
 
@@ -42,7 +43,7 @@ class ContrastCritic:
             self.llm, self.contrast_template, ContrastAnswer, context, culture=culture,
             question=question,
         )
-        return reply.answer.strip()
+        return reply.answer
 
     async def critique(
         self, context: TurnContext, *, culture: str, question: str, response: str,
@@ -60,11 +61,11 @@ class ContrastCritic:
 
 def critique_text(critique: Critique, generic_sentences: list[str], missing_core: list[str]) -> str:
     """The critique as the refiner reads it: the model's words plus the measured diagnosis."""
-    parts = [critique.summary.strip()]
+    parts = [critique.summary]
     if generic_sentences:
         parts.append("Generic or shared: " + " | ".join(generic_sentences[:3]))
     if missing_core:
         parts.append("Missing core: " + " | ".join(missing_core[:3]))
     if critique.suggestions:
-        parts.append("Suggestions: " + " | ".join(s.strip() for s in critique.suggestions[:3]))
+        parts.append("Suggestions: " + " | ".join(critique.suggestions[:3]))
     return "\n".join(part for part in parts if part)

@@ -15,11 +15,14 @@ Agents = tuple[CultureExpert, ContrastCritic, Refiner]
 
 def run_limiter(settings: Settings) -> RequestLimiter:
     """The whole run's bound on requests in flight, requests per minute and 429 pauses."""
-    # The embedded llama.cpp server answers one request at a time: more in flight would only
-    # queue inside it, where the client's timeout keeps running.
-    in_flight = 1 if settings.llm.base_url is None else settings.concurrency
-    return RequestLimiter(in_flight, settings.llm.requests_per_minute,
+    return RequestLimiter(requests_at_once(settings), settings.llm.requests_per_minute,
                           down_after=settings.llm.down_after)
+
+
+def requests_at_once(settings: Settings) -> int:
+    """LLM requests in flight at most. The embedded llama.cpp server answers one at a time:
+    more would only queue inside it, where the client's timeout keeps running."""
+    return 1 if settings.llm.base_url is None else settings.concurrency
 
 
 def build_agents(

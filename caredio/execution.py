@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.acceptance import accept_into_memory
-from caredio.agent_factory import Agents, build_agents
+from caredio.agent_factory import Agents, build_agents, requests_at_once
 from caredio.agents.base import TurnContext
 from caredio.checkpoints import open_checkpointer
 from caredio.config import ROLES, public_url
@@ -73,6 +73,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
             async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write_run(endpoint=public_url(base_url), model=model,
                                    embedded_model=settings.llm.base_url is None)
+                events("endpoint", {"endpoint": public_url(base_url), "model": model,
+                                    "requests_at_once": requests_at_once(settings)})
                 agents = build_agents(settings, job.templates, base_url, model, liveness)
                 sink = MultiSink(recorder, LoggingTraceSink(), *([spans] if spans else []))
                 if job.missing:
@@ -87,7 +89,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
 
                 async with open_executor(job, run_dir, recorder, sink, events, agents,
                                          questions, (base_url, model)) as executor:
-                    graph = build_run_graph(executor, lambda: plan, select, events)
+                    graph = build_run_graph(executor, lambda: plan, select, events,
+                                            settings.loop.max_rounds)
                     final = await graph.ainvoke(
                         {}, {"max_concurrency": max(settings.concurrency * 2, 4),
                              "callbacks": callbacks, "run_name": f"caredio_run:{run_id}"})

@@ -38,6 +38,7 @@ from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.limits import EndpointHealth, RequestLimiter
 from caredio.liveness import Liveness
 from caredio.structured import (
+    LAST_TRY,
     METHOD_CHAIN,
     MethodMemory,
     extract_json,
@@ -60,6 +61,9 @@ TRANSIENT = (
 )
 TRANSIENT_STATUS = {408, 409, 425, 429}  # request timeout, conflict, too early, rate limited
 MAX_RETRY_AFTER = 300.0
+REASK_TEMPERATURE_FLOOR = 0.7  # a re-ask starts from at least this ...
+REASK_TEMPERATURE_STEP = 0.2  # ... plus this per re-ask ...
+REASK_TEMPERATURE_CAP = 1.2  # ... up to this
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -79,7 +83,9 @@ class CallResult:
     model: str = ""
     input_tokens: int = 0
     output_tokens: int = 0
-    latency_ms: int = 0
+    latency_ms: int = 0  # the whole turn: queue + requests + backoff between retries
+    queue_ms: int = 0  # waiting for a request slot (the run's concurrency bound)
+    request_ms: int = 0  # requests in flight, until the endpoint answered
     retries: int = 0
     errors: list[str] = field(default_factory=list)
     # Where the turn belongs (sample and round), for llm.seed: the request's seed is a function
@@ -139,6 +145,7 @@ class RoleLLM:
         self.base_url = effective.base_url or base_url
         self.public_url = public_url(self.base_url)
         self.model = effective.model or model
+        self.temperature = settings.temperature if effective.temperature is None else effective.temperature
         # Calls to an endpoint with a health URL are given up by the liveness watch (no sign
         # of life for `timeout` seconds), not by the socket: a slow reply is not abandoned.
         self.liveness = liveness if self.base_url == base_url else None
@@ -210,24 +217,31 @@ class RoleLLM:
         return EndpointDown(message) if _is_fatal(exc) else EndpointError(message)
 
     async def structured(
-        self, messages: list[dict[str, str]], schema: type[T], result: CallResult | None = None
+        self, messages: list[dict[str, str]], schema: type[T], result: CallResult | None = None,
+        context: dict[str, Any] | None = None,
     ) -> tuple[T, CallResult]:
         """Ask for an instance of ``schema``; raises EndpointError or ModelOutputError.
 
         ``result`` is filled in as the call goes, so a caller can record retries and errors
-        of a call that failed in the end.
+        of a call that failed in the end. ``context`` is the pydantic validation context of
+        the reply: a field it makes the schema refuse is re-asked like a parse error.
         """
         result = result if result is not None else CallResult(model=self.model)
         started = time.monotonic()
         last_output_error: ModelOutputError | None = None
         rejections: list[str] = []
         try:
-            for method in self.methods.candidates(self.endpoint):
+            candidates = self.methods.candidates(self.endpoint)
+            for method in candidates:
                 conversation = list(messages)
-                for _attempt in range(self.settings.parse_retries + 1):
+                for attempt in range(self.settings.parse_retries + 1):
+                    # The checks may repair, on the last try only, what they refuse before.
+                    last = method == candidates[-1] and attempt == self.settings.parse_retries
+                    rules = {**context, LAST_TRY: True} if context is not None and last else context
                     try:
-                        message = await self._invoke(conversation, schema, method, result)
-                        parsed = self._parse(message, schema, method)
+                        message = await self._invoke(conversation, schema, method, result,
+                                                     self._reask_temperature(attempt))
+                        parsed = self._parse(message, schema, method, rules)
                     except openai.APIStatusError as exc:
                         if _is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")
@@ -242,7 +256,7 @@ class RoleLLM:
                         last_output_error = exc
                         result.errors.append(f"{method}: {exc}")
                         result.retries += 1
-                        conversation = [*messages, *_feedback(exc)]
+                        conversation = [*conversation, *_feedback(exc)]
                         continue
                     self.methods.confirm(self.endpoint, method)
                     result.parsed = parsed
@@ -255,6 +269,14 @@ class RoleLLM:
         tried = "; ".join(rejections) or "none left to try"
         raise EndpointError(f"{self.public_url}: no structured-output method accepted by the "
                             f"endpoint for model '{self.model}' ({tried})")
+
+    def _reask_temperature(self, attempt: int) -> float | None:
+        """A re-ask is sampled hotter: at a low temperature a small model answers the feedback
+        with the same unusable reply, word for word (seen with SmolLM2-135M at 0.2)."""
+        if attempt == 0:
+            return None
+        return min(REASK_TEMPERATURE_CAP, max(self.temperature, REASK_TEMPERATURE_FLOOR)
+                   + REASK_TEMPERATURE_STEP * attempt)
 
     async def text(self, messages: list[dict[str, str]], result: CallResult | None = None
                    ) -> tuple[str, CallResult]:
@@ -276,13 +298,15 @@ class RoleLLM:
         return result.output, result
 
     async def _invoke(self, messages: list[dict[str, str]], schema: type[BaseModel], method: str,
-                      result: CallResult) -> AIMessage:
+                      result: CallResult, temperature: float | None = None) -> AIMessage:
         if method in ("json_mode", "prompt"):
             last = messages[-1]
             content = last["content"] + schema_instruction(schema)
             messages = [*messages[:-1], {**last, "content": content}]
-        message = await self._send(self._request(schema, method), messages, result,
-                                   lambda: not self._confirmed(method))
+        request = self._request(schema, method)
+        if temperature is not None:  # a re-ask (cached request fields are never changed)
+            request = {**request, "temperature": temperature}
+        message = await self._send(request, messages, result, lambda: not self._confirmed(method))
         result.output = message_text(message)
         return message
 
@@ -359,15 +383,21 @@ class RoleLLM:
         attempt = 0
         while True:
             health.check(self.base_url)
+            queued = time.monotonic()
             try:
                 async with self.limiter:
-                    if self.liveness is None:
-                        message = await self._complete(messages, {**request, **options})
-                    else:
-                        self.liveness.check_process()
-                        message = await self.liveness.watch(
-                            self._complete(messages, {**request, **options}), self.settings.timeout,
-                            self.base_url)
+                    sent = time.monotonic()
+                    result.queue_ms += int((sent - queued) * 1000)
+                    try:
+                        if self.liveness is None:
+                            message = await self._complete(messages, {**request, **options})
+                        else:
+                            self.liveness.check_process()
+                            message = await self.liveness.watch(
+                                self._complete(messages, {**request, **options}),
+                                self.settings.timeout, self.base_url)
+                    finally:
+                        result.request_ms += int((time.monotonic() - sent) * 1000)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
                 # The SDK's structured-output parser raises these instead of returning the reply.
                 raise ModelOutputError(f"reply unusable: {type(exc).__name__}", raw="") from exc
@@ -380,7 +410,8 @@ class RoleLLM:
                     health.check(self.base_url)
                 # Asked at each failure: a concurrent call may have confirmed the method
                 # meanwhile, and then a 500 is a transient error like any other.
-                if isinstance(exc, openai.InternalServerError) and attempt >= 1 and probe():
+                probing = isinstance(exc, openai.InternalServerError) and probe()
+                if probing and attempt >= 1:
                     raise
                 if attempt >= self.settings.max_retries:
                     raise EndpointError(
@@ -394,7 +425,10 @@ class RoleLLM:
                 attempt += 1
                 result.retries += 1
                 result.errors.append(description)
-                log.warning("%s: %s; retry %d in %.1fs", self.role, description, attempt, delay)
+                # A 500 to a method not yet known to work is the expected probe (llama.cpp and
+                # json_schema), not a problem worth a warning.
+                log.log(logging.INFO if probing else logging.WARNING, "%s: %s; retry %d in %.1fs",
+                        self.role, description, attempt, delay)
                 await _sleep(delay)
                 continue
             health.ok()
@@ -403,11 +437,13 @@ class RoleLLM:
             result.output_tokens += int(usage.get("output_tokens", 0))
             return message
 
-    def _parse(self, message: AIMessage, schema: type[T], method: str) -> T:
+    def _parse(self, message: AIMessage, schema: type[T], method: str,
+               context: dict[str, Any] | None = None) -> T:
         if method == "function_calling":
             if message.tool_calls:
                 args = message.tool_calls[0]["args"]
-                return parse_reply(schema, args, message_text(message), lenient=False)
+                return parse_reply(schema, args, message_text(message), lenient=False,
+                                   context=context)
             if message.invalid_tool_calls:
                 bad = message.invalid_tool_calls[0]
                 raise ModelOutputError(
@@ -420,9 +456,9 @@ class RoleLLM:
             payload = extract_json(text)
         except ModelOutputError:
             if method == "prompt":
-                return parse_reply(schema, None, text, lenient=True)
+                return parse_reply(schema, None, text, lenient=True, context=context)
             raise
-        return parse_reply(schema, payload, text, lenient=method == "prompt")
+        return parse_reply(schema, payload, text, lenient=method == "prompt", context=context)
 
 
 def message_text(message: AIMessage) -> str:
@@ -440,7 +476,7 @@ def _feedback(exc: ModelOutputError) -> list[dict[str, str]]:
     """The unusable reply and the parse error, so the model can correct itself."""
     return [{"role": "assistant", "content": exc.raw[:2000]},
             {"role": "user", "content": f"That reply could not be used: {exc}. "
-             "Answer again, following the format exactly."}]
+             "Answer again, fixing that and following the format exactly."}]
 
 
 def _describe(exc: BaseException) -> str:

@@ -112,9 +112,10 @@ def fig_first_vs_best(trajectories: list[dict[str, Any]]) -> bytes:
     return _png(fig)
 
 
-def fig_coverage(run: RunData, trajectories: list[dict[str, Any]]) -> bytes:
-    """Samples per topic × culture (dataset lines; samples still optimizing count by trajectory)."""
-    plt = _pyplot()
+def coverage_cells(run: RunData, trajectories: list[dict[str, Any]],
+                   ) -> tuple[list[str], list[str], dict[tuple[str, str], list[float]]]:
+    """Topics, cultures and the best J of each sample per (topic, culture): dataset lines, and
+    the best version so far of samples still optimizing."""
     best = {s: b for s, (_, b) in first_and_best(trajectories).items()}
     cells: dict[tuple[str, str], list[float]] = defaultdict(list)
     done = set()
@@ -129,41 +130,66 @@ def fig_coverage(run: RunData, trajectories: list[dict[str, Any]]) -> bytes:
             )
     topics = sorted({t for t, _ in cells} | set(run.config.get("topics") or []))
     cultures = sorted({c for _, c in cells} | set(run.config.get("cultures") or []))
-    grid = [[len(cells.get((t, c), [])) for c in cultures] for t in topics]
+    return topics, cultures, cells
+
+
+def coverage_figure(run: RunData, trajectories: list[dict[str, Any]]) -> Any:
+    """Colour = mean best J on its true scale [0, 1]; a cell without samples is grey."""
+    plt = _pyplot()
+    import numpy as np
+
+    topics, cultures, cells = coverage_cells(run, trajectories)
+    grid = np.ma.masked_invalid([
+        [statistics.fmean(cells[(t, c)]) if cells.get((t, c)) else np.nan for c in cultures]
+        for t in topics
+    ])
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cultures), 1.2 + 0.45 * len(topics)))
-    peak = max([max(row) for row in grid] + [1])
-    image = ax.imshow(grid, cmap="YlGn", vmin=0, vmax=peak * 1.6, aspect="auto")
+    cmap = plt.get_cmap("YlGn").with_extremes(bad="#dddddd")
+    image = ax.imshow(grid, cmap=cmap, vmin=0.0, vmax=1.0, aspect="auto")
     for i, topic in enumerate(topics):
         for j, culture in enumerate(cultures):
             values = cells.get((topic, culture), [])
-            label = f"{len(values)}\nJ {statistics.fmean(values):.2f}" if values else "0"
+            label = f"{len(values)}\nJ {statistics.fmean(values):.2f}" if values else "none"
             ax.text(j, i, label, ha="center", va="center", fontsize=8, color="black")
     ax.set_xticks(range(len(cultures)), cultures, rotation=20, fontsize=8)
     ax.set_yticks(range(len(topics)), topics, fontsize=8)
-    ax.set_title("Coverage: samples (and mean best J) per topic × culture")
-    fig.colorbar(image, ax=ax, label="samples")
-    return _png(fig)
+    ax.set_title("Coverage: samples and mean best J per topic × culture")
+    fig.colorbar(image, ax=ax, label="mean best J (grey: no sample)")
+    return fig
+
+
+def fig_coverage(run: RunData, trajectories: list[dict[str, Any]]) -> bytes:
+    return _png(coverage_figure(run, trajectories))
 
 
 def cost_by_agent(run: RunData) -> dict[str, dict[str, float]]:
-    """Tokens, calls and model time per agent role, summed over the trace."""
-    cost = {agent: {"input": 0.0, "output": 0.0, "calls": 0.0, "seconds": 0.0} for agent in AGENTS}
+    """Tokens, calls and time per agent role, summed over the trace.
+
+    ``request_seconds`` is time the endpoint took to answer, ``queue_seconds`` time a call
+    waited for a request slot (``--concurrency``; one at a time on the embedded server).
+    A turn's latency holds both, so summing latency counts the queue as model time. Traces
+    written before the two were recorded have latency only: it counts as request time.
+    """
+    empty = {"input": 0.0, "output": 0.0, "calls": 0.0, "request_seconds": 0.0, "queue_seconds": 0.0}
+    cost = {agent: dict(empty) for agent in AGENTS}
     for turn in run.turns:
-        row = cost.setdefault(
-            str(turn.get("agent")), {"input": 0.0, "output": 0.0, "calls": 0.0, "seconds": 0.0}
-        )
+        row = cost.setdefault(str(turn.get("agent")), dict(empty))
         row["input"] += float(turn.get("input_tokens") or 0)
         row["output"] += float(turn.get("output_tokens") or 0)
         row["calls"] += 1
-        row["seconds"] += float(turn.get("latency_ms") or 0) / 1000
+        if "request_ms" in turn:
+            row["request_seconds"] += float(turn.get("request_ms") or 0) / 1000
+            row["queue_seconds"] += float(turn.get("queue_ms") or 0) / 1000
+        else:
+            row["request_seconds"] += float(turn.get("latency_ms") or 0) / 1000
     return cost
 
 
-def fig_cost(run: RunData) -> bytes:
+def cost_figure(run: RunData) -> Any:
     plt = _pyplot()
     cost = cost_by_agent(run)
     agents = list(cost)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.5, 3.4))
     inputs = [cost[a]["input"] for a in agents]
     left.bar(agents, inputs, label="input", color="#9ecae1")
     left.bar(
@@ -171,12 +197,23 @@ def fig_cost(run: RunData) -> bytes:
     )
     left.set_title("Tokens per agent role")
     left.legend(fontsize=8)
-    right.bar(agents, [cost[a]["seconds"] for a in agents], color="#756bb1")
-    right.set_title("Model time per agent role (s, summed latency)")
+    width = 0.38
+    xs = list(range(len(agents)))
+    right.bar([x - width / 2 for x in xs], [cost[a]["request_seconds"] for a in agents], width,
+              label="waiting for the endpoint", color="#756bb1")
+    right.bar([x + width / 2 for x in xs], [cost[a]["queue_seconds"] for a in agents], width,
+              label="queued for a request slot", color="#bcbddc")
+    right.set_xticks(xs, agents)
+    right.set_title("Time per agent role (s, summed over calls)")
+    right.legend(fontsize=8)
     for ax in (left, right):
         ax.tick_params(axis="x", labelsize=8)
         ax.grid(axis="y", alpha=0.3)
-    return _png(fig)
+    return fig
+
+
+def fig_cost(run: RunData) -> bytes:
+    return _png(cost_figure(run))
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, list[Path]]:
@@ -227,8 +264,11 @@ HEADER = "".join(
 CAPTIONS = {
     "scores_by_round": "Mean R, D and J of the versions scored in each round; the band is ±1 std.",
     "first_vs_best": "Per culture: the first version of each sample against the best one kept.",
-    "coverage": "Samples per topic and culture, with the mean best J; empty cells are gaps.",
-    "cost_by_agent": "Tokens (input + output) and summed model latency per agent role.",
+    "coverage": "Samples per topic and culture; the colour is their mean best J on a 0 to 1 scale, "
+    "grey cells are gaps.",
+    "cost_by_agent": "Tokens (input + output) per agent role; time spent waiting for the "
+    "endpoint's answers and time queued for a request slot, apart, summed over calls (calls "
+    "overlap, so sums can exceed the run's wall time).",
 }
 
 
@@ -253,6 +293,9 @@ def render_html(run: RunData, pngs: dict[str, bytes]) -> str:
         ),
         ("wall time", wall or "?"),
         ("tokens", f"{tokens} in {sum(int(r['calls']) for r in cost.values())} agent turns"),
+        ("call time (summed)",
+         f"{sum(r['request_seconds'] for r in cost.values()):.0f} s waiting for the endpoint, "
+         f"{sum(r['queue_seconds'] for r in cost.values()):.0f} s queued for a request slot"),
         ("config hash", info.get("config_hash", "?")),
         ("templates hash", info.get("templates_hash", "?")),
     ]

@@ -17,6 +17,10 @@ from caredio.config import StructuredMethod
 from caredio.errors import ModelOutputError
 
 T = TypeVar("T", bound=BaseModel)
+# The error type of a field whose content is unusable although it parses (empty, not a
+# question, names the culture): see caredio.agents.checks.
+UNUSABLE = "unusable_output"
+LAST_TRY = "last_try"  # in a reply's validation context on the call's last attempt
 METHOD_CHAIN: tuple[StructuredMethod, ...] = (
     "json_schema", "function_calling", "json_mode", "prompt",
 )
@@ -81,19 +85,90 @@ def extract_json(text: str) -> Any:
     raise ModelOutputError("no JSON object in the reply", raw=text)
 
 
-def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool) -> T:
-    """Validate a payload against the schema; a bare-text reply fills a one-string schema."""
+def parse_reply(schema: type[T], payload: Any, raw: str, *, lenient: bool,
+                context: dict[str, Any] | None = None) -> T:
+    """Validate a payload against the schema; a bare-text reply fills a one-string schema.
+
+    ``context`` is pydantic's validation context: the field checks of the agents' output
+    models (``caredio.agents.checks``) read what this call's text must not contain from it.
+    """
     wrapped = isinstance(payload, dict) and set(payload) == {"properties"}
     if wrapped and isinstance(payload["properties"], dict):
         payload = payload["properties"]  # small models echo the schema's wrapper back
     try:
-        return schema.model_validate(payload)
+        return _not_echoing(schema.model_validate(payload, context=context), raw)
     except ValidationError as exc:
-        fields = schema.model_fields
-        text_fields = [name for name, info in fields.items() if info.is_required()]
-        if lenient and len(text_fields) == 1 and isinstance(raw, str) and raw.strip():
-            return schema.model_validate({text_fields[0]: raw.strip()})
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "(root)"
-        raise ModelOutputError(f"reply does not match the schema: {where}: {first['msg']}",
-                               raw=raw) from None
+        error = exc
+    fields = schema.model_fields
+    text_fields = [name for name, info in fields.items() if info.is_required()]
+    # Bare text stands in for a missing structure, never for a field whose content was refused.
+    if (lenient and len(text_fields) == 1 and isinstance(raw, str) and raw.strip()
+            and not _unusable(error)):
+        refusals: list[ValidationError] = []
+        for text in _salvaged(text_fields[0], payload, raw):
+            try:
+                return _not_echoing(schema.model_validate({text_fields[0]: text}, context=context), raw)
+            except ValidationError as exc:
+                refusals.append(exc)
+        error = refusals[0]  # the best candidate's problem is the one worth feeding back
+    raise ModelOutputError(describe(error), raw=raw) from None
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)")
+
+
+def _salvaged(field: str, payload: Any, raw: str) -> list[str]:
+    """What a small model's reply to a one-text-field schema may still hold, best first.
+
+    The one string of an object with a renamed key (``{"response": ...}`` for ``answer``); the
+    field of a JSON object cut off at ``max_tokens``, up to its last whole sentence; the first
+    line that ends with '?'; the bare text. Each is validated (and checked) like any reply, so
+    a line that is a question can only become a question, never an answer.
+    """
+    found: list[str] = []
+    if isinstance(payload, dict):
+        strings = [v for v in payload.values() if isinstance(v, str) and v.strip()]
+        if len(strings) == 1:
+            found.append(strings[0].strip())
+    cut = re.search(rf'"{re.escape(field)}"\s*:\s*"((?:[^"\\]|\\.)*)(")?', raw)
+    if cut:
+        try:
+            text = json.loads(f'"{cut.group(1)}"')
+        except json.JSONDecodeError:
+            text = cut.group(1)
+        ends = list(_SENTENCE_END.finditer(text))
+        if cut.group(2):  # a whole string in a broken object ('{"answer": "..."' without "}")
+            found.append(text.strip())
+        elif ends:
+            found.append(text[: ends[-1].end()].strip())
+    # 'How do you greet someone?\nThe answer is: ...': the question, then chatter about it.
+    asked = [line.strip() for line in raw.splitlines() if line.strip().endswith(("?", "？"))]
+    found += asked[:1]
+    found.append(raw.strip())
+    return list(dict.fromkeys(t for t in found if t))
+
+
+def _not_echoing(parsed: T, raw: str) -> T:
+    """A text field holding its own description ("The insider's answer, 3 to 5 sentences, ...")
+    is the format instructions copied back, not an answer: seen from SmolLM2-135M."""
+    for name, field in type(parsed).model_fields.items():
+        value = getattr(parsed, name)
+        hint = " ".join((field.description or "").lower().split())[:40]
+        if isinstance(value, str) and len(hint) >= 20 and hint in " ".join(value.lower().split()):
+            raise ModelOutputError(f"reply unusable: field '{name}' repeats the format instructions "
+                                   "instead of following them", raw=raw)
+    return parsed
+
+
+def _unusable(error: ValidationError) -> list[Any]:
+    return [e for e in error.errors() if e["type"] == UNUSABLE]
+
+
+def describe(error: ValidationError) -> str:
+    """The first problem of a reply, as the model is told it: a refused field, or the schema."""
+    refused = _unusable(error)
+    first = refused[0] if refused else error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(root)"
+    if refused:
+        return f"reply unusable: field '{where}' {first['msg']}"
+    return f"reply does not match the schema: {where}: {first['msg']}"

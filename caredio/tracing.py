@@ -13,7 +13,8 @@ log = logging.getLogger(__name__)
 
 TRACE_FIELDS = (
     "run_id", "sample_id", "round", "agent", "step", "template", "template_hash", "messages",
-    "output", "parsed", "model", "input_tokens", "output_tokens", "latency_ms", "retries", "error",
+    "output", "parsed", "model", "input_tokens", "output_tokens", "latency_ms", "request_ms", "queue_ms",
+    "retries", "error",
 )
 
 

@@ -35,12 +35,18 @@ def build_run_graph(
     planner: Callable[[], list[SampleSpec]],
     select: Callable[[], Awaitable[None]],
     on_event: Event,
+    max_rounds: int,
 ) -> Any:
-    """Compile the run graph (itself not checkpointed: the samples are)."""
+    """Compile the run graph (itself not checkpointed: the samples are). ``max_rounds`` goes
+    into the "planned" event, for the live display's share of work per sample."""
 
     async def plan(state: RunState) -> dict[str, Any]:
         specs = planner()
-        on_event("planned", {"planned": len(specs)})
+        per_culture: dict[str, int] = {}
+        for spec in specs:
+            per_culture[spec["culture"]] = per_culture.get(spec["culture"], 0) + 1
+        on_event("planned", {"planned": len(specs), "cultures": per_culture,
+                             "max_rounds": max_rounds})
         return {"plan": specs}
 
     def fan_out(state: RunState) -> list[Send]:

@@ -21,6 +21,7 @@ from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
 from caredio.agents.contrast_critic import critique_text
 from caredio.config import LoopSettings
+from caredio.errors import ModelOutputError
 from caredio.graph.routing import (
     FINALIZE,
     REFINE_QUESTION,
@@ -41,6 +42,8 @@ from caredio.tracing import TraceSink
 log = logging.getLogger(__name__)
 
 KNOWLEDGE_K = 6
+DRAFT_ATTEMPTS = 2  # question + answer drafts before the sample fails
+REFINEMENT_UNUSABLE = "refinement_unusable"
 Event = Callable[[str, dict[str, Any]], None]
 
 
@@ -73,12 +76,14 @@ class _TurnEvents:
     def emit(self, record: dict[str, Any]) -> None:
         self.sink.emit(record)
         self.on_event("turn", {key: record[key] for key in (
-            "sample_id", "agent", "step", "input_tokens", "output_tokens", "latency_ms", "retries", "error")})
+            "sample_id", "round", "agent", "step", "input_tokens", "output_tokens", "latency_ms", "queue_ms",
+            "request_ms", "retries", "error")})
 
 
 def _context(toolkit: Toolkit, state: SampleState, round_: int) -> TurnContext:
     return TurnContext(run_id=state["run_id"], sample_id=state["sample_id"], round=round_,
-                       sink=_TurnEvents(toolkit.sink, toolkit.on_event))
+                       sink=_TurnEvents(toolkit.sink, toolkit.on_event),
+                       on_start=lambda turn: toolkit.on_event("turn_started", turn))
 
 
 def _history(versions: list[Version]) -> list[dict[str, Any]]:
@@ -102,14 +107,27 @@ def draft_node(toolkit: Toolkit) -> Any:
         knowledge = [item.text for item in items]
         context = _context(toolkit, state, 0)
         culture, topic = state["culture"], state["topic"]
-        async with toolkit.questions.drafting(culture, topic):  # each draft sees the ones before
-            avoid = await toolkit.questions.earlier(culture, topic, state["sample_id"])
-            question = await toolkit.expert.write_question(
-                context, culture, state["topic_name"], state["topic_description"], knowledge,
-                avoid_questions=avoid,
-            )
-            toolkit.questions.add(culture, topic, state["sample_id"], question)
-        response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
+        unanswered: list[str] = []
+        for attempt in range(1, DRAFT_ATTEMPTS + 1):
+            question = ""
+            try:
+                async with toolkit.questions.drafting(culture, topic):  # each draft sees the ones before
+                    avoid = await toolkit.questions.earlier(culture, topic, state["sample_id"])
+                    question = await toolkit.expert.write_question(
+                        context, culture, state["topic_name"], state["topic_description"], knowledge,
+                        avoid_questions=[*unanswered, *avoid], contrast=state["contrast"],
+                    )
+                    toolkit.questions.add(culture, topic, state["sample_id"], question)
+                response = await toolkit.expert.answer(context, state["culture"], question, knowledge)
+                break
+            except ModelOutputError as exc:
+                # Its re-asks are spent; a new question, told not to repeat this one, may be one
+                # the model can answer. The failed turns are in the trace.
+                unanswered += [question] if question else []
+                if attempt == DRAFT_ATTEMPTS:
+                    raise
+                log.info("sample %s: draft %d unusable (%s); drafting a new question",
+                         state["sample_id"], attempt, exc)
         return {"knowledge": knowledge, "knowledge_ids": [item.id for item in items],
                 "question": question, "response": response, "round": 0, "step": "initial"}
 
@@ -244,26 +262,32 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         round_ = state["round"] + 1
         context = _context(toolkit, state, round_)
         base = base_version(state["versions"], loop)
-        question = await toolkit.refiner.refine_question(
-            context, culture=state["culture"], topic=state["topic_name"],
-            question=base["question"], critique=base["critique"],
-            history=_history(state["versions"]),
-        )
-        toolkit.questions.add(state["culture"], state["topic"], state["sample_id"], question)
-        # A new question needs a new insider answer before it can be scored.
-        response = await toolkit.expert.answer(context, state["culture"], question, state["knowledge"])
+        try:
+            question = await toolkit.refiner.refine_question(
+                context, culture=state["culture"], topic=state["topic_name"],
+                question=base["question"], critique=base["critique"],
+                history=_history(state["versions"]), contrast=state["contrast"],
+            )
+            toolkit.questions.add(state["culture"], state["topic"], state["sample_id"], question)
+            # A new question needs a new insider answer before it can be scored.
+            response = await toolkit.expert.answer(context, state["culture"], question, state["knowledge"])
+        except ModelOutputError as exc:
+            return _refinement_unusable(state, exc)
         return {"question": question, "response": response, "round": round_, "step": "question"}
 
     async def refine_response(state: SampleState) -> dict[str, Any]:
         round_ = state["round"] + 1
         base = base_version(state["versions"], loop)
-        response = await toolkit.refiner.refine_response(
-            _context(toolkit, state, round_), culture=state["culture"], question=base["question"],
-            response=base["response"], critique=base["critique"],
-            history=_history(state["versions"]),
-            missing_core=base.get("missing_core", state.get("missing_core", [])),
-            knowledge=state["knowledge"],
-        )
+        try:
+            response = await toolkit.refiner.refine_response(
+                _context(toolkit, state, round_), culture=state["culture"], question=base["question"],
+                response=base["response"], critique=base["critique"],
+                history=_history(state["versions"]),
+                missing_core=base.get("missing_core", state.get("missing_core", [])),
+                knowledge=state["knowledge"],
+            )
+        except ModelOutputError as exc:
+            return _refinement_unusable(state, exc)
         return {"question": base["question"], "response": response, "round": round_,
                 "step": "response"}
 
@@ -278,10 +302,23 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     builder.add_conditional_edges(
         "critique", lambda state: state["next_step"], [REFINE_QUESTION, REFINE_RESPONSE, FINALIZE]
     )
-    builder.add_edge(REFINE_QUESTION, "critique")
-    builder.add_edge(REFINE_RESPONSE, "critique")
+    for refine in (REFINE_QUESTION, REFINE_RESPONSE):
+        builder.add_conditional_edges(refine, _after_refinement, ["critique", FINALIZE])
     builder.add_edge(FINALIZE, END)
     return builder.compile(checkpointer=checkpointer, name="optimize_sample")
+
+
+def _refinement_unusable(state: SampleState, exc: ModelOutputError) -> dict[str, Any]:
+    """A rewrite that stayed unusable after its re-asks ends the optimization; the sample
+    keeps its best usable version (it has one: the draft was scored). Only a sample whose
+    draft is unusable fails. The turn and its error are in the trace."""
+    log.info("sample %s: refinement unusable after its re-asks, keeping the best version (%s)",
+             state["sample_id"], exc)
+    return {"next_step": FINALIZE, "stop_reason": REFINEMENT_UNUSABLE}
+
+
+def _after_refinement(state: SampleState) -> str:
+    return FINALIZE if state.get("stop_reason") == REFINEMENT_UNUSABLE else "critique"
 
 
 def dataset_line(state: SampleState, best: Version, system_prompt: str | None,

@@ -132,6 +132,14 @@ def _topics(path: Path) -> dict[str, str]:
         raise UserInputError(f"{path}: not UTF-8 text") from None
 
 
+def questions_csv(path: Path, stem: str) -> Path:
+    """The topics file of ``{stem}_data.json``: beside it, or in the BLEnD repository's layout
+    (``data/annotations/X_data.json`` and ``data/questions/X_questions.csv``)."""
+    beside = path.with_name(f"{stem}_questions.csv")
+    in_repository = path.parent.parent / "questions" / f"{stem}_questions.csv"
+    return in_repository if not beside.exists() and in_repository.exists() else beside
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -186,7 +194,7 @@ def read_blend_questions(path: str | Path, culture: str | None = None) -> list[B
     stem = path.name.removesuffix("_data.json")
     name = canonical_culture(culture) if culture else culture_from_path(path)
     data = _load(path)
-    topics = _topics(path.with_name(f"{stem}_questions.csv"))
+    topics = _topics(questions_csv(path, stem))
     questions: list[BlendQuestion] = []
     for qid, entry in data.items():
         where = f"{path}: question {qid!r}"

@@ -5,9 +5,10 @@ word "Japan" sits near Japanese knowledge, not because the answer shows cultural
 scorer that let the name count would teach the loop to write the country's name. The scorers
 therefore replace every known name of every culture with a neutral phrase before embedding.
 
-The table covers the cultures the project ships or validates on (the starter pack, BLEnD's
-countries) and the most common others; a culture that is not in it is known by its own name
-(and the simple demonym rules below), which catches the commonest case.
+The names come from the one table the agents' output checks use too
+(``caredio/data/culture_names.json``, see :mod:`caredio.culture_names`): the cultures the project
+ships or validates on and the most common others. A culture that is not in it is known by its
+own name (and the simple demonym rule below), which catches the commonest case.
 """
 
 from __future__ import annotations
@@ -15,66 +16,20 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-# culture -> (other names, demonyms). The culture's own name is always included.
-NAMES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "United States": (("United States of America", "USA", "U.S.A.", "U.S.", "US", "America", "the States"),
-                      ("American", "Americans")),
-    "United Kingdom": (("UK", "U.K.", "Great Britain", "Britain", "England", "Scotland", "Wales"),
-                       ("British", "Brit", "Brits", "English", "Scottish", "Welsh")),
-    "South Korea": (("Korea", "Republic of Korea", "ROK"), ("Korean", "Koreans", "South Korean", "South Koreans")),
-    "North Korea": (("DPRK", "Democratic People's Republic of Korea"), ("North Korean", "North Koreans")),
-    "China": (("PRC", "People's Republic of China", "Mainland China"), ("Chinese",)),
-    "Japan": (("Nippon", "Nihon"), ("Japanese",)),
-    "Germany": (("Deutschland",), ("German", "Germans")),
-    "Iran": (("Persia", "Islamic Republic of Iran"), ("Iranian", "Iranians", "Persian", "Persians")),
-    "Spain": (("España",), ("Spanish", "Spaniard", "Spaniards")),
-    "Mexico": (("México",), ("Mexican", "Mexicans")),
-    "Algeria": ((), ("Algerian", "Algerians")),
-    "Ethiopia": ((), ("Ethiopian", "Ethiopians", "Habesha")),
-    "Indonesia": ((), ("Indonesian", "Indonesians")),
-    "Greece": (("Hellas",), ("Greek", "Greeks", "Hellenic")),
-    "Azerbaijan": ((), ("Azerbaijani", "Azerbaijanis", "Azeri", "Azeris")),
-    "Assam": ((), ("Assamese",)),
-    "West Java": (("Jawa Barat",), ("Sundanese",)),
-    "Northern Nigeria": (("Nigeria",), ("Nigerian", "Nigerians", "Hausa")),
-    "Nigeria": ((), ("Nigerian", "Nigerians")),
-    "India": (("Bharat",), ("Indian", "Indians")),
-    "France": ((), ("French", "Frenchman", "Frenchwoman")),
-    "Italy": ((), ("Italian", "Italians")),
-    "Brazil": (("Brasil",), ("Brazilian", "Brazilians")),
-    "Russia": (("Russian Federation",), ("Russian", "Russians")),
-    "Turkey": (("Türkiye",), ("Turkish", "Turk", "Turks")),
-    "Vietnam": (("Viet Nam",), ("Vietnamese",)),
-    "Thailand": ((), ("Thai", "Thais")),
-    "Philippines": (("the Philippines",), ("Filipino", "Filipinos", "Filipina")),
-    "Egypt": ((), ("Egyptian", "Egyptians")),
-    "Saudi Arabia": (("KSA",), ("Saudi", "Saudis")),
-    "Pakistan": ((), ("Pakistani", "Pakistanis")),
-    "Bangladesh": ((), ("Bangladeshi", "Bangladeshis")),
-    "Canada": ((), ("Canadian", "Canadians")),
-    "Australia": ((), ("Australian", "Australians", "Aussie", "Aussies")),
-    "Argentina": ((), ("Argentine", "Argentinian", "Argentinians")),
-    "Netherlands": (("the Netherlands", "Holland"), ("Dutch",)),
-    "Sweden": ((), ("Swedish", "Swede", "Swedes")),
-    "Poland": ((), ("Polish", "Pole", "Poles")),
-    "Kenya": ((), ("Kenyan", "Kenyans")),
-    "South Africa": ((), ("South African", "South Africans")),
-    "Taiwan": ((), ("Taiwanese",)),
-    "Singapore": ((), ("Singaporean", "Singaporeans")),
-    "Malaysia": ((), ("Malaysian", "Malaysians")),
-}
+from caredio.culture_names import names_and_demonyms
 
 NEUTRAL_NAME = "the country"
 NEUTRAL_DEMONYM = "local"
 
 
 def forms(culture: str) -> tuple[list[str], list[str]]:
-    """(names, demonyms) of a culture, its own name first."""
-    others, demonyms = NAMES.get(culture, ((), ()))
-    names = [culture, *others]
+    """(names, demonyms) of a culture, its own name first; demonyms with their plurals."""
+    names, demonyms = names_and_demonyms(culture)
     if not demonyms and culture.endswith("ia"):  # Colombia -> Colombian
-        demonyms = (culture + "n", culture + "ns")
-    return names, list(demonyms)
+        demonyms = [culture + "n"]
+    # "Koreans" is a plural noun (read as "people" below); "Chinese" and "Dutch" have none.
+    plurals = [d + "s" for d in demonyms if not d.endswith(("s", "ese", "sh", "ch"))]
+    return names, list(dict.fromkeys([*demonyms, *plurals]))
 
 
 @lru_cache(maxsize=256)

@@ -131,6 +131,58 @@ def _line_of(text: str, needle: str) -> int:
     return 1
 
 
+# Tags that open a block closed by "end<tag>" ({% set x %}...{% endset %} only without "=").
+_BLOCK_TAGS = {"if", "for", "macro", "call", "filter", "block", "with", "raw", "autoescape", "trans"}
+
+
+def syntax_problem(text: str, origin: str, exc: jinja2.TemplateSyntaxError) -> str:
+    """A syntax error at the line the user has to fix, not where Jinja noticed it.
+
+    Jinja reports where parsing failed: for ``{{ critique`` (never closed) that is the next
+    line with text, for a missing ``{% endif %}`` the end of the file. The line given is where
+    the unclosed expression or block opened; Jinja's own line follows when it differs.
+    """
+    noticed = exc.lineno or 1
+    line, why = _opening_line(text, noticed, exc.message or "")
+    message = f"{origin}:{line}: template syntax error: {exc.message}"
+    if line != noticed:
+        message += f" ({why}; Jinja noticed it on line {noticed})"
+    return message
+
+
+def _opening_line(text: str, noticed: int, message: str) -> tuple[int, str]:
+    """Where the unclosed ``{{``/``{%`` or block that broke the parse was opened."""
+    open_tag: tuple[int, str] | None = None  # (line, "{{" or "{%") of a tag not yet closed
+    blocks: list[tuple[str, int]] = []  # open block tags, innermost last
+    expect_name = False
+    try:
+        for lineno, token, value in _ENV.lexer.tokeniter(text, "template"):
+            if lineno > noticed:
+                break
+            if token in ("variable_begin", "block_begin"):
+                open_tag, expect_name = (lineno, value.strip("-+")), token == "block_begin"
+            elif token in ("variable_end", "block_end"):
+                open_tag = None
+            elif token == "name" and expect_name:
+                expect_name = False
+                if value in _BLOCK_TAGS:
+                    blocks.append((value, lineno))
+                elif value.startswith("end") and blocks and blocks[-1][0] == value[3:]:
+                    blocks.pop()
+            elif token != "whitespace":
+                expect_name = False
+    except jinja2.TemplateSyntaxError:
+        pass  # the lexer stops where the parser did; what was seen up to there is enough
+    if open_tag is not None and open_tag[0] < noticed:
+        return open_tag[0], f"the '{open_tag[1]}' on line {open_tag[0]} is never closed"
+    innermost = re.search(r"innermost block that needs to be closed is '(\w+)'", message)
+    if innermost:
+        for name, lineno in reversed(blocks):
+            if name == innermost.group(1):
+                return lineno, f"the '{name}' block opened on line {lineno} is never closed"
+    return noticed, ""
+
+
 def check_template(spec: TemplateSpec, text: str, origin: str) -> list[str]:
     """Every problem of one template as ``file:line: reason``; empty when it is fine."""
     try:
@@ -140,7 +192,7 @@ def check_template(spec: TemplateSpec, text: str, origin: str) -> list[str]:
     try:
         parsed = _ENV.parse(text)
     except jinja2.TemplateSyntaxError as exc:
-        return [f"{origin}:{exc.lineno}: template syntax error: {exc.message}"]
+        return [syntax_problem(text, origin, exc)]
     used = meta.find_undeclared_variables(parsed)
     problems = [
         f"{origin}:{_line_of(text, name)}: unknown variable '{name}' "

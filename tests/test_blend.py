@@ -111,3 +111,17 @@ def test_invalid_json_names_line(tmp_path: Path) -> None:
     path.write_text('{"Al-en-01": {\n"en_question": "x",\n oops}\n', encoding="utf-8")
     with pytest.raises(UserInputError, match=r"UK_data\.json:3"):
         read_blend(path)
+
+
+def test_topics_are_found_in_the_blend_repository_layout(tmp_path: Path) -> None:
+    """A clone of nlee0212/BLEnD keeps data/annotations/X_data.json apart from
+    data/questions/X_questions.csv; the topics must still be read (not all 'general')."""
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "questions").mkdir()
+    data = json.loads((BLEND_DIR / "UK_data.json").read_text(encoding="utf-8"))
+    path = tmp_path / "annotations" / "UK_data.json"
+    path.write_text(json.dumps(dict(list(data.items())[:40])), encoding="utf-8")
+    shutil.copy(BLEND_DIR / "UK_questions.csv", tmp_path / "questions" / "UK_questions.csv")
+    topics = {item.topic for item in read_blend(path)}
+    assert topics and "general" not in topics and topics <= {
+        "food_drink", "sports", "family", "education", "holidays_festivals", "work_life"}

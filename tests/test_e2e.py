@@ -40,7 +40,8 @@ def test_run_completes_with_one_sample_per_planned_item(demo_run: dict[str, Any]
         meta = line["metadata"]
         for key in ("representativeness", "distinctiveness", "objective"):
             assert 0.0 <= meta[key] <= 1.0
-        assert meta["rounds"] >= 1
+        # A first rewrite that stays unusable ends the loop at the draft (refinement_unusable).
+        assert meta["rounds"] >= 1 or meta["stop_reason"] == "refinement_unusable"
     for name in ("config.json", "checkpoints.sqlite", "selected.jsonl", "prompts/index.json"):
         assert (run_dir / name).exists(), name
 
@@ -53,8 +54,10 @@ def test_every_sample_has_refinement_rounds_and_keeps_its_best_version(demo_run:
     for line in lines(run_dir, "dataset.jsonl"):
         history = versions[line["metadata"]["sample_id"]]
         assert [v["round"] for v in history] == list(range(len(history)))
-        assert len(history) >= 2, "at least one refinement round"
-        assert history[0]["step"] == "initial" and history[1]["step"] == "response"
+        assert history[0]["step"] == "initial"
+        if line["metadata"]["stop_reason"] != "refinement_unusable":
+            assert len(history) >= 2, "at least one refinement round"
+            assert history[1]["step"] == "response"
         best = max(history, key=lambda v: v["objective"])
         assert line["metadata"]["objective"] == best["objective"]
         assert line["messages"][0]["content"] == best["question"]
@@ -66,14 +69,32 @@ def test_trace_has_every_agent_turn_with_its_template_hash(demo_run: dict[str, A
     trace = lines(run_dir, "trace.jsonl")
     index = json.loads((run_dir / "prompts" / "index.json").read_text())
     assert {t["agent"] for t in trace} == {"culture_expert", "contrast_critic", "refiner"}
+    stop_reasons = {line["metadata"]["sample_id"]: line["metadata"]["stop_reason"]
+                    for line in lines(run_dir, "dataset.jsonl")}
     for turn in trace:
         assert set(TRACE_FIELDS) <= set(turn)
         assert turn["template_hash"] == index[turn["template"]]["hash"]
-        assert turn["error"] is None
-        assert turn["parsed"], "every successful turn has a parsed, typed output"
         assert turn["output_tokens"] > 0
-    # Each sample: one question; per scored version a critique; two contrast answers per
-    # distinct question (a response step reuses the contrast answers of its question).
+        if turn["error"] is not None:
+            assert turn["error"].startswith("ModelOutputError: reply"), turn["error"]
+            mine = [t for t in trace if t["sample_id"] == turn["sample_id"]]
+            if turn["round"] == 0:
+                # A draft that stays unusable gets a new question (the sample has one more go).
+                later = mine[mine.index(turn) + 1:]
+                assert turn["template"] in ("culture_expert_question", "culture_expert_answer"), turn
+                assert any(t["step"] == "question" and t["error"] is None for t in later), turn
+                continue
+            # The 135M model may write a rewrite that stays unusable (no question, names the
+            # country): that ends the sample's loop, which keeps its best usable version.
+            assert turn["template"] in (
+                "refiner_question", "refiner_response", "culture_expert_answer"), turn
+            assert stop_reasons[turn["sample_id"]] == "refinement_unusable"
+            assert turn is mine[-1]
+            continue
+        assert turn["parsed"], "every successful turn has a parsed, typed output"
+    # Each sample: one question, and one more per draft whose answer stayed unusable; per
+    # scored version a critique; two contrast answers per distinct question (a response step
+    # reuses the contrast answers of its question).
     per_sample: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for turn in trace:
         per_sample[turn["sample_id"]].append(turn)
@@ -87,8 +108,9 @@ def test_trace_has_every_agent_turn_with_its_template_hash(demo_run: dict[str, A
             question_changes[sample_id] += 1
         last_question[sample_id] = version["question"]
     for sample_id, turns in per_sample.items():
-        steps = [t["step"] for t in turns]
-        assert steps.count("question") == 1
+        steps = [t["step"] for t in turns if t["error"] is None]
+        unanswered = [t for t in turns if t["round"] == 0 and t["step"] == "answer" and t["error"]]
+        assert steps.count("question") == 1 + len(unanswered)
         assert steps.count("critique") == scored[sample_id]
         assert steps.count("contrast") == 2 * question_changes[sample_id]
 
@@ -112,6 +134,7 @@ def test_run_json_counts_what_the_trace_holds_and_the_server_is_stopped(
 
 def test_events_report_progress(demo_run: dict[str, Any]) -> None:
     kinds = [kind for kind, _ in demo_run["events"]]
-    assert kinds[0] == "planned"
+    assert kinds[:2] == ["endpoint", "planned"]
     assert kinds.count("sample_done") == 2
-    assert kinds.count("version") >= 4
+    # One event per scored version (a sample whose first rewrite stayed unusable has one).
+    assert kinds.count("version") == len(lines(demo_run["run_dir"], "trajectories.jsonl")) >= 2

@@ -27,8 +27,8 @@ from tests.support.stub_server import StubOpenAIServer
 
 # response text -> (R, D); J = (R + D) / 2
 SCORES = {
-    "draft answer": (0.6, 0.4),       # J 0.50
-    "refined 1": (0.3, 0.9),          # J 0.60: R fell by 0.3 while D rose
+    "the draft answer": (0.6, 0.4),       # J 0.50
+    "refined answer 1": (0.3, 0.9),          # J 0.60: R fell by 0.3 while D rose
     "answer to question 1": (0.55, 0.45),  # J 0.50
 }
 
@@ -51,18 +51,18 @@ def _scripted() -> Any:
     def structured(body: dict[str, Any], name: str, value: Any) -> Any:
         text = "\n".join(str(m.get("content")) for m in body["messages"])
         if name == "ExpertQuestion":
-            return {"question": "draft question"}
+            return {"question": "What is the draft question?"}
         if name == "ExpertAnswer":
             asked = re.search(r"^Question: (.*)$", text, re.M)
             question = asked.group(1) if asked else ""
-            return {"answer": question_of_answer.get(question, "draft answer")}
+            return {"answer": question_of_answer.get(question, "the draft answer")}
         if name in counters:
             counters[name] += 1
             if name == "RefinedQuestion":
-                question = f"question {counters[name]}"
+                question = f"What is question {counters[name]}?"
                 question_of_answer[question] = f"answer to question {counters[name]}"
                 return {"question": question}
-            return {"response": f"refined {counters[name]}"}
+            return {"response": f"refined answer {counters[name]}"}
         return value
 
     return structured
@@ -98,33 +98,33 @@ def _current(turn: dict[str, Any]) -> str:
 
 def test_by_default_each_refinement_rewrites_the_latest_version(tmp_path: Path, fake_embedder: Any) -> None:
     versions, turns = _run(tmp_path, fake_embedder)
-    assert [v["response"] for v in versions] == ["draft answer", "refined 1",
-                                                 "answer to question 1", "refined 2"]
+    assert [v["response"] for v in versions] == ["the draft answer", "refined answer 1",
+                                                 "answer to question 1", "refined answer 2"]
     assert [(t["step"], _current(t)) for t in turns] == [
-        ("refine_response", "draft answer"), ("refine_question", "draft question"),
+        ("refine_response", "the draft answer"), ("refine_question", "What is the draft question?"),
         ("refine_response", "answer to question 1")]
 
 
 def test_refining_from_the_best_rewrites_the_highest_j_so_far(tmp_path: Path, fake_embedder: Any) -> None:
     versions, turns = _run(tmp_path, fake_embedder, refine_from="best")
-    # After round 1 the best is "refined 1" (J 0.60): both later refinements start from it.
+    # After round 1 the best is "refined answer 1" (J 0.60): both later refinements start from it.
     assert [(t["step"], _current(t)) for t in turns] == [
-        ("refine_response", "draft answer"), ("refine_question", "draft question"), ("refine_response", "refined 1")]
-    assert versions[3]["question"] == "draft question"  # the response step kept its question
+        ("refine_response", "the draft answer"), ("refine_question", "What is the draft question?"), ("refine_response", "refined answer 1")]
+    assert versions[3]["question"] == "What is the draft question?"  # the response step kept its question
 
 
 def test_a_rejected_refinement_is_not_critiqued_not_kept_and_not_refined(
         tmp_path: Path, fake_embedder: Any) -> None:
     versions, turns = _run(tmp_path, fake_embedder, max_r_drop=0.1)
     flags = [bool(v.get("rejected")) for v in versions]
-    assert flags == [False, True, False, False]  # "refined 1" lost 0.3 of R
+    assert flags == [False, True, False, False]  # "refined answer 1" lost 0.3 of R
     # The question step after it rewrote the draft's question, the response step after that
     # the latest kept version.
-    assert [_current(t) for t in turns] == ["draft answer", "draft question", "answer to question 1"]
+    assert [_current(t) for t in turns] == ["the draft answer", "What is the draft question?", "answer to question 1"]
     critiques = [t for t in read_jsonl(tmp_path / "run" / "trace.jsonl") if t["step"] == "critique"]
     assert [t["round"] for t in critiques] == [0, 2, 3]  # none for the rejected round 1
 
-    assert best_version(versions)["response"] == "draft answer"  # J 0.50, first of the ties
+    assert best_version(versions)["response"] == "the draft answer"  # J 0.50, first of the ties
 
 
 @pytest.mark.parametrize("first_step, expected", [("response", ["response", "question", "response"]),

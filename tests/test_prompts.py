@@ -57,3 +57,32 @@ def test_render_refuses_a_missing_required_variable() -> None:
     template = load_templates()["culture_expert_answer"]
     with pytest.raises(TypeError, match="did not pass"):
         template.render(culture="Japan", knowledge=[])
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    ("{{ critique", 15),            # unclosed expression: Jinja notices at line 17
+    ("{% if critique %}", 15),      # unclosed block: Jinja notices at the end of the file
+    ("{% for x in knowledge %}", 15),  # Jinja notices at the next {% endif %}
+    ("{{ critique }", 15),          # noticed where it is
+])
+def test_a_syntax_error_is_reported_at_the_line_the_user_edited(tmp_path: Path, edit: str,
+                                                                expected: int) -> None:
+    lines = packaged_text("refiner_response").splitlines()
+    assert lines[14] == "{% if missing_core %}"  # the edit goes on line 15 of the file
+    lines[14] += " " + edit
+    path = tmp_path / "refiner_response.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, problems = collect_templates(tmp_path)
+    [problem] = problems
+    assert problem.startswith(f"{path}:{expected}: template syntax error"), problem
+
+
+def test_a_removed_end_tag_points_at_the_block_it_leaves_open(tmp_path: Path) -> None:
+    lines = packaged_text("refiner_response").splitlines()
+    assert lines[17].startswith("{% for item in missing_core") and lines[19] == "{% endfor %}"
+    del lines[19]
+    path = tmp_path / "refiner_response.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    [problem] = collect_templates(tmp_path)[1]
+    assert problem.startswith(f"{path}:18: template syntax error"), problem
+    assert "'for' block opened on line 18 is never closed" in problem

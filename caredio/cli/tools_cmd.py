@@ -15,18 +15,26 @@ from typing import Any
 import typer
 from rich.table import Table
 
-RUN_DIR = typer.Argument(..., help="A run directory (made by `caredio run`).")
+from caredio.cli.consoles import console, err_console
+from caredio.cli.options import default
+
+RUN_DIR = typer.Argument(..., metavar="RUN_DIR", help="A run directory (made by `caredio run`).")
 
 
 def trace_command(
     run_dir: Path = RUN_DIR,
     sample: str = typer.Option(
-        None, "--sample", help="Only this sample; also shows its trajectory with word diffs."
+        None, "--sample", metavar="SAMPLE_ID",
+        help="Only this sample; also shows its trajectory with word diffs." + default("every sample"),
     ),
     agent: str = typer.Option(
-        None, "--agent", help="Only turns of culture_expert, contrast_critic or refiner."
+        None, "--agent", metavar="AGENT",
+        help="Only turns of culture_expert, contrast_critic or refiner." + default("every agent"),
     ),
-    round_: int = typer.Option(None, "--round", help="Only turns of this round (0 = first draft)."),
+    round_: int = typer.Option(
+        None, "--round", metavar="N",
+        help="Only turns of this round (0 = the first draft)." + default("every round"),
+    ),
     follow: bool = typer.Option(
         False, "--follow", "-f", help="Keep printing new turns while the run is going."
     ),
@@ -39,7 +47,6 @@ def trace_command(
 ) -> None:
     """Agent turns: template and hash, model, tokens, latency, retries, prompt, output, scores."""
     from caredio.cli import trace_view
-    from caredio.cli.main import console, err_console
     from caredio.errors import UserInputError
     from caredio.rundata import open_run
 
@@ -87,22 +94,22 @@ def trace_command(
 def select_command(
     run_dir: Path = RUN_DIR,
     budget: int = typer.Option(
-        ..., "--budget", help="How many samples to pick (per culture with --per-culture)."
+        ..., "--budget", metavar="N", help="How many samples to pick (per culture with --per-culture)."
     ),
     per_culture: bool = typer.Option(
         True, "--per-culture/--global", help="Budget per culture or over all."
     ),
     diversity: float = typer.Option(
-        0.5, "--diversity", help="γ: weight of similarity to what is already picked."
+        0.5, "--diversity", metavar="γ", help="Weight of the similarity to what is already picked."
     ),
     duplicate_threshold: float = typer.Option(
         0.95,
         "--duplicate-threshold",
+        metavar="SIM",
         help="Cosine similarity at which two samples are near-duplicates.",
     ),
 ) -> None:
     """Pick the best samples (objective J) with diversity; write selected.jsonl."""
-    from caredio.cli.main import console
     from caredio.export import select_run
 
     result = select_run(run_dir, budget, per_culture, diversity, duplicate_threshold)
@@ -143,11 +150,14 @@ def select_command(
 def export_command(
     run_dir: Path = RUN_DIR,
     fmt: str = typer.Option(
-        ..., "--format",
-        help="openai (chat JSONL), sharegpt (JSON), hf (datasets folder) or trl (folder: "
+        ..., "--format", metavar="FORMAT",
+        help="openai (chat JSONL), sharegpt (JSON), hf (a Hugging Face datasets folder) or trl (a folder: "
         "prompt-completion JSONL for TRL's SFTTrainer and a LoRA recipe).",
     ),
-    out: Path = typer.Option(None, "--out", help="Where to write [default: RUN_DIR/export/...]."),
+    out: Path = typer.Option(
+        None, "--out", metavar="PATH",
+        help="Where to write." + default("RUN_DIR/export/openai.jsonl, sharegpt.json, hf or trl"),
+    ),
     selected: bool = typer.Option(
         False, "--selected", help="Export selected.jsonl instead of dataset.jsonl."
     ),

@@ -34,11 +34,12 @@ _VOCABULARY: list[str] = []
 
 
 def _vocabulary() -> list[str]:
-    """Every word of the starter pack (~1,500): realistic token lengths, no repeats to cache."""
+    """Every lower-case word of the starter pack (~1,500): realistic token lengths, no repeats
+    to cache, and no proper nouns (a culture's name would be refused by the output checks)."""
     if not _VOCABULARY:
         path = Path(__file__).resolve().parents[2] / "memory" / "data" / "starter_knowledge.jsonl"
         words = {w for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
-                 for w in re.findall(r"[A-Za-z][a-z]+(?:'[a-z]+)?", json.loads(line)["text"])}
+                 for w in re.findall(r"\b[a-z]{2,}(?:'[a-z]+)?\b", json.loads(line)["text"])}
         _VOCABULARY.extend(sorted(words))
     return _VOCABULARY
 
@@ -54,16 +55,30 @@ def varied_text(rng: random.Random, sentences: int = 0) -> str:
     return " ".join(out)
 
 
-def varied(value: Any, rng: random.Random) -> Any:
+def varied(value: Any, rng: random.Random, key: str = "") -> Any:
     """``value`` with every string replaced by :func:`varied_text` (enums would not validate,
-    so a string from a schema's enum should not pass through here; ours have none)."""
+    so a string from a schema's enum should not pass through here; ours have none). A string
+    under a key named like a question becomes one sentence ending with '?', as the client's
+    output checks require."""
     if isinstance(value, str):
+        if "question" in key:
+            return varied_text(rng, 1)[:-1] + "?"
         return varied_text(rng)
     if isinstance(value, list):
-        return [varied(v, rng) for v in value]
+        return [varied(v, rng, key) for v in value]
     if isinstance(value, dict):
-        return {k: varied(v, rng) for k, v in value.items()}
+        return {k: varied(v, rng, k) for k, v in value.items()}
     return value
+
+
+def _question(rng: random.Random) -> str:
+    a, b = rng.sample(_WORDS, 2)
+    return f"Stub question: how do people treat {a} and {b}?"
+
+
+def _is_question(name: str, schema: Any, root: dict[str, Any]) -> bool:
+    """A string property named like a question gets a question (the client checks it is one)."""
+    return "question" in name and isinstance(schema, dict) and _resolve(schema, root).get("type") == "string"
 
 
 def example_from_schema(schema: dict[str, Any], rng: random.Random) -> Any:
@@ -120,7 +135,8 @@ def _gen(schema: Any, rng: random.Random, root: dict[str, Any], depth: int) -> A
         props: dict[str, Any] = schema.get("properties") or {}
         if depth >= _MAX_DEPTH:
             props = {k: v for k, v in props.items() if k in schema.get("required", ())}
-        out = {name: _gen(sub, rng, root, depth + 1) for name, sub in props.items()}
+        out = {name: _question(rng) if _is_question(name, sub, root) else _gen(sub, rng, root, depth + 1)
+               for name, sub in props.items()}
         extra = schema.get("additionalProperties", True)
         if not schema.get("properties") and extra is not False:  # dict[str, X]: two keys
             for i in range(max(2, schema.get("minProperties", 0))):
