@@ -74,3 +74,31 @@ def test_a_direct_call_keeps_token_usage_and_retries() -> None:
         result = CallResult()
         asyncio.run(llm.structured(MESSAGES, Critique, result))
     assert result.retries == 1 and result.input_tokens > 0 and result.output_tokens > 0
+
+
+@pytest.mark.parametrize("listened", [False, True])
+def test_a_reask_on_either_path_is_hotter_and_keeps_the_earlier_failed_replies(listened: bool) -> None:
+    """Issue 13's re-ask (hotter, the failed replies fed back in order) over issue 12's direct
+    path as well as the langchain one: red if the merge drops either from one of the paths."""
+    from caredio.llm import REASK_TEMPERATURE_FLOOR, REASK_TEMPERATURE_STEP
+
+    with StubOpenAIServer(faults=FaultPlan(script=("invalid_json", "invalid_json"))) as stub:
+        llm = RoleLLM("contrast_critic", LLMSettings(temperature=0.2, parse_retries=2),
+                      RequestLimiter(2), MethodMemory("json_schema"), stub.url, "stub-model")
+
+        async def call(_: Any) -> Any:
+            return (await llm.structured(MESSAGES, Critique))[0]
+
+        handler = SeenCalls()
+        config: Any = {"callbacks": [handler]} if listened else {}
+        parsed = asyncio.run(RunnableLambda(call).ainvoke(None, config))
+    assert isinstance(parsed, Critique)
+    assert len(handler.started) == (3 if listened else 0)
+    temperatures = [r["temperature"] for r in stub.requests]
+    assert temperatures == pytest.approx([0.2, REASK_TEMPERATURE_FLOOR + REASK_TEMPERATURE_STEP,
+                                          REASK_TEMPERATURE_FLOOR + 2 * REASK_TEMPERATURE_STEP])
+    # Each re-ask carries every earlier unusable reply, not only the last one.
+    failed = [[m["content"] for m in r["messages"] if m["role"] == "assistant"]
+              for r in stub.requests]
+    assert [len(replies) for replies in failed] == [0, 1, 2]
+    assert failed[2][0] == failed[1][0] and all("not JSON" in t for t in failed[2])
