@@ -244,6 +244,14 @@ class ThreadSettings(_Strict):
                                    description="Threads of the embedding model (torch)")
 
 
+class TelemetrySettings(_Strict):
+    """OpenTelemetry export of agent turns as spans (caredio/telemetry.py)."""
+
+    otlp_endpoint: str | None = Field(
+        default=None, description="OTLP/gRPC collector, e.g. http://localhost:4317; unset = no export")
+    service_name: str = Field(default="caredio", description="service.name of the exported spans")
+
+
 class Settings(BaseSettings):
     """Everything a run needs. Built by :func:`load_settings`."""
 
@@ -279,6 +287,16 @@ class Settings(BaseSettings):
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
     memory: MemorySettings = Field(default_factory=MemorySettings)
     threads: ThreadSettings = Field(default_factory=ThreadSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
+    executor: Literal["local", "ray"] = Field(
+        default="local", description="Where samples run: this process, or Ray workers")
+    ray_address: str | None = Field(
+        default=None, description="Ray cluster to join (ray://host:10001 or host:6379); unset = a "
+        "local Ray with ray_workers workers")
+    ray_workers: int = Field(default=2, gt=0, description="Sample workers (Ray actors) to start")
+    checkpoint_url: str | None = Field(
+        default=None, description="Postgres checkpoint store (postgresql://...); unset = "
+        "checkpoints.sqlite in the run directory")
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
 
     @classmethod
@@ -306,6 +324,10 @@ class Settings(BaseSettings):
             role["base_url"] = redact_url(role["base_url"])
         if data["memory"]["url"]:
             data["memory"]["url"] = redact_url(data["memory"]["url"])
+        # A database user name alone is not a secret (a password or a query string is).
+        checkpoint = data["checkpoint_url"]
+        if checkpoint and (urlsplit(checkpoint).password or urlsplit(checkpoint).query):
+            data["checkpoint_url"] = redact_url(checkpoint)
         return data
 
     def config_hash(self) -> str:
@@ -381,7 +403,7 @@ class SecretFilter(logging.Filter):
 def settings_secrets(settings: Settings) -> list[str]:
     """Every secret a run of these settings knows: API keys from the environment, URL parts."""
     keys = [os.environ.get(settings.llm.api_key_env), os.environ.get("CAREDIO_API_KEY")]
-    urls = [settings.llm.base_url, settings.memory.url,
+    urls = [settings.llm.base_url, settings.memory.url, settings.checkpoint_url,
             *(role.base_url for role in settings.llm.roles.values())]
     found = [key for key in keys if key and len(key) >= 4]
     for url in urls:

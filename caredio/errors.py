@@ -6,9 +6,11 @@ Three kinds, handled differently:
   naming the file, line or field and exits with code 2; nothing partial is left behind.
 * ``ModelOutputError`` — the model answered but the answer is unusable (does not parse,
   misses fields, is empty). Recorded in the trace and retried with the error fed back.
+* ``ServiceUnreachable`` — a ``UserInputError``: a shared service the run was pointed at
+  (the Chroma server of ``--memory-url``, the Postgres of ``--checkpoint-url``, the Ray
+  cluster of ``--ray-address``) does not answer at start-up. Exit code 2, never a hang.
 * ``EndpointError`` — the endpoint could not be reached or kept failing after retries.
-  The sample is marked failed; the run goes on. Also: the Chroma server of ``--memory-url``
-  cannot be reached (before anything starts).
+  The sample is marked failed; the run goes on.
 * ``EndpointDown`` — an ``EndpointError`` that every later call would meet too (the endpoint
   stopped answering for good, or refuses the credentials). The run stops at once, with its
   status and finished samples on disk, instead of failing sample after sample.
@@ -25,6 +27,10 @@ class CaredioError(Exception):
 
 class UserInputError(CaredioError):
     """Bad input or configuration; exit code 2 with a one-line reason."""
+
+
+class ServiceUnreachable(UserInputError):
+    """A configured Chroma server, Postgres or Ray cluster does not answer at start-up."""
 
 
 class ModelOutputError(CaredioError):

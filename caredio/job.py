@@ -161,14 +161,22 @@ def _checked_job(settings: Settings, templates: dict[str, PromptTemplate], topic
         )
     if settings.contrast == "auto" and len(known | set(missing)) < 2:
         raise UserInputError("--contrast: memory holds no other culture to contrast with")
+    knowledge, scorer, judge = loop_parts(settings, memory)
+    if judge is not None:
+        judge.check([c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c in known])
+    return Job(settings, templates, topics, cultures, memory, scorer, missing,
+               knowledge=knowledge, judge=judge)
+
+
+def loop_parts(settings: Settings, memory: CulturalMemory,
+               ) -> tuple[CulturalMemory | MemoryPart, Scorer, Judge | None]:
+    """What the loop's agents and scorer read (all knowledge, or its loop part), its scorer,
+    and the held-out judge (judge.split): built alike by the driver and by each Ray worker."""
     if not settings.judge.split:
-        return Job(settings, templates, topics, cultures, memory,
-                   Scorer(memory, settings.scoring), missing)
+        return memory, Scorer(memory, settings.scoring), None
     knowledge = MemoryPart(memory, settings.judge.split, LOOP)
-    judge = Judge(memory, settings.judge, settings.scoring)
-    judge.check([c for c in dict.fromkeys([*cultures, *explicit_contrast]) if c in known])
-    return Job(settings, templates, topics, cultures, memory,
-               loop_scorer(knowledge, settings.scoring), missing, knowledge=knowledge, judge=judge)
+    return (knowledge, loop_scorer(knowledge, settings.scoring),
+            Judge(memory, settings.judge, settings.scoring))
 
 
 def ensure_plan(job: Job, run_dir: Path, recorder: RunRecorder) -> list[SampleSpec]:

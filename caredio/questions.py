@@ -53,6 +53,20 @@ class QuestionBook:
         async with lock:
             yield
 
+    def asked(self, culture: str, topic: str, sample_id: str) -> list[str]:
+        """This run's questions of the culture and topic but ``sample_id``'s, most recent first."""
+        return [q for q, owner in reversed(self._asked.get((culture, topic), {}).items())
+                if owner != sample_id]
+
+    def entries(self) -> list[tuple[str, str, str, str]]:
+        """(culture, topic, sample id, question) of every question asked, oldest first."""
+        return [(culture, topic, owner, question)
+                for (culture, topic), asked in self._asked.items()
+                for question, owner in asked.items()]
+
+    async def _asked_elsewhere(self, culture: str, topic: str, sample_id: str) -> list[str]:
+        return self.asked(culture, topic, sample_id)
+
     async def earlier(self, culture: str, topic: str, sample_id: str) -> list[str]:
         """Questions a new question for ``sample_id`` must not repeat, most recent first."""
         key = (culture, topic)
@@ -60,5 +74,5 @@ class QuestionBook:
             self._accepted[key] = (
                 await asyncio.to_thread(self.memory.accepted_questions, culture, topic,
                                         self.limit) if self.memory is not None else [])
-        mine = [q for q, owner in reversed(self._asked.get(key, {}).items()) if owner != sample_id]
+        mine = await self._asked_elsewhere(culture, topic, sample_id)
         return list(dict.fromkeys([*mine, *self._accepted[key]]))[: self.limit]

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from caredio.errors import UserInputError
 from caredio.prompts import PromptTemplate
@@ -81,6 +81,15 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError:
                 continue
     return records
+
+
+class RecordWriter(Protocol):
+    """Where a sample's versions and dataset line go: the run directory's recorder, or (in a
+    Ray worker) a forwarder to the driver, which is the only writer of the run directory."""
+
+    def write_version(self, version: dict[str, Any]) -> None: ...
+
+    def write_sample(self, line: dict[str, Any]) -> bool: ...
 
 
 class RunRecorder:

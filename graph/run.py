@@ -1,57 +1,60 @@
-"""The run graph: plan -> fan out one optimization per sample (``Send``) -> collect.
+"""The run graph: plan -> fan out one optimization per sample (``Send``) -> collect -> select.
 
-Each sample is optimized by the per-sample graph under its own checkpoint thread (its sample
-id) in the run's SQLite checkpointer. A resumed run replans (the plan is a pure function of
-the config), skips samples whose thread is finished, and continues the others from their
-last completed step.
+Where a sample is optimized is the executor's business (the executor seam): the local one
+runs the per-sample graph in this process (graph/local.py), the Ray one on Ray workers
+(caredio/ray_executor.py). Either way each sample has its own checkpoint thread, so a
+resumed run replans (the plan is written once), skips finished samples and continues the
+others from their last completed step. The select step accepts the run's best samples into
+memory (``selected.jsonl``) once every sample is done.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from caredio.errors import EndpointDown, EndpointError, ModelOutputError
-from caredio.graph.sample import Toolkit
 from caredio.graph.state import RunState, SampleSpec
-from caredio.graph.strategies import build_strategy_graph, sample_step_limit
 
 log = logging.getLogger(__name__)
+Event = Callable[[str, dict[str, Any]], None]
+
+
+class SampleExecutor(Protocol):
+    """Optimizes one planned sample somewhere; returns its result (completed or failed)."""
+
+    async def optimize(self, spec: SampleSpec, callbacks: Any = None) -> dict[str, Any]: ...
 
 
 def build_run_graph(
-    toolkit: Toolkit,
+    executor: SampleExecutor,
     planner: Callable[[], list[SampleSpec]],
-    checkpointer: Any,
+    select: Callable[[], Awaitable[None]],
+    on_event: Event,
+    max_rounds: int,
 ) -> Any:
-    """Compile the run graph; ``checkpointer`` persists every sample's state after every step."""
-    sample_graph = build_strategy_graph(toolkit, checkpointer)
+    """Compile the run graph (itself not checkpointed: the samples are). ``max_rounds`` goes
+    into the "planned" event, for the live display's share of work per sample."""
 
     async def plan(state: RunState) -> dict[str, Any]:
         specs = planner()
         per_culture: dict[str, int] = {}
         for spec in specs:
             per_culture[spec["culture"]] = per_culture.get(spec["culture"], 0) + 1
-        toolkit.on_event("planned", {"planned": len(specs), "cultures": per_culture,
-                                     "max_rounds": toolkit.loop.max_rounds})
+        on_event("planned", {"planned": len(specs), "cultures": per_culture,
+                             "max_rounds": max_rounds})
         return {"plan": specs}
 
     def fan_out(state: RunState) -> list[Send]:
         return [Send("optimize_sample", spec) for spec in state["plan"]]
 
-    async def optimize_sample(spec: SampleSpec) -> dict[str, Any]:
-        # A fresh context: the sample graph keeps its own checkpoint thread instead of
-        # becoming a namespaced child of this (uncheckpointed) run graph.
-        task = asyncio.get_running_loop().create_task(
-            _optimize(sample_graph, spec, toolkit), context=contextvars.Context()
-        )
-        return {"results": [await task]}
+    async def optimize_sample(spec: SampleSpec, config: RunnableConfig) -> dict[str, Any]:
+        # The run's callbacks and tracers go along, so they follow every sample and agent call.
+        return {"results": [await executor.optimize(spec, config.get("callbacks"))]}
 
     async def collect(state: RunState) -> dict[str, Any]:
         results = state.get("results", [])
@@ -62,55 +65,18 @@ def build_run_graph(
         }
         return {"summary": summary}
 
+    async def select_step(state: RunState) -> dict[str, Any]:
+        await select()
+        return {}
+
     builder = StateGraph(RunState)
     builder.add_node("plan", plan)
     builder.add_node("optimize_sample", optimize_sample)  # type: ignore[arg-type]
     builder.add_node("collect", collect)
+    builder.add_node("select", select_step)
     builder.add_edge(START, "plan")
     builder.add_conditional_edges("plan", fan_out, ["optimize_sample"])
     builder.add_edge("optimize_sample", "collect")
-    builder.add_edge("collect", END)
+    builder.add_edge("collect", "select")
+    builder.add_edge("select", END)
     return builder.compile(name="caredio_run")
-
-
-async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit) -> dict[str, Any]:
-    """One sample, isolated: its endpoint or output failure marks it failed, nothing more.
-
-    EndpointDown (the endpoint is gone for every sample) propagates and stops the run;
-    so does anything else, which is a bug.
-    """
-    sample_id, culture = spec["sample_id"], spec["culture"]
-    config = {"configurable": {"thread_id": sample_id},
-              "recursion_limit": sample_step_limit(toolkit, spec)}
-    snapshot = await sample_graph.aget_state(config)
-    values = snapshot.values or {}
-    if values.get("done"):
-        toolkit.on_event("sample_skipped", {"sample_id": sample_id, "culture": culture,
-                                            "best": values["best"], "first": values["versions"][0]})
-        return _result(spec, values)
-    # No checkpoint: start from the spec. A checkpoint: continue where it stopped (None input)
-    # — also after a failure, whose failed step is the one retried.
-    start = None if snapshot.next else dict(spec)
-    if snapshot.next and "draft" not in snapshot.next:  # draft announces the others itself
-        toolkit.on_event("sample_started", {"sample_id": sample_id, "culture": culture,
-                                            "resumed": True})
-    try:
-        final = await sample_graph.ainvoke(start, config)
-    except EndpointDown:
-        raise
-    except (EndpointError, ModelOutputError) as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        log.warning("sample %s failed: %s", sample_id, error)
-        toolkit.on_event("sample_failed", {"sample_id": sample_id, "culture": culture,
-                                           "error": error})
-        return {"sample_id": sample_id, "culture": culture, "topic": spec["topic"],
-                "status": "failed", "error": error}
-    return _result(spec, final)
-
-
-def _result(spec: SampleSpec, values: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "sample_id": spec["sample_id"], "culture": spec["culture"], "topic": spec["topic"],
-        "status": "completed", "first": values["versions"][0], "best": values["best"],
-        "rounds": values["versions"][-1]["round"], "stop_reason": values.get("stop_reason", ""),
-    }

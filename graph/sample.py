@@ -32,11 +32,11 @@ from caredio.graph.routing import (
     rejected,
 )
 from caredio.graph.state import SampleState, Version
-from caredio.memory.judge import Judge, MemoryPart, judge_fields
+from caredio.memory.judge import JUDGE_KEYS, Judge, MemoryPart, judge_fields
 from caredio.memory.scoring import SampleScore, Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.questions import QuestionBook
-from caredio.records import RunRecorder
+from caredio.records import RecordWriter
 from caredio.tracing import TraceSink
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class Toolkit:
     refiner: Refiner
     memory: CulturalMemory | MemoryPart  # what the agents are grounded in (the loop's part)
     scorer: Scorer
-    recorder: RunRecorder
+    recorder: RecordWriter
     sink: TraceSink
     loop: LoopSettings
     system_prompt: str | None = None
@@ -63,6 +63,7 @@ class Toolkit:
     judge: Judge | None = None  # the held-out judge; its scores never reach an agent
     strategy: str = "loop"  # loop, one-shot or best-of-n (graph/strategies.py)
     best_of_n: int | None = None  # answers per best-of-n sample; None = the rule for n
+    shared_checkpoints: bool = False  # one store for many runs: thread ids carry the run id
 
 
 class _TurnEvents:
@@ -165,8 +166,15 @@ async def score_state(toolkit: Toolkit, state: SampleState, answers: dict[str, s
     return score, judge_fields(judged)
 
 
-def new_version(state: SampleState, score: SampleScore, critique: str = "") -> Version:
-    return {
+def new_version(state: SampleState, score: SampleScore, answers: dict[str, str],
+                judged: dict[str, float], critique: str = "") -> Version:
+    """The whole trajectory line of the state's scored question and response.
+
+    Whole, judge's scores included (under their own keys), because the checkpoint keeps it: a
+    sample continued from a checkpoint writes any line a dead process never wrote, and it
+    must be the line that process would have written.
+    """
+    version: Version = {
         "sample_id": state["sample_id"], "round": state["round"], "step": state["step"],
         "question": state["question"], "response": state["response"],
         "representativeness": round(score.representativeness, 4),
@@ -174,18 +182,27 @@ def new_version(state: SampleState, score: SampleScore, critique: str = "") -> V
         "objective": round(score.objective, 4),
         "attribution": {k: round(v, 4) for k, v in score.attribution.items()},
         "critique": critique, "missing_core": score.missing_core,
+        "culture": state["culture"], "topic": state["topic"], "contrast": state["contrast"],
+        "contrast_answers": answers, "grounding_ids": state.get("knowledge_ids", []),
+        "score_flags": score.flags,
     }
+    if judged:
+        version["judge_representativeness"] = judged["judge_representativeness"]
+        version["judge_distinctiveness"] = judged["judge_distinctiveness"]
+        version["judge_objective"] = judged["judge_objective"]
+    return version
 
 
-def record_version(toolkit: Toolkit, state: SampleState, version: Version, answers: dict[str, str],
-                   score: SampleScore, judged: dict[str, float]) -> None:
-    """The trajectory line (with the judge's scores under their own keys) and the event."""
-    toolkit.recorder.write_version({**version, **judged, "culture": state["culture"],
-                                    "topic": state["topic"], "contrast": state["contrast"],
-                                    "contrast_answers": answers,
-                                    "grounding_ids": state.get("knowledge_ids", []),
-                                    "score_flags": score.flags})
-    toolkit.on_event("version", {**version, "culture": state["culture"]})
+def record_version(toolkit: Toolkit, version: Version) -> None:
+    """The trajectory line and the progress event."""
+    toolkit.recorder.write_version(dict(version))
+    toolkit.on_event("version", dict(version))
+
+
+def judged_of(version: Version) -> dict[str, float]:
+    """The judge's scores a version was recorded with (empty without a judge)."""
+    line: dict[str, Any] = dict(version)
+    return {key: line[key] for key in JUDGE_KEYS if key in line}
 
 
 def finalize_node(toolkit: Toolkit) -> Any:
@@ -193,8 +210,10 @@ def finalize_node(toolkit: Toolkit) -> Any:
 
     async def finalize(state: SampleState) -> dict[str, Any]:
         best = best_version(state["versions"])
-        judged: dict[str, float] = {}
-        if toolkit.judge is not None:
+        # The judge scored every version as it was recorded: the best's scores are those
+        # (a resumed finished sample rewrites this line from them, graph/local.py).
+        judged = judged_of(best)
+        if toolkit.judge is not None and not judged:  # a version checkpointed without them
             judged = judge_fields(await asyncio.to_thread(
                 toolkit.judge.score, best["question"], best["response"], state["culture"],
                 state["contrast"]))
@@ -219,7 +238,7 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         if state["step"] != "initial" and rejected(score.representativeness,
                                                    base_version(previous, loop), loop):
             # The next refinement starts from an earlier version: no critique of this one.
-            version = new_version(state, score, "rejected: R fell more than "
+            version = new_version(state, score, answers, judged, "rejected: R fell more than "
                                   f"loop.max_r_drop={loop.max_r_drop}")
             version["rejected"] = True
         else:
@@ -230,9 +249,9 @@ def build_sample_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
                 generic_sentences=score.generic_sentences, missing_core=score.missing_core,
                 contrast_answers=answers,
             )
-            version = new_version(state, score,
+            version = new_version(state, score, answers, judged,
                                   critique_text(review, score.generic_sentences, score.missing_core))
-        record_version(toolkit, state, version, answers, score, judged)
+        record_version(toolkit, version)
         next_step, reason = decide([*previous, version], loop)
         return {"versions": [version], "contrast_answers": answers,
                 "contrast_question": state["question"], "contrast_cache": cache,

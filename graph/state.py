@@ -7,7 +7,8 @@ from typing import Annotated, Any, NotRequired, TypedDict
 
 
 class Version(TypedDict):
-    """One scored version of a sample: a line of trajectories.jsonl."""
+    """One scored version of a sample: a line of trajectories.jsonl, kept whole in the
+    checkpoint so a sample continued from it can write any line a dead process never wrote."""
 
     sample_id: str
     round: int  # refinement rounds behind this version; 0 = the expert's first draft
@@ -21,10 +22,20 @@ class Version(TypedDict):
     objective: float
     attribution: dict[str, float]
     critique: str
+    culture: str
+    topic: str
+    contrast: list[str]
+    contrast_answers: dict[str, str]
+    grounding_ids: list[str]  # the knowledge items shown to the agents
+    score_flags: list[str]
     missing_core: NotRequired[list[str]]  # what the critique found missing (for a later refinement)
     # A refinement whose R fell more than loop.max_r_drop below the version it rewrote: kept in
     # the trajectory, never the best, never the start of another refinement.
     rejected: NotRequired[bool]
+    # The held-out judge's scores (judge.split): recorded, never shown to an agent or routed on.
+    judge_representativeness: NotRequired[float]
+    judge_distinctiveness: NotRequired[float]
+    judge_objective: NotRequired[float]
 
 
 class SampleSpec(TypedDict):

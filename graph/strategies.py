@@ -100,8 +100,8 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     async def score(state: SampleState) -> dict[str, Any]:
         answers, cache = await contrast_answers(toolkit, state, _context(toolkit, state, state["round"]))
         scored, judged = await score_state(toolkit, state, answers)
-        version = new_version(state, scored)
-        record_version(toolkit, state, version, answers, scored, judged)
+        version = new_version(state, scored, answers, judged)
+        record_version(toolkit, version)
         done = len(state.get("versions", [])) + 1 >= wanted(state)
         return {"versions": [version], "contrast_answers": answers,
                 "contrast_question": state["question"], "contrast_cache": cache,

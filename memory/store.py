@@ -23,7 +23,7 @@ import numpy as np
 
 from caredio.config import public_url
 from caredio.conversation import sample_text
-from caredio.errors import EndpointError, UserInputError
+from caredio.errors import ServiceUnreachable, UserInputError
 from caredio.memory.dirlock import MemoryDirLock
 from caredio.memory.embeddings import Embedder
 
@@ -122,15 +122,16 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise UserInputError(f"memory.url: not an http(s) URL: {public_url(url)!r}")
         port = parsed.port or (443 if parsed.scheme == "https" else 8000)
+        settings = _server_settings(url, quiet)  # a URL that cannot work is refused unasked
+        _check_server(f"{parsed.scheme}://{parsed.hostname}:{port}", url)
         try:
             return chromadb.HttpClient(host=parsed.hostname, port=port,
-                                       ssl=parsed.scheme == "https",
-                                       settings=_server_settings(url, quiet))
+                                       ssl=parsed.scheme == "https", settings=settings)
         except ValueError as exc:  # chromadb's way of saying the heartbeat found no server
             if "Could not connect" not in str(exc):
                 raise
-            raise EndpointError(f"cannot reach the Chroma server {public_url(url)}; is it "
-                                "running? (--memory-url)") from None
+            raise ServiceUnreachable(f"cannot reach the Chroma server {public_url(url)}; is it "
+                                     "running? (--memory-url)") from None
     if path:
         Path(path).mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=quiet)
@@ -140,6 +141,21 @@ def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
     database = f"ephemeral-{uuid.uuid4().hex}"
     chromadb.AdminClient(shared.get_settings()).create_database(database)
     return chromadb.EphemeralClient(settings=quiet, database=database)
+
+
+def _check_server(base: str, url: str, timeout: float = 10.0) -> None:
+    """Any HTTP answer from the server within ``timeout``: a refused, dropped or silent
+    connection stops the command at start-up (exit 2) instead of hanging it."""
+    import httpx
+
+    parsed = urlparse(url)
+    auth = ((unquote(parsed.username), unquote(parsed.password or ""))
+            if parsed.username else None)
+    try:
+        httpx.get(f"{base}/api/v2/heartbeat", timeout=timeout, auth=auth)
+    except httpx.TransportError as exc:
+        raise ServiceUnreachable(f"cannot reach the Chroma server {public_url(url)} "
+                                 f"({type(exc).__name__}); is it running? (--memory-url)") from None
 
 
 def _server_settings(url: str, settings: Any) -> Any:

@@ -5,6 +5,7 @@
 * ``embedder``: the real offline MiniLM embedder, loaded once per session.
 * ``fake_embedder``: the FAKE hash embedder, for tests about orchestration only.
 * ``chroma_server``: a real Chroma server (the installed ``chroma`` command) on loopback.
+* ``postgres_url``: a real Postgres server (tests/support/services.py) on loopback.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
   llama.cpp server, then resumed (nothing left to do), once per session; the tool tests read it.
 """
@@ -146,6 +147,15 @@ def chroma_server(tmp_path: Path) -> Any:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Any:
+    """A real Postgres server (Debian's package, initdb + pg_ctl in a temp dir) on loopback."""
+    from tests.support.services import postgres_server
+
+    with postgres_server() as url:
+        yield url
 
 
 def in_process_cli(

@@ -155,3 +155,56 @@ def test_a_run_directory_in_use_cannot_be_resumed_twice(tmp_path: Path, fake_emb
         run_dir, _ = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
         with RunRecorder(run_dir).locked(), pytest.raises(UserInputError, match="another caredio"):
             resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
+
+
+def test_resume_writes_a_checkpointed_version_whose_line_never_reached_the_file(
+        tmp_path: Path, fake_embedder: Any) -> None:
+    """A Ray worker may checkpoint a step before the driver writes the version line it streamed
+    (the driver interrupted, the worker killed): the checkpoint holds the whole line, and the
+    sample's continuation writes it, once, with no call made for it."""
+    with StubOpenAIServer() as stub:
+        settings = stub_settings(stub.url, str(tmp_path), rounds=1)
+        run_dir, _ = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
+        path = run_dir / "trajectories.jsonl"
+        lines = path.read_text().splitlines(keepends=True)
+        assert len(lines) == 4  # 2 samples x (draft + 1 round)
+        path.write_text("".join(lines[:1] + lines[2:]))  # one never delivered
+        calls = len(stub.requests)
+        resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
+        assert len(stub.requests) == calls
+    restored = path.read_text().splitlines(keepends=True)
+    assert len(restored) == 4
+    assert json.loads(restored[-1]) == json.loads(lines[1])  # the same line, every field
+
+
+def test_resume_rewrites_a_judged_baseline_sample_as_it_was_first_written(
+        tmp_path: Path, fake_embedder: Any) -> None:
+    """FAKE stub server and hash embedder (plumbing only). Best-of-n with a held-out judge: the
+    checkpoint's whole version carries the judge's scores, and a finished sample's dataset line
+    is rewritten with its strategy and the judge's scores of its best version, so lines a dead
+    process never delivered come back exactly as that process would have written them."""
+    with StubOpenAIServer() as stub:
+        settings = stub_settings(stub.url, str(tmp_path), strategy="best-of-n", best_of_n=2,
+                                 judge={"split": 0.3})
+        run_dir, record = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
+        assert record["status"] == "completed" and record["strategy"] == "best-of-n"
+        trajectories, dataset = run_dir / "trajectories.jsonl", run_dir / "dataset.jsonl"
+        versions = trajectories.read_text().splitlines(keepends=True)
+        samples = dataset.read_text().splitlines(keepends=True)
+        assert len(versions) == 4 and len(samples) == 2  # 2 samples x 2 candidates
+        assert all("judge_objective" in json.loads(line) for line in versions)
+        trajectories.write_text("".join(versions[:-1]))  # neither line ever delivered
+        dataset.write_text(samples[0])
+        calls = len(stub.requests)
+        resume_run(run_dir, lambda kind, data: None, embedder=fake_embedder)
+        assert len(stub.requests) == calls
+
+    def keyed(lines: list[str]) -> dict[Any, Any]:
+        records = [json.loads(line) for line in lines]
+        return {(r["sample_id"], r["round"], r["step"]) if "sample_id" in r
+                else r["metadata"]["sample_id"]: r for r in records}
+
+    assert keyed(trajectories.read_text().splitlines()) == keyed(versions)
+    assert keyed(dataset.read_text().splitlines()) == keyed(samples)
+    restored = json.loads(dataset.read_text().splitlines()[-1])["metadata"]
+    assert restored["strategy"] == "best-of-n" and "judge_objective" in restored

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from caredio.errors import EndpointError, UserInputError
+from caredio.errors import ServiceUnreachable, UserInputError
 from caredio.memory.store import CulturalMemory, KnowledgeItem, make_client
 from tests.support.recording_proxy import RecordingProxy
 
@@ -98,6 +98,7 @@ def test_urls_whose_credentials_cannot_be_used_are_refused(url: str, reason: str
 
 
 def test_an_unreachable_server_is_named_without_its_credentials() -> None:
-    with pytest.raises(EndpointError, match=r"cannot reach the Chroma server http://127.0.0.1:9;") as caught:
+    # ServiceUnreachable is a user error: the CLI exits 2 at start-up (tests/test_shared_state.py).
+    with pytest.raises(ServiceUnreachable, match=r"cannot reach the Chroma server http://127.0.0.1:9 ") as caught:
         make_client(url="http://alice:tok-secret@127.0.0.1:9")
     assert "tok-secret" not in str(caught.value)

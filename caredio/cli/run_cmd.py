@@ -80,6 +80,11 @@ def register(cli: typer.Typer) -> None:
         seed: int = typer.Option(None, "--seed", metavar="N", help="Sampling seed sent with every LLM request (llm.seed), for reproducible runs where the endpoint honours it." + default("none")),
         demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only warnings and the summary."),
+        executor: str = typer.Option(None, "--executor", metavar="NAME", help="Where samples run: 'local' (this process) or 'ray' (Ray workers; needs caredio[scale])." + default("local")),
+        ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join (host:6379 or ray://host:10001), with --executor ray." + default("a local Ray with --ray-workers workers")),
+        ray_workers: int = typer.Option(None, "--ray-workers", metavar="N", help="Sample workers (Ray actors) of a local Ray, with --executor ray." + default(2)),
+        checkpoint_url: str = typer.Option(None, "--checkpoint-url", metavar="URL", help="Postgres checkpoint store, e.g. postgresql://user@host/db (a password in the URL is never stored)." + default("checkpoints.sqlite in the run directory")),
+        otlp_endpoint: str = typer.Option(None, "--otlp-endpoint", metavar="URL", help="OTLP/gRPC collector that receives every agent turn as an OpenTelemetry span, e.g. http://localhost:4317." + default("none, no spans exported")),
     ) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
         from caredio.config import load_settings
@@ -87,7 +92,8 @@ def register(cli: typer.Typer) -> None:
 
         for flag, value in (("--out", out), ("--run-id", run_id), ("--memory", memory),
                             ("--memory-url", memory_url), ("--base-url", base_url), ("--model", model),
-                            ("--gguf", gguf), ("--prompts", prompts)):
+                            ("--gguf", gguf), ("--prompts", prompts), ("--ray-address", ray_address),
+                            ("--checkpoint-url", checkpoint_url), ("--otlp-endpoint", otlp_endpoint)):
             if value is not None and not value.strip():
                 raise UserInputError(f"{flag}: empty value")
         flags: dict[str, Any] = dict(DEMO) if demo else {}
@@ -99,8 +105,10 @@ def register(cli: typer.Typer) -> None:
             "cultures": split_list(cultures, "--cultures"), "topics": split_list(topics, "--topics"),
             "samples_per_topic": samples_per_topic, "out": out, "run_id": run_id,
             "concurrency": concurrency, "prompts_dir": prompts, "contrast": contrast_value,
-            "strategy": strategy, "best_of_n": best_of_n,
+            "strategy": strategy, "best_of_n": best_of_n, "executor": executor,
+            "ray_address": ray_address, "ray_workers": ray_workers, "checkpoint_url": checkpoint_url,
         }.items() if v is not None})
+        flags["telemetry"] = {"otlp_endpoint": otlp_endpoint}
         if judge_split is not None:
             flags["judge"] = {"split": judge_split}
         if max_rounds is not None:
@@ -124,6 +132,9 @@ def register(cli: typer.Typer) -> None:
         run_dir: Path = typer.Argument(..., metavar="RUN_DIR", help="The run directory to finish."),
         base_url: str = typer.Option(None, "--base-url", metavar="URL", help="Another endpoint than the one in the run's config." + default("the run's endpoint")),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only warnings and the summary."),
+        executor: str = typer.Option(None, "--executor", metavar="NAME", help="Run the rest 'local' (this process) or on 'ray' (Ray workers)." + default("as the run was started")),
+        ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join for this resume." + default("the run's, else a local Ray")),
+        checkpoint_url: str = typer.Option(None, "--checkpoint-url", metavar="URL", help="The run's Postgres checkpoint store, needed when its URL held a password (never stored)." + default("the run's checkpoint store")),
     ) -> None:
         """Finish an interrupted run: done samples are kept, the others continue from their last step."""
         from caredio.runner import resume_run
@@ -131,7 +142,8 @@ def register(cli: typer.Typer) -> None:
         display = RunDisplay(console, quiet=quiet)
         try:
             with display:
-                record = resume_run(run_dir, display.on_event, base_url=base_url)
+                record = resume_run(run_dir, display.on_event, base_url=base_url, executor=executor,
+                                    ray_address=ray_address, checkpoint_url=checkpoint_url)
         except KeyboardInterrupt:
             _interrupted(console, run_dir)
         _finish(console, display, run_dir, record)

@@ -43,6 +43,8 @@ class HashEmbedder:
     name so a memory accepts it: use it only with memories the test throws away.
     """
 
+    portable = True  # small and picklable: a Ray run ships it to its workers as it is
+
     def __init__(self, dim: int = 384) -> None:
         from caredio.memory.embeddings import DEFAULT_BACKEND
 
@@ -74,12 +76,20 @@ def fake_cli_env(**extra: str) -> dict[str, str]:
     return env
 
 
-# `python -c CLI_WITH_FAKE_EMBEDDER args...` runs the real CLI with HashEmbedder installed.
-CLI_WITH_FAKE_EMBEDDER = (
-    "import caredio.memory.embeddings as e; from tests.support.jobs import HashEmbedder; "
-    "e._shared[e.DEFAULT_BACKEND] = HashEmbedder(); "
-    "from caredio.cli.main import app; app()"
-)
+# `python -c CLI_WITH_FAKE_EMBEDDER args...` runs the real CLI with HashEmbedder installed as
+# the shared embedder of the default backend (``memory.embedding = "minilm"``). Loading the
+# real model there is an error: the key once drifted and every such process spent ~30 s
+# loading MiniLM and embedding the starter pack with it, unnoticed.
+CLI_WITH_FAKE_EMBEDDER = """
+import caredio.memory.embeddings as e
+from tests.support.jobs import HashEmbedder
+e._shared["minilm"] = HashEmbedder()
+def _refuse(*args, **kwargs):
+    raise AssertionError("CLI_WITH_FAKE_EMBEDDER: the real embedding model was loaded")
+e.SentenceTransformerEmbedder.__init__ = _refuse
+from caredio.cli.main import app
+app()
+"""
 
 
 def trace_totals(run_dir: Path) -> dict[str, Any]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
+from pathlib import Path
 from typing import Any
 
 _WORDS = ("families", "food", "festivals", "elders", "neighbours", "work", "language", "music",
@@ -26,6 +28,47 @@ def _filler(rng: random.Random, min_len: int = 0, max_len: int | None = None) ->
         text += f" Stub detail about {rng.choice(_WORDS)}."
     text = text if max_len is None else text[:max_len]
     return text.rstrip() if len(text.rstrip()) >= min_len else text
+
+
+_VOCABULARY: list[str] = []
+
+
+def _vocabulary() -> list[str]:
+    """Every lower-case word of the starter pack (~1,500): realistic token lengths, no repeats
+    to cache, and no proper nouns (a culture's name would be refused by the output checks)."""
+    if not _VOCABULARY:
+        path = Path(__file__).resolve().parents[2] / "memory" / "data" / "starter_knowledge.jsonl"
+        words = {w for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+                 for w in re.findall(r"\b[a-z]{2,}(?:'[a-z]+)?\b", json.loads(line)["text"])}
+        _VOCABULARY.extend(sorted(words))
+    return _VOCABULARY
+
+
+def varied_text(rng: random.Random, sentences: int = 0) -> str:
+    """1-4 sentences of 8-16 random words: text that never repeats, so no embedding cache hits
+    (the 16-word filler above makes most of a benchmark's embeddings cache hits)."""
+    words = _vocabulary()
+    out = []
+    for _ in range(sentences or rng.randint(1, 4)):
+        sentence = " ".join(rng.choice(words) for _ in range(rng.randint(8, 16)))
+        out.append(sentence[0].upper() + sentence[1:] + ".")
+    return " ".join(out)
+
+
+def varied(value: Any, rng: random.Random, key: str = "") -> Any:
+    """``value`` with every string replaced by :func:`varied_text` (enums would not validate,
+    so a string from a schema's enum should not pass through here; ours have none). A string
+    under a key named like a question becomes one sentence ending with '?', as the client's
+    output checks require."""
+    if isinstance(value, str):
+        if "question" in key:
+            return varied_text(rng, 1)[:-1] + "?"
+        return varied_text(rng)
+    if isinstance(value, list):
+        return [varied(v, rng, key) for v in value]
+    if isinstance(value, dict):
+        return {k: varied(v, rng, k) for k, v in value.items()}
+    return value
 
 
 def _question(rng: random.Random) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support.schema_example import _WORDS, example_from_schema
+from tests.support.schema_example import _WORDS, example_from_schema, varied, varied_text
 
 OUTCOMES = ("ok", "429", "500", "slow", "drop", "truncated", "invalid_json", "empty",
             "json_schema_rejected", "bad_request")
@@ -184,12 +184,16 @@ class StubOpenAIServer:
     def __init__(self, latency: float = 0.0, faults: FaultPlan | None = None,
                  host: str = "127.0.0.1", port: int = 0,
                  responder: Callable[[dict[str, Any]], str] | None = None,
-                 structured: Callable[[dict[str, Any], str, Any], Any] | None = None) -> None:
+                 structured: Callable[[dict[str, Any], str, Any], Any] | None = None,
+                 varied_text: bool = False) -> None:
         """``responder(body)``: the text of plain (unstructured) replies. ``structured(body,
         schema name, generated value)``: the value of structured replies, for tests whose
-        fake must answer according to the prompt (the default is filler that ignores it)."""
+        fake must answer according to the prompt (the default is filler that ignores it).
+        ``varied_text``: every string is random sentences that never repeat (benchmarks: no
+        embedding cache hits, as with real answers), not the 16-word filler."""
         self.latency, self.faults, self.responder = latency, faults or FaultPlan(), responder
         self.structured = structured
+        self.varied_text = varied_text
         self.healthy = True  # what GET /health says (tests of the liveness watch)
         self.health_checks = 0
         self.host, self.port = host, port
@@ -329,6 +333,8 @@ class StubOpenAIServer:
                rng: random.Random) -> Any:
         """A schema-valid value; the test's ``structured`` hook may replace it."""
         value = example_from_schema(schema, rng)
+        if self.varied_text:
+            value = varied(value, rng)
         if self.structured is not None:
             value = self.structured(body, name or str(schema.get("title") or ""), value)
         return value
@@ -346,6 +352,8 @@ class StubOpenAIServer:
         if self.responder is not None:
             return self.responder(body)
         schema = _prompt_schema(body.get("messages") or [])
+        if self.varied_text and schema is None and not fmt:
+            return varied_text(rng)
         a, b = rng.sample(_WORDS, 2)
         filler = (f"This is a stub reply (ref {digest}). It talks about {a} and {b} in plain "
                   "words. Nothing here comes from a real model.")
@@ -404,8 +412,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--reject-json-schema", action="store_true")
+    parser.add_argument("--varied-text", action="store_true", help="text that never repeats")
     args = parser.parse_args(argv)
-    server = StubOpenAIServer(latency=args.latency, port=args.port,
+    server = StubOpenAIServer(latency=args.latency, port=args.port, varied_text=args.varied_text,
                               faults=FaultPlan(reject_json_schema=args.reject_json_schema)).start()
     print(server.url, flush=True)
     with contextlib.suppress(KeyboardInterrupt):

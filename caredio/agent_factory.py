@@ -1,0 +1,39 @@
+"""The three agents of a run, on one endpoint, sharing one request limiter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from caredio.agents import ContrastCritic, CultureExpert, Refiner
+from caredio.config import ROLES, Settings
+from caredio.liveness import Liveness
+from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
+from caredio.prompts import PromptTemplate
+
+Agents = tuple[CultureExpert, ContrastCritic, Refiner]
+
+
+def run_limiter(settings: Settings) -> RequestLimiter:
+    """The whole run's bound on requests in flight, requests per minute and 429 pauses."""
+    return RequestLimiter(requests_at_once(settings), settings.llm.requests_per_minute,
+                          down_after=settings.llm.down_after)
+
+
+def requests_at_once(settings: Settings) -> int:
+    """LLM requests in flight at most. The embedded llama.cpp server answers one at a time:
+    more would only queue inside it, where the client's timeout keeps running."""
+    return 1 if settings.llm.base_url is None else settings.concurrency
+
+
+def build_agents(
+    settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str,
+    liveness: Liveness | None = None, limiter: Any = None,
+) -> Agents:
+    """The three agents, sharing one request limiter (this run's, or a Ray worker's proxy of
+    the run's global one)."""
+    limiter = limiter if limiter is not None else run_limiter(settings)
+    methods = MethodMemory(settings.llm.structured_output)
+    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model, liveness)
+            for role in ROLES}
+    return (CultureExpert(llms["culture_expert"], templates),
+            ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))

@@ -1,0 +1,84 @@
+"""Where the per-sample LangGraph checkpoints live: the run directory's SQLite file (default),
+or a Postgres database shared by every process and machine of a run (``--checkpoint-url``).
+
+With Postgres, ``caredio resume`` works from any machine that can reach the database and a
+killed worker loses only its in-flight step. Thread ids there carry the run id
+(``run_id/sample_id``): one database serves many runs, whose sample ids repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from caredio.config import public_url, url_secrets
+from caredio.errors import ServiceUnreachable, UserInputError
+from caredio.records import CHECKPOINTS
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10  # seconds: an unreachable store stops the run at start-up, never hangs it
+
+
+def thread_id(run_id: str, sample_id: str, shared: bool) -> str:
+    """A sample's checkpoint thread: its id in the run's own SQLite file, ``run/sample`` in a
+    store shared by runs."""
+    return f"{run_id}/{sample_id}" if shared else sample_id
+
+
+def _postgres_saver_class() -> Any:
+    try:
+        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    except ImportError:
+        raise UserInputError("checkpoint_url: the Postgres checkpointer is not installed; "
+                             "pip install 'caredio[scale]'") from None
+    return AsyncPostgresSaver
+
+
+def _scrub(text: str, url: str) -> str:
+    for secret in url_secrets(url):
+        text = text.replace(secret, "***")
+    return text
+
+
+async def check_postgres(url: str) -> None:
+    """Connect once with a short timeout: a clear error at start-up instead of a hang later."""
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise UserInputError(f"checkpoint_url: not a postgresql:// URL: {public_url(url)!r}")
+    _postgres_saver_class()
+    import psycopg
+
+    try:
+        connection = await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT),
+            CONNECT_TIMEOUT + 5)
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        reason = _scrub(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, url)
+        raise ServiceUnreachable(f"cannot reach the Postgres checkpoint store {public_url(url)} "
+                                 f"({reason}); is it running? (--checkpoint-url)") from None
+    await connection.close()
+
+
+async def setup_postgres(url: str) -> None:
+    """Create or migrate the checkpoint tables once, before workers use them."""
+    async with _postgres_saver_class().from_conn_string(url) as saver:
+        await saver.setup()
+
+
+@contextlib.asynccontextmanager
+async def open_checkpointer(checkpoint_url: str | None, run_dir: Path) -> AsyncIterator[Any]:
+    """The run's checkpointer, set up and open for the duration of the block."""
+    if checkpoint_url:
+        await check_postgres(checkpoint_url)
+        async with _postgres_saver_class().from_conn_string(checkpoint_url) as saver:
+            await saver.setup()  # creates or migrates its tables; safe to repeat
+            yield saver
+        return
+    from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+    async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
+        yield saver

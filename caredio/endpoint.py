@@ -1,0 +1,51 @@
+"""The LLM endpoint of a run: the configured one (checked first), or the embedded server,
+started for the run and stopped on every exit."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+
+from caredio.config import Settings, public_url
+from caredio.errors import EndpointError
+from caredio.liveness import Liveness
+from caredio.local_llm import LocalLLMServer
+from caredio.threads import llm_threads
+
+
+@contextlib.asynccontextmanager
+async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str, Liveness | None]]:
+    """The (base_url, model, liveness) to use: the configured endpoint, or the embedded server."""
+    if settings.llm.base_url:
+        await preflight(settings.llm.base_url)
+        liveness = Liveness(settings.llm.health_url) if settings.llm.health_url else None
+        yield settings.llm.base_url, settings.llm.model or "default", liveness
+        return
+    server = LocalLLMServer(gguf=settings.llm.gguf, n_ctx=settings.llm.local_ctx,
+                            threads=llm_threads(settings.threads))
+    try:
+        await asyncio.to_thread(server.start)
+        assert server.process is not None
+        yield (server.base_url, settings.llm.model or server.model,
+               Liveness(server.health_url, server.process, server.output_tail))
+    finally:
+        server.stop()
+
+
+async def preflight(base_url: str, timeout: float = 10.0) -> None:
+    """Fail fast, with a clear message, when the endpoint is not there at all.
+
+    Any HTTP answer will do (some servers have no ``/models``, or want a key for it); only
+    a refused, dropped or silent connection stops the run before it starts.
+    """
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            await client.get(base_url.rstrip("/") + "/models")
+    except httpx.TransportError as exc:
+        raise EndpointError(
+            f"cannot reach the LLM endpoint {public_url(base_url)} ({type(exc).__name__}); "
+            "is the server running? (--base-url)"
+        ) from None

@@ -1,0 +1,159 @@
+"""Executing a job: run.json's life cycle around the endpoint, elicitation, plan and run graph.
+
+The run graph plans, fans the samples out to an executor (this process, or Ray workers) and
+selects at the end; this module opens what it needs and records how the run ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+from caredio.acceptance import accept_into_memory
+from caredio.agent_factory import Agents, build_agents, requests_at_once
+from caredio.agents.base import TurnContext
+from caredio.checkpoints import open_checkpointer
+from caredio.config import ROLES, public_url
+from caredio.elicitation import elicit_missing
+from caredio.endpoint import endpoint
+from caredio.errors import EndpointDown
+from caredio.graph.local import LocalExecutor
+from caredio.graph.run import SampleExecutor, build_run_graph
+from caredio.graph.sample import Toolkit
+from caredio.job import Job, ensure_plan
+from caredio.questions import QuestionBook
+from caredio.records import TRAJECTORIES, RunRecorder, read_jsonl, templates_hash
+from caredio.signals import terminate_as_interrupt
+from caredio.telemetry import SpanSink, otlp_provider
+from caredio.threads import configure_threads
+from caredio.tracing import LoggingTraceSink, MultiSink, TraceSink
+
+log = logging.getLogger(__name__)
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Event,
+                  callbacks: list[Any] | None = None, tracer_provider: Any = None,
+                  ) -> dict[str, Any]:
+    """Run (or continue) the graph for the job; returns the final run.json record.
+
+    Each sample's failure is recorded (run.json ``failures``, its trace line) and the run
+    goes on; the status is "failed" only past ``max_failed_share``. An endpoint that is down
+    for good stops the run at once (EndpointError, with the resume command).
+
+    ``callbacks`` (LangChain callback handlers: tracers such as LangSmith or Langfuse) follow
+    the run into every sample graph and agent call (local executor); ``tracer_provider``
+    (OpenTelemetry) receives every agent turn as a span (else ``telemetry.otlp_endpoint``).
+    """
+    settings = job.settings
+    run_id = run_dir.name
+    started = time.time()
+    recorder.write_run(run_id=run_id, status="running", pid=os.getpid(), started_at=started,
+                       error=None, config_hash=settings.config_hash(),
+                       templates_hash=templates_hash(job.templates),
+                       template_hashes={n: t.hash for n, t in job.templates.items()},
+                       threads=configure_threads(settings.threads), executor=settings.executor,
+                       **job.strategy_record())
+    status, error = "failed", None
+    summary: dict[str, Any] = {}
+    if tracer_provider is None and settings.telemetry.otlp_endpoint:
+        tracer_provider = otlp_provider(settings.telemetry.otlp_endpoint,
+                                        settings.telemetry.service_name)
+    spans = SpanSink(tracer_provider, run_id) if tracer_provider is not None else None
+    events = guarded(on_event)
+    try:
+        with terminate_as_interrupt():
+            async with endpoint(settings) as (base_url, model, liveness):
+                recorder.write_run(endpoint=public_url(base_url), model=model,
+                                   embedded_model=settings.llm.base_url is None)
+                events("endpoint", {"endpoint": public_url(base_url), "model": model,
+                                    "requests_at_once": requests_at_once(settings)})
+                agents = build_agents(settings, job.templates, base_url, model, liveness)
+                sink = MultiSink(recorder, LoggingTraceSink(), *([spans] if spans else []))
+                if job.missing:
+                    await elicit_missing(job, agents[0], TurnContext(run_id, "_memory", 0, sink))
+                # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
+                plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
+                recorder.write_run(**job.plan_record(plan))
+                questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
+
+                async def select() -> None:
+                    await asyncio.to_thread(accept_into_memory, job, run_dir)
+
+                async with open_executor(job, run_dir, recorder, sink, events, agents,
+                                         questions, (base_url, model)) as executor:
+                    graph = build_run_graph(executor, lambda: plan, select, events,
+                                            settings.loop.max_rounds)
+                    final = await graph.ainvoke(
+                        {}, {"max_concurrency": max(settings.concurrency * 2, 4),
+                             "callbacks": callbacks, "run_name": f"caredio_run:{run_id}"})
+        summary = final["summary"]
+        failures = [r for r in final["results"] if r["status"] == "failed"]
+        summary["failures"] = [{k: r[k] for k in ("sample_id", "culture", "error")}
+                               for r in failures]
+        share = summary["failed"] / max(summary["planned"], 1)
+        status = "completed" if share <= settings.max_failed_share else "failed"
+        if status == "failed":
+            error = (f"{summary['failed']} of {summary['planned']} samples failed, more than "
+                     f"max_failed_share={settings.max_failed_share}")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
+    except EndpointDown as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        done = len(read_jsonl(run_dir / "dataset.jsonl"))
+        raise EndpointDown(f"{exc}; the run stopped with {done} samples finished; continue it "
+                           f"with `caredio resume {run_dir}`") from None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if spans is not None:
+            spans.close(status)
+        record = recorder.write_run(
+            status=status, error=error, finished_at=time.time(),
+            wall_seconds=round(time.time() - started, 1),
+            tokens={role: dict(recorder.tokens[role]) for role in ROLES}, retries=recorder.retries,
+            **summary,
+        )
+    return record
+
+
+@contextlib.asynccontextmanager
+async def open_executor(job: Job, run_dir: Path, recorder: RunRecorder, sink: TraceSink,
+                        on_event: Event, agents: Agents, questions: QuestionBook,
+                        endpoint_model: tuple[str, str]) -> AsyncIterator[SampleExecutor]:
+    """The run's executor: the per-sample graph here (default), or Ray workers."""
+    settings = job.settings
+    if settings.executor == "ray":
+        from caredio.ray_executor import RayExecutor
+
+        async with RayExecutor.started(job, recorder, sink, on_event, questions,
+                                       *endpoint_model) as executor:
+            yield executor
+        return
+    assert job.knowledge is not None
+    toolkit = Toolkit(*agents, job.knowledge, job.scorer, recorder, sink, settings.loop,
+                      settings.system_prompt, on_event, questions, judge=job.judge,
+                      strategy=settings.strategy, best_of_n=settings.best_of_n,
+                      shared_checkpoints=bool(settings.checkpoint_url))
+    async with open_checkpointer(settings.checkpoint_url, run_dir) as saver:
+        yield LocalExecutor(toolkit, saver)
+
+
+def guarded(on_event: Event) -> Event:
+    """Progress callbacks are display only: a failing one is logged, never stops the run."""
+    def guarded_event(kind: str, data: dict[str, Any]) -> None:
+        try:
+            on_event(kind, data)
+        except Exception:
+            log.exception("progress display failed on a %s event (the run goes on)", kind)
+
+    return guarded_event

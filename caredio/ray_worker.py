@@ -1,0 +1,175 @@
+"""A Ray sample worker: runs the per-sample graph for the samples the driver sends it.
+
+Each worker is an asyncio Ray actor with its own LLM clients, memory client (a Chroma server,
+or its own ephemeral copy of the starter pack), scorer and Postgres checkpointer. It writes no
+file: every record a sample produces (versions, dataset line, agent turns, progress events)
+is streamed back to the driver, the only writer of the run directory. Request permits and
+the drafting turn of a culture and topic come from the run's coordinator actor, in the name
+of the sample attempt (the holder), so the driver can take them back if this worker dies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from caredio.agent_factory import build_agents
+from caredio.config import Settings
+from caredio.graph.local import LocalExecutor
+from caredio.graph.sample import Toolkit
+from caredio.graph.state import SampleSpec
+from caredio.job import EPHEMERAL, load_starter_pack, loop_parts, open_memory
+from caredio.limits import EndpointHealth
+from caredio.liveness import Liveness
+from caredio.memory.embeddings import Embedder
+from caredio.prompts import PromptTemplate
+from caredio.questions import QuestionBook
+from caredio.threads import configure_threads
+
+log = logging.getLogger(__name__)
+
+# The sample attempt a coroutine works for, and where its records go: set per sample.
+HOLDER: contextvars.ContextVar[str] = contextvars.ContextVar("caredio_holder")
+OUTBOX: contextvars.ContextVar[asyncio.Queue[tuple[str, Any]]] = contextvars.ContextVar(
+    "caredio_outbox")
+
+
+class RemoteLimiter:
+    """The run's global request limiter, seen from a worker (permits from the coordinator)."""
+
+    def __init__(self, coordinator: Any, down_after: float) -> None:
+        self.coordinator = coordinator
+        self.down_after = down_after
+        self.health: dict[str, EndpointHealth] = {}
+
+    def endpoint_health(self, url: str) -> EndpointHealth:
+        return self.health.setdefault(url, EndpointHealth(self.down_after))
+
+    def pause(self, seconds: float) -> None:
+        self.coordinator.pause.remote(seconds)
+
+    async def __aenter__(self) -> RemoteLimiter:
+        await self.coordinator.acquire.remote(HOLDER.get())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.coordinator.release.remote(HOLDER.get())
+
+
+class RemoteQuestionBook(QuestionBook):
+    """The run's question book, kept by the coordinator; accepted questions from memory."""
+
+    def __init__(self, coordinator: Any, memory: Any) -> None:
+        super().__init__(memory)
+        self.coordinator = coordinator
+
+    def add(self, culture: str, topic: str, sample_id: str, question: str) -> None:
+        # Calls from one worker run in order at the coordinator: an add made inside a drafting
+        # turn is there before the turn ends, so the next drafter sees it.
+        if question.strip():
+            self.coordinator.add_question.remote(culture, topic, sample_id, question)
+
+    @contextlib.asynccontextmanager
+    async def drafting(self, culture: str, topic: str) -> AsyncIterator[None]:
+        holder = HOLDER.get()
+        await self.coordinator.begin_draft.remote(culture, topic, holder)
+        try:
+            yield
+        finally:
+            await self.coordinator.end_draft.remote(culture, topic, holder)
+
+    async def _asked_elsewhere(self, culture: str, topic: str, sample_id: str) -> list[str]:
+        return list(await self.coordinator.asked.remote(culture, topic, sample_id))
+
+
+class Forwarder:
+    """Recorder, trace sink and event callback of a worker: everything goes to the driver."""
+
+    def _send(self, kind: str, payload: Any) -> None:
+        OUTBOX.get().put_nowait((kind, payload))
+
+    def write_version(self, version: dict[str, Any]) -> None:
+        self._send("version", version)
+
+    def write_sample(self, line: dict[str, Any]) -> bool:
+        self._send("sample", line)
+        return True
+
+    def emit(self, record: dict[str, Any]) -> None:
+        self._send("turn", record)
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        self._send("event", (kind, data))
+
+
+class SampleWorker:
+    """The body of the Ray actor (decorated in caredio/ray_executor.py)."""
+
+    def __init__(self, settings: Settings, templates: dict[str, PromptTemplate],
+                 coordinator: Any, base_url: str, model: str,
+                 embedder: Embedder | None = None) -> None:
+        os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+        configure_threads(settings.threads)
+        self.settings = settings
+        self.memory = open_memory(settings, embedder)
+        if settings.memory.path == EPHEMERAL and not settings.memory.url:
+            load_starter_pack(settings, self.memory)  # the same knowledge the driver planned on
+        liveness = Liveness(settings.llm.health_url) if settings.llm.health_url else None
+        limiter = RemoteLimiter(coordinator, settings.llm.down_after)
+        agents = build_agents(settings, templates, base_url, model, liveness, limiter)
+        forwarder = Forwarder()
+        # The driver's loop part, scorer and held-out judge, rebuilt on this worker's memory
+        # (the split is by item id, so both sides draw the same line).
+        knowledge, scorer, judge = loop_parts(settings, self.memory)
+        self.toolkit = Toolkit(*agents, knowledge, scorer, forwarder, forwarder, settings.loop,
+                               settings.system_prompt, forwarder.on_event,
+                               RemoteQuestionBook(coordinator, self.memory), judge=judge,
+                               strategy=settings.strategy, best_of_n=settings.best_of_n,
+                               shared_checkpoints=True)
+        self._resources = contextlib.AsyncExitStack()
+        self._executor: LocalExecutor | None = None
+        self._opening = asyncio.Lock()
+        self._cpu_at_first = 0.0
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def cpu_seconds(self) -> float:
+        """CPU time this worker process spent on samples (its start-up, model load included,
+        is not counted): what run.json's ``worker_cpu_seconds`` reports."""
+        return time.process_time() - self._cpu_at_first if self._cpu_at_first else 0.0
+
+    async def _ready(self) -> LocalExecutor:
+        async with self._opening:
+            if self._executor is None:
+                from caredio.checkpoints import _postgres_saver_class
+
+                assert self.settings.checkpoint_url
+                saver = await self._resources.enter_async_context(
+                    _postgres_saver_class().from_conn_string(self.settings.checkpoint_url))
+                self._executor = LocalExecutor(self.toolkit, saver)
+                self._cpu_at_first = time.process_time()
+            return self._executor
+
+    async def optimize(self, spec: SampleSpec, holder: str) -> AsyncIterator[tuple[str, Any]]:
+        """Stream the sample's records as they happen, then ("result", its result)."""
+        executor = await self._ready()
+        outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        context = contextvars.Context()
+        context.run(HOLDER.set, holder)
+        context.run(OUTBOX.set, outbox)
+        task = asyncio.ensure_future(executor.optimize(spec, None, context=context))
+        while not task.done() or not outbox.empty():
+            getter = asyncio.ensure_future(outbox.get())
+            await asyncio.wait({task, getter}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield getter.result()
+            else:
+                getter.cancel()
+        yield ("result", task.result())
