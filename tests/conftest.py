@@ -125,9 +125,12 @@ def _free_port() -> int:
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Any:
     """A real Chroma server (the `chroma` CLI of the installed package) on loopback."""
-    binary = shutil.which("chroma")
+    # chromadb is a core dependency, so its command is always installed: beside this Python
+    # (a venv used without activating it) or on PATH. Missing is a broken install, not a skip.
+    beside = Path(sys.executable).parent / "chroma"
+    binary = str(beside) if beside.exists() else shutil.which("chroma")
     if binary is None:
-        pytest.skip("the chromadb package's `chroma` command is not installed")
+        pytest.fail("the chromadb package's `chroma` command is not installed")
     port = _free_port()
     proc = subprocess.Popen([binary, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
                              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
