@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import statistics
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 from caredio.conversation import line_text, question_response
 from caredio.errors import UserInputError
 from caredio.memory.selection import Pick, select_detailed
-from caredio.records import SELECTED, atomic_write
+from caredio.records import SELECTED, atomic_folder, atomic_write
 from caredio.rundata import RunData, open_run
 
 log = logging.getLogger(__name__)
@@ -205,19 +203,12 @@ def write_hf(run: RunData, lines: list[dict[str, Any]], target: Path, selected: 
         raise UserInputError(
             f"--out: {target} exists and is not a datasets folder; refusing to replace it"
         )
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_folder(target) as tmp:
         Dataset.from_list(hf_rows(lines)).save_to_disk(str(tmp / "data"))
         for item in (tmp / "data").iterdir():
             item.rename(tmp / item.name)
         (tmp / "data").rmdir()
         (tmp / "README.md").write_text(dataset_card(run, lines, selected), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 # -- dataset card ----------------------------------------------------------------------------

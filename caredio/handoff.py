@@ -15,13 +15,12 @@ The folder is built under a temporary name and renamed into place, so a failure 
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
+from caredio.records import atomic_folder
 from caredio.rundata import RunData
 
 RECIPE = "sft_lora.py"
@@ -64,15 +63,8 @@ def write_trl(run: RunData, lines: list[dict[str, Any]], target: Path, selected:
     if target.exists() and not (target / MARKER).exists():
         raise UserInputError(f"--out: {target} exists and is not a trl export; refusing to replace it")
     rows = [trl_row(line) for line in lines]
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
-    try:
+    with atomic_folder(target) as tmp:
         (tmp / MARKER).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows),
                                   encoding="utf-8")
         (tmp / RECIPE).write_text(recipe_text(), encoding="utf-8")
         (tmp / "README.md").write_text(readme(run, len(rows), selected), encoding="utf-8")
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
