@@ -20,9 +20,12 @@ efficacy benchmark does, from its loop run).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+
+from caredio.errors import ModelOutputError
 
 from caredio.config import LoopSettings
 from caredio.graph.routing import (
@@ -44,6 +47,8 @@ from caredio.graph.sample import (
     score_state,
 )
 from caredio.graph.state import SampleSpec, SampleState
+
+log = logging.getLogger(__name__)
 
 STRATEGIES = ("loop", "one-shot", "best-of-n")
 ANSWER = "answer"
@@ -102,7 +107,7 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         scored, judged = await score_state(toolkit, state, answers)
         version = new_version(state, scored, answers, judged)
         record_version(toolkit, version)
-        done = len(state.get("versions", [])) + 1 >= wanted(state)
+        done = state["round"] + 1 >= wanted(state)  # candidate i is round i, scored or not
         return {"versions": [version], "contrast_answers": answers,
                 "contrast_question": state["question"], "contrast_cache": cache,
                 "next_step": FINALIZE if done else ANSWER,
@@ -111,9 +116,18 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     async def answer(state: SampleState) -> dict[str, Any]:
         # Candidate i is round i: the same prompt as the draft's answer, sampled again.
         round_ = state["round"] + 1
-        response = await toolkit.expert.answer(_context(toolkit, state, round_), state["culture"],
-                                               state["question"], state["knowledge"])
-        return {"response": response, "round": round_, "step": "candidate"}
+        try:
+            response = await toolkit.expert.answer(_context(toolkit, state, round_), state["culture"],
+                                                   state["question"], state["knowledge"])
+        except ModelOutputError as exc:
+            # A candidate that stays unusable through its re-asks is a draw that came up
+            # empty: its calls are spent (and in the trace), the sample keeps the others. Failing
+            # the sample would cost best-of-n whole samples the loop keeps.
+            log.info("sample %s: candidate %d unusable after its re-asks (%s)", state["sample_id"], round_, exc)
+            done = round_ + 1 >= wanted(state)
+            return {"round": round_, "step": "candidate", "next_step": FINALIZE if done else ANSWER,
+                    "stop_reason": toolkit.strategy if done else "continue"}
+        return {"response": response, "round": round_, "step": "candidate", "next_step": SCORE}
 
     builder = StateGraph(SampleState)
     builder.add_node("draft", draft_node(toolkit))
@@ -123,6 +137,6 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     builder.add_edge(START, "draft")
     builder.add_edge("draft", SCORE)
     builder.add_conditional_edges(SCORE, lambda state: state["next_step"], [ANSWER, FINALIZE])
-    builder.add_edge(ANSWER, SCORE)
+    builder.add_conditional_edges(ANSWER, lambda state: state["next_step"], [SCORE, ANSWER, FINALIZE])
     builder.add_edge(FINALIZE, END)
     return builder.compile(checkpointer=checkpointer, name=f"sample_{toolkit.strategy}")

@@ -88,6 +88,39 @@ def test_best_of_n_answers_one_question_n_times_with_distinct_seeds_and_keeps_th
     assert all(len(set(seeds)) == 4 for seeds in answer_prompts.values())
 
 
+def test_an_unusable_candidate_is_skipped_not_the_sample_lost(tmp_path: Path, fake_embedder: Any) -> None:
+    """One of best-of-n's answers stays unusable through its re-asks (the FAKE stub writes
+    only questions for it): the sample keeps the other candidates instead of failing — a
+    baseline that lost whole samples to one bad draw would not be compared fairly."""
+    import random
+
+    from tests.support.schema_example import example_from_schema
+    from tests.support.stub_server import _prompt_schema
+
+    answers = {"calls": 0}
+
+    def respond(body: dict[str, Any]) -> str:
+        schema = _prompt_schema(body["messages"]) or {"type": "object"}
+        value = example_from_schema(schema, random.Random(json.dumps(body["messages"])))
+        if schema.get("title") == "ExpertAnswer":
+            answers["calls"] += 1
+            if answers["calls"] in (2, 3, 4):  # candidate 1: its first try and both re-asks
+                value = {"answer": "Do you bow to elders? Or do you shake hands?"}
+        return json.dumps(value)
+
+    with StubOpenAIServer(responder=respond) as stub:
+        settings = stub_settings(stub.url, str(tmp_path), cultures=("Japan",), strategy="best-of-n",
+                                 best_of_n=4, concurrency=1, llm={"structured_output": "prompt"})
+        run_dir, record = start_run(settings, lambda kind, data: None, embedder=fake_embedder)
+    assert record["status"] == "completed" and record["completed"] == 1 and record["failed"] == 0
+    [line] = read_jsonl(run_dir / "dataset.jsonl")
+    mine = _versions(run_dir)[line["metadata"]["sample_id"]]
+    assert [v["round"] for v in mine] == [0, 2, 3]  # candidate 1 skipped, n = 4 draws made
+    assert "?" not in line["messages"][1]["content"]
+    [failed] = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["error"]]
+    assert (failed["round"], failed["step"]) == (1, "answer") and "asks questions" in failed["error"]
+
+
 def test_no_seed_is_sent_unless_configured(tmp_path: Path, fake_embedder: Any) -> None:
     with StubOpenAIServer() as stub:
         start_run(stub_settings(stub.url, str(tmp_path), strategy="one-shot"),
