@@ -166,6 +166,11 @@ class ScoringSettings(_Strict):
         default=0.5, ge=0.0, le=1.0, description="Share of R from core coverage (rest: typicality)"
     )
     coverage_k: int = Field(default=5, gt=0, description="Best-expressed items behind R's typicality part")
+    r_focus: float = Field(
+        default=2.0, ge=0.0,
+        description="Exponent of the answer's focus in R: the share of the answer the question's "
+        "knowledge supports (0 = off)",
+    )
     coverage_pool: int = Field(
         default=1000, gt=0, description="Items most relevant to the question that R draws from, at most"
     )
@@ -187,6 +192,14 @@ class ScoringSettings(_Strict):
     copy_weight: float = Field(
         default=0.0, ge=0.0, le=1.0,
         description="Weight kept by a segment that repeats an item shown to the agents word for word",
+    )
+    focus_ratio: float = Field(
+        default=0.7, gt=0.0, le=1.0,
+        description="Share of the best segment's support at which a segment counts as supported for the focus",
+    )
+    d_focus: float = Field(
+        default=1.0, ge=0.0,
+        description="Exponent of the answer's focus (see r_focus) in D (0 = off)",
     )
     calibrate: bool = Field(
         default=True, description="Fit per-culture offsets of the attribution on the memory (size and density)"

@@ -191,8 +191,9 @@ class Scorer:
             matrix = matrices[culture]
             shown = [text for item_id, text in zip(matrix.ids, matrix.texts, strict=True) if item_id in excluded]
             gate = np.where(copied_from(segments, shown), gate * self.settings.copy_weight, gate)
-        representativeness = self._representativeness(segment_vectors, gate, views[culture],
-                                                      pools[culture], cores[culture])
+        recall, focus = self._representativeness(segment_vectors, gate, views[culture],
+                                                 pools[culture], cores[culture])
+        representativeness = recall * focus ** self.settings.r_focus
         missing = self._missing_core(segment_vectors, views[culture], query, excluded)
         logits = self._logits(segment_vectors, cultures, views, evidence)
         flags = [] if cores[culture].size else ["no_relevant_knowledge"]
@@ -204,7 +205,9 @@ class Scorer:
         else:
             probs = _pool(logits, gate)
             attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
-            distinctiveness = attribution[culture]
+            # Attribution says whose answer this is; D also asks that it be an answer to the
+            # question, so the culture-typical trivia padded onto it does not buy D.
+            distinctiveness = attribution[culture] * focus ** self.settings.d_focus
         segment_probs = _softmax(logits)[:, 0]
         cutoff = 1.2 / len(cultures)
         generic = [s for s, p, g in zip(segments, segment_probs, gate, strict=True) if g > 0 and p < cutoff]
@@ -275,7 +278,7 @@ class Scorer:
         return np.maximum(absolute, relative)
 
     def _representativeness(self, vectors: np.ndarray, gate: np.ndarray, view: _View,
-                            pool: np.ndarray, core: np.ndarray) -> float:
+                            pool: np.ndarray, core: np.ndarray) -> tuple[float, float]:
         """``R``: consensus coverage of the question's core, mixed with the consensus typicality
         of what the answer says on the question.
 
@@ -283,10 +286,11 @@ class Scorer:
         items most relevant to the question. Typicality: among the culture's items relevant to
         the question (the pool), the ``coverage_k`` best expressed, each consensus weight x
         coverage; the mean. Both count a segment only by its weight, so an off-topic sentence
-        adds to neither. ``r_mix`` sets the mix (1 = core coverage only).
+        adds to neither. ``r_mix`` sets the mix (1 = core coverage only). Returns that
+        coverage-based part and the answer's focus (below); ``R`` is their product.
         """
         if not core.size or gate.sum() <= 0.0:
-            return 0.0
+            return 0.0, 1.0
         matrix = view.matrix
         coverage = np.clip(self._scaled(vectors @ matrix.embeddings[pool].T), 0.0, 1.0)
         best = (coverage * gate[:, None]).max(axis=0)
@@ -297,7 +301,19 @@ class Scorer:
         expressed = np.argsort(-best)[:k]
         typical_part = float((best[expressed] * weights[expressed]).sum() / k)
         mix = self.settings.r_mix
-        return mix * core_part + (1 - mix) * typical_part
+        recall = mix * core_part + (1 - mix) * typical_part
+        # Coverage only grows as segments are added, so on its own it pays for padding that
+        # the gate cannot tell from an answer (bare words all look alike to it). Focus is the
+        # precision side: the counted share of the answer that the question's knowledge
+        # supports — a segment fully when it covers a relevant item at least ``focus_ratio`` as
+        # well as the answer's best-supported segment does (a one-segment answer has focus 1).
+        # Relative, not absolute: the pool is broad, so culture trivia covers some item in it.
+        support = coverage.max(axis=1)
+        enough = self.settings.focus_ratio * float(support[gate > 0].max())  # counted segments only
+        if enough <= 0.0:
+            return recall, 1.0
+        focus = float((gate * np.minimum(support / enough, 1.0)).sum() / gate.sum())
+        return recall, focus
 
     def _missing_core(self, vectors: np.ndarray, view: _View, query: np.ndarray | None,
                       excluded: set[str]) -> list[str]:

@@ -106,6 +106,34 @@ def test_saying_it_again_adds_nothing(scorer: Scorer) -> None:
     assert repeated.objective == pytest.approx(first.objective, abs=1e-9)
 
 
+def test_focus_discounts_only_what_the_question_does_not_support(scorer: Scorer) -> None:
+    """A bare answer is one segment: all focus, scored as without it. Bare answers to unrelated
+    questions appended to it get past the gate (it cannot judge one word) and lower R and D
+    through the focus; without focus they could only raise R. (The held-out test that padding
+    does not pay on average is tests/test_gaming_blend.py.)"""
+    matrix = scorer.memory.matrices()["South Korea"]
+    unfocused = Scorer(scorer.memory, ScoringSettings(r_focus=0.0, d_focus=0.0))
+    order = sorted(range(len(matrix.ids)), key=lambda i: -matrix.weights[i])
+    questions = list(dict.fromkeys(matrix.texts[i].split(" — ")[0] for i in order))
+    vectors = scorer.memory.embedder.embed(questions)
+    lowered = 0
+    for n, question in enumerate(questions[:10]):
+        top = [matrix.texts[i].split(" — ")[1] for i in order if matrix.texts[i].startswith(question)]
+        alone = scorer.score(question, top[0], "South Korea", OTHERS)
+        assert alone.representativeness == pytest.approx(
+            unfocused.score(question, top[0], "South Korea", OTHERS).representativeness)
+        # the top answers to the three questions least like this one: off-topic by construction
+        padding = [next(matrix.texts[i].split(" — ")[1] for i in order if matrix.texts[i].startswith(questions[j]))
+                   for j in np.argsort(vectors @ vectors[n])[:3]]
+        padded = ", ".join([top[0], *padding])
+        focused, plain = (s.score(question, padded, "South Korea", OTHERS) for s in (scorer, unfocused))
+        assert focused.representativeness <= plain.representativeness + 1e-9
+        assert focused.distinctiveness <= plain.distinctiveness + 1e-9
+        assert focused.attribution == plain.attribution  # focus is not evidence of whose answer it is
+        lowered += focused.objective < plain.objective - 0.01
+    assert lowered >= 2, lowered  # 0 if the focus were not applied (the gate drops the rest)
+
+
 def test_a_consensus_answer_scores_higher_r_than_a_fringe_one(scorer: Scorer) -> None:
     matrix = scorer.memory.matrices()["South Korea"]
     by_question: dict[str, list[int]] = {}
