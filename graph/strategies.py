@@ -25,9 +25,8 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from caredio.errors import ModelOutputError
-
 from caredio.config import LoopSettings
+from caredio.errors import ModelOutputError
 from caredio.graph.routing import (
     FINALIZE,
     REFINE_RESPONSE,
