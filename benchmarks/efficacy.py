@@ -159,7 +159,8 @@ def run_all(args: argparse.Namespace, embedder: Any = None, log: Log = _stderr) 
             records = json.loads(record_path.read_text()) if record_path.exists() else {}
             records[label] = {**result, "best_of_n": best_of_n}
             record_path.write_text(json.dumps(records, indent=2) + "\n")
-    return [out / label for label in labels]
+    # With --only, another process may be making the other runs: compare what exists.
+    return [out / label for label in labels if (out / label / "dataset.jsonl").is_file()]
 
 
 def all_labels(args: argparse.Namespace) -> list[str]:
