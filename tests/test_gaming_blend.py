@@ -3,9 +3,9 @@ questions of four countries, a memory built from the other questions, each case 
 loop scores it (the items the loop would show are held out of the evidence).
 
 The figures asserted are the ones docs/scorers.md reports as holding on BLEnD; the cases that
-still win sometimes (padding a one-word answer) are bounded on average, with a control that
-shows the same table without the question gate lets padding pay — so a broken gate turns the
-padding test red.
+still win sometimes (padding a one-word answer) are bounded on average, with controls that
+show the same table without the question gate, or without the answer's focus, lets padding
+pay more — so a broken gate or focus turns the padding test red.
 """
 
 from __future__ import annotations
@@ -60,6 +60,16 @@ def test_on_blend_gaming_does_not_pay(blend: tuple[CulturalMemory, list[gaming.C
 
 def test_without_the_question_gate_padding_would_pay(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
     memory, cases = blend
-    ungated = ScoringSettings(gate_low=-10.0, gate_high=-9.0, off_topic_floor=-10.0)
+    # without the focus too: alone, the focus already keeps padding from paying on average
+    ungated = ScoringSettings(gate_low=-10.0, gate_high=-9.0, off_topic_floor=-10.0, r_focus=0.0, d_focus=0.0)
     table = gaming.gaming_table(Scorer(memory, ungated), cases)
     assert table["padded"]["mean_gain"] > gaming.MARGIN
+
+
+def test_without_the_answers_focus_padding_would_pay_more(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
+    memory, cases = blend
+    focused = gaming.gaming_table(Scorer(memory), cases)
+    unfocused = gaming.gaming_table(Scorer(memory, ScoringSettings(r_focus=0.0, d_focus=0.0)), cases)
+    print(gaming.format_table("focus", focused), gaming.format_table("no focus", unfocused), sep="\n")
+    assert unfocused["padded"]["mean_gain"] > focused["padded"]["mean_gain"] + 0.005
+    assert unfocused["padded"]["wins"] > focused["padded"]["wins"]
