@@ -111,8 +111,11 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
                                embedder=embedder)
     # Then `caredio resume` of the finished run, as a user may do: nothing is left to call,
     # and run.json must still count what the run spent (tests/test_e2e.py checks the trace).
-    record = resume_run(run_dir, lambda kind, data: None, embedder=embedder)
+    # A sample the 135M model never drafts usably fails alone; the resume then retries it.
+    resume_events: list[tuple[str, dict[str, Any]]] = []
+    record = resume_run(run_dir, lambda kind, data: resume_events.append((kind, data)), embedder=embedder)
     return {"run_dir": run_dir, "record": record, "first_record": first, "events": events,
+            "resume_events": resume_events,
             "memory": root / "memory", "settings": settings}
 
 
