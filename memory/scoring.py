@@ -9,11 +9,12 @@ similarities put on one scale per embedding backend (0 = unrelated, 1 = a paraph
   ``relevance_floor`` (at most ``coverage_pool``) form the question's pool; each segment gets a
   weight in [0, 1] by how relevant it is to the question or to the pool (an off-topic sentence
   weighs 0, so padding an answer with culture trivia adds nothing);
-* representativeness ``R``: among the pool's items, the ``coverage_k`` best expressed by some
-  weighted segment each contribute consensus weight x coverage; the mean;
+* representativeness ``R``: coverage (of the question's core, and the ``coverage_k`` pool items
+  best expressed by some weighted segment, each consensus weight x coverage) times the answer's
+  focus to the power ``r_focus`` — the share of the answer the question's knowledge supports;
 * distinctiveness ``D``: each segment is attributed over ``{c} u N(c)`` by the calibrated
   culture relevance (memory/attribution.py); the segments' log-probabilities are averaged with
-  their weights and renormalized; ``D`` is the target's probability;
+  their weights and renormalized; ``D`` is the target's probability times focus ** ``d_focus``;
 * ``J = lam * R + (1 - lam) * D``.
 
 Scorer integrity (DESIGN.md 2.2): knowledge items shown to the agents as grounding are passed
