@@ -24,7 +24,7 @@ from caredio.coordination import HolderReleased, RunCoordinator
 from caredio.memory.judge import in_judge_part
 from caredio.records import read_jsonl
 from caredio.runner import resume_run
-from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env
+from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible
 from tests.support.services import RAY_ENV, RayCluster, ray_cluster, session_processes
 from tests.support.stub_server import StubOpenAIServer
 
@@ -62,7 +62,8 @@ def _caredio_ray(tmp_path: Path, stub: StubOpenAIServer, address: str, postgres_
          str(config), "--cultures", "Japan,China", "--topics", "food_drink,greetings_etiquette",
          "--samples-per-topic", "2", "--out", str(tmp_path / "runs"), "--run-id", run_id,
          "--quiet", *flags],
-        env=fake_cli_env(**RAY_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=fake_cli_env(**RAY_ENV), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible)
 
 
 def _wait(proc: subprocess.Popen[str], ready: Any, what: str, limit: float = 300) -> None:

@@ -20,7 +20,7 @@ import pytest
 from caredio.errors import UserInputError
 from caredio.records import RunRecorder, read_jsonl
 from caredio.runner import resume_run, start_run
-from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, stub_settings, trace_totals
+from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, interruptible, stub_settings, trace_totals
 from tests.support.stub_server import StubOpenAIServer
 
 CONFIG = """
@@ -40,6 +40,7 @@ elicit_missing = false
 
 def _caredio(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", CLI_WITH_FAKE_EMBEDDER, *args], env=fake_cli_env(),
+                            preexec_fn=interruptible,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

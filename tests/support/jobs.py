@@ -7,6 +7,7 @@ memory and explicit contrast cultures; the stub answers every LLM call.
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,13 @@ class HashEmbedder:
                 out[row, int.from_bytes(digest[:4], "little") % self.dim] += 1.0
             out[row, row % self.dim] += 1e-3  # never all zero
         return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def interruptible() -> None:
+    """``preexec_fn`` of a CLI subprocess a test stops with SIGINT: a shell starts background
+    jobs with SIGINT ignored and children inherit that, so a suite launched with ``&`` saw its
+    Ctrl-C tests hang or run to the end. The child starts with the default disposition."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def fake_cli_env(**extra: str) -> dict[str, str]:
