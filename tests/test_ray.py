@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from caredio.coordination import HolderReleased, RunCoordinator
 from caredio.memory.judge import in_judge_part
 from caredio.records import read_jsonl
 from caredio.runner import resume_run
-from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible
+from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible, wait_for
 from tests.support.services import RAY_ENV, RayCluster, ray_cluster, session_processes
 from tests.support.stub_server import StubOpenAIServer
 
@@ -67,16 +66,7 @@ def _caredio_ray(tmp_path: Path, stub: StubOpenAIServer, address: str, postgres_
 
 
 def _wait(proc: subprocess.Popen[str], ready: Any, what: str, limit: float = 300) -> None:
-    """Poll until ready() (no timing asserted: the limit turns a hang into a failure)."""
-    deadline = time.monotonic() + limit
-    while not ready():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"caredio ended before {what}: {proc.returncode}\n{out}\n{err[-3000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    wait_for(proc, ready, what, limit)
 
 
 def _sample_workers(cluster: RayCluster) -> list[int]:

@@ -10,7 +10,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,14 @@ import pytest
 from caredio.errors import UserInputError
 from caredio.records import RunRecorder, read_jsonl
 from caredio.runner import resume_run, start_run
-from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, interruptible, stub_settings, trace_totals
+from tests.support.jobs import (
+    CLI_WITH_FAKE_EMBEDDER,
+    fake_cli_env,
+    interruptible,
+    stub_settings,
+    trace_totals,
+    wait_for,
+)
 from tests.support.stub_server import StubOpenAIServer
 
 CONFIG = """
@@ -45,16 +51,7 @@ def _caredio(*args: str) -> subprocess.Popen[str]:
 
 
 def _wait_for(proc: subprocess.Popen[str], ready: Any, what: str, limit: float = 240) -> None:
-    """Poll until ready() (no timing is asserted: the limit only turns a hang into a failure)."""
-    deadline = time.monotonic() + limit
-    while not ready():
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"process ended before {what}: {proc.returncode}\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
+    wait_for(proc, ready, what, limit)
 
 
 def test_sigkill_mid_refinement_then_sigint_then_resume_finishes_exactly(tmp_path: Path) -> None:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from caredio.config import Settings, load_settings
 
@@ -71,6 +76,20 @@ def interruptible() -> None:
     jobs with SIGINT ignored and children inherit that, so a suite launched with ``&`` saw its
     Ctrl-C tests hang or run to the end. The child starts with the default disposition."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def wait_for(proc: subprocess.Popen[str], ready: Callable[[], bool], what: str, limit: float) -> None:
+    """Poll until ready() while ``proc`` runs (no timing is asserted: the limit only turns a
+    hang into a failure); fail with the process's output if it ends first."""
+    deadline = time.monotonic() + limit
+    while not ready():
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"process ended before {what}: {proc.returncode}\n{out}\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.05)
 
 
 def fake_cli_env(**extra: str) -> dict[str, str]:
