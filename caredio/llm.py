@@ -396,6 +396,13 @@ class RoleLLM:
                             message = await self.liveness.watch(
                                 self._complete(messages, {**request, **options}),
                                 self.settings.timeout, self.base_url)
+                    except openai.RateLimitError as exc:
+                        # Paused while this call still holds its permit: given back first, the
+                        # permit could go to a waiting request (on another Ray worker) before
+                        # the pause reached the run's coordinator, and it ignored Retry-After.
+                        if (asked := _retry_after(exc)) is not None and not _is_fatal(exc):
+                            self.limiter.pause(asked)
+                        raise
                     finally:
                         result.request_ms += int((time.monotonic() - sent) * 1000)
             except (openai.LengthFinishReasonError, openai.ContentFilterFinishReasonError) as exc:
@@ -418,10 +425,8 @@ class RoleLLM:
                         f"{self.public_url}: {description} after {attempt} retries") from exc
                 delay = min(30.0, self.settings.backoff * 2**attempt) * random.uniform(0.5, 1.5)
                 asked = _retry_after(exc)
-                if asked is not None:
+                if asked is not None:  # a 429's pause of the whole run began above
                     delay = max(delay, asked)
-                    if isinstance(exc, openai.RateLimitError):
-                        self.limiter.pause(asked)
                 attempt += 1
                 result.retries += 1
                 result.errors.append(description)

@@ -16,6 +16,7 @@ import contextvars
 import logging
 import os
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -47,18 +48,30 @@ class RemoteLimiter:
         self.coordinator = coordinator
         self.down_after = down_after
         self.health: dict[str, EndpointHealth] = {}
+        # Pauses sent by calls that still hold their permit, by the task making the call.
+        self._pausing: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = (
+            weakref.WeakKeyDictionary())
 
     def endpoint_health(self, url: str) -> EndpointHealth:
         return self.health.setdefault(url, EndpointHealth(self.down_after))
 
     def pause(self, seconds: float) -> None:
-        self.coordinator.pause.remote(seconds)
+        sent = self.coordinator.pause.remote(seconds)
+        task = asyncio.current_task()
+        if task is not None:
+            self._pausing[task] = sent
 
     async def __aenter__(self) -> RemoteLimiter:
         await self.coordinator.acquire.remote(HOLDER.get())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # A 429's pause must be in force before its permit goes back: an async actor does not
+        # run one caller's calls in the order they were sent, and the coordinator would hand
+        # the permit to a waiting request that then ignores the pause.
+        pausing = self._pausing.pop(task, None) if (task := asyncio.current_task()) else None
+        if pausing is not None:
+            await pausing
         await self.coordinator.release.remote(HOLDER.get())
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from caredio.coordination import HolderReleased, RunCoordinator
 from caredio.memory.judge import in_judge_part
@@ -25,7 +26,7 @@ from caredio.records import read_jsonl
 from caredio.runner import resume_run
 from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible, wait_for
 from tests.support.services import RAY_ENV, RayCluster, ray_cluster, session_processes
-from tests.support.stub_server import StubOpenAIServer
+from tests.support.stub_server import FaultPlan, StubOpenAIServer
 
 ROUNDS = 2
 CONFIG = f"""
@@ -199,3 +200,96 @@ def test_the_coordinator_takes_back_what_a_dead_workers_attempt_held() -> None:
         assert coordinator.limiter.in_flight == 0
 
     asyncio.run(scenario())
+
+
+class InProcessActor:
+    """Stands in for a Ray actor handle in plain asyncio: ``handle.method.remote(*args)`` runs
+    the method as a task of this event loop and returns it (awaitable, like an ObjectRef).
+
+    Calls to the ``late`` methods are delivered a few loop turns late: an async Ray actor does
+    not run one caller's calls in the order they were sent, so nothing may rest on it.
+    """
+
+    def __init__(self, target: Any, log: list[tuple[str, tuple[Any, ...]]],
+                 late: tuple[str, ...] = ()) -> None:
+        self._target, self._log, self._late = target, log, late
+
+    def __getattr__(self, name: str) -> Any:
+        import asyncio
+        import inspect
+        from types import SimpleNamespace
+
+        method = getattr(self._target, name)
+
+        async def delivered(*args: Any) -> Any:
+            for _ in range(10 if name in self._late else 0):
+                await asyncio.sleep(0)
+            self._log.append((name, args))
+            result = method(*args)
+            return await result if inspect.isawaitable(result) else result
+
+        return SimpleNamespace(remote=lambda *args: asyncio.ensure_future(delivered(*args)))
+
+
+def test_a_429s_pause_is_in_force_before_its_permit_goes_to_another_worker() -> None:
+    """Plain asyncio (no Ray), against the FAKE stub server: two workers' RoleLLMs share one
+    request permit through the run's RunCoordinator. Worker a's call gets a 429 while worker
+    b's call waits for the permit; b's request must wait out Retry-After too. (It did not when
+    a's permit went back before its pause reached the coordinator: b took the permit, passed
+    the not-yet-paused gate and was sent at once. Nor would it if the pause, sent first, were
+    delivered after the release.)"""
+    import asyncio
+    import threading
+
+    from caredio.config import LLMSettings
+    from caredio.llm import MethodMemory, RoleLLM
+    from caredio.ray_worker import HOLDER, RemoteLimiter
+
+    pause = 0.3
+    b_waits = threading.Event()  # set once b's call waits at the coordinator for the permit
+
+    def first_gets_429(body: dict[str, Any]) -> str | None:
+        if "worker a" in json.dumps(body["messages"]) and not b_waits.is_set():
+            b_waits.wait(30)
+            return "429"
+        return None
+
+    class Reply(BaseModel):
+        text: str
+
+    async def scenario(url: str) -> None:
+        delivered: list[tuple[str, tuple[Any, ...]]] = []
+        run = RunCoordinator(concurrency=1)
+        coordinator = InProcessActor(run, delivered, late=("pause",))
+        settings = LLMSettings(timeout=10.0, backoff=0.01, structured_output="json_schema")
+
+        async def call(holder: str) -> None:
+            HOLDER.set(holder)
+            llm = RoleLLM("culture_expert", settings, RemoteLimiter(coordinator, 60.0),
+                          MethodMemory("json_schema"), url, "stub")
+            await llm.structured([{"role": "user", "content": f"Hello from worker {holder[0]}"}],
+                                 Reply)
+
+        async def until(ready: Any) -> None:
+            for _ in range(3000):
+                if ready():
+                    return
+                await asyncio.sleep(0.01)
+            pytest.fail("timed out")
+
+        a = asyncio.ensure_future(call("a#1"))
+        await until(lambda: run.permits["a#1"] == 1)  # a holds the only permit
+        b = asyncio.ensure_future(call("b#1"))
+        await until(lambda: ("acquire", ("b#1",)) in delivered)
+        await asyncio.sleep(0.01)
+        assert not b.done() and run.permits["b#1"] == 0
+        b_waits.set()
+        await asyncio.wait_for(asyncio.gather(a, b), 30)
+
+    with StubOpenAIServer(faults=FaultPlan(rule=first_gets_429, retry_after=pause)) as stub:
+        asyncio.run(scenario(stub.url))
+    assert stub.stats["429"] == 1 and len(stub.requests) == 3  # a's 429, b's call, a's retry
+    assert "worker b" in json.dumps(stub.requests[1]["messages"])
+    # The pause began once the 429 was answered (at the coordinator, after the stub's answer),
+    # so b's request, let through by the pause, started at least Retry-After later.
+    assert stub.started_at[2] - stub.ended_at[1] >= pause

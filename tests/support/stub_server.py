@@ -206,6 +206,11 @@ class StubOpenAIServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.events: list[tuple[str, int, str]] = []  # ("start" | "end", request number, outcome)
+        # When each request's handling started and ended (time.monotonic(), one clock for every
+        # process of the machine): tests of pauses compare them with each other, never with a
+        # fixed duration.
+        self.started_at: dict[int, float] = {}
+        self.ended_at: dict[int, float] = {}
         self.authorizations: list[str] = []  # Authorization headers seen (tests of secrets)
         self._conns: dict[socket.socket, threading.Thread] = {}  # open connection -> handler
         self._httpd: _HTTPServer | None = None
@@ -309,12 +314,14 @@ class StubOpenAIServer:
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.events.append(("start", n, outcome))
+            self.started_at[n] = time.monotonic()
         try:
             return self._reply(body, outcome, n)
         finally:
             with self._lock:
                 self.in_flight -= 1
                 self.events.append(("end", n, outcome))
+                self.ended_at[n] = time.monotonic()
 
     def _reply(self, body: dict[str, Any], outcome: str, n: int) -> Reply:
         if self.latency > 0:
