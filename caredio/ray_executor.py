@@ -102,6 +102,7 @@ class RayExecutor:
         self.busy = [0] * len(workers)
         self.down_until = [0.0] * len(workers)
         self.lost = 0  # worker failures seen (each sample attempt that died with its worker)
+        self.finished = [0] * len(workers)  # samples each worker brought to an end
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -134,7 +135,7 @@ class RayExecutor:
         try:
             yield executor
         finally:
-            recorder.write_run(workers_lost=executor.lost,
+            recorder.write_run(workers_lost=executor.lost, worker_samples=executor.finished,
                                worker_cpu_seconds=await executor.worker_cpu())
             for actor in [*workers, coordinator]:
                 ray.kill(actor, no_restart=True)
@@ -192,6 +193,7 @@ class RayExecutor:
                     else:
                         self._deliver(kind, payload)
                 assert result is not None
+                self.finished[index] += 1
                 return result
             except exceptions.RayTaskError as exc:  # raised in the worker: ours, re-raised here
                 cause = exc.cause
