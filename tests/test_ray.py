@@ -175,6 +175,49 @@ def test_ray_workers_make_baseline_samples_scored_by_the_held_out_judge(
         assert line["metadata"]["strategy"] == "best-of-n" and "judge_objective" in line["metadata"]
 
 
+LIMIT = 3
+PAUSE = 2.0  # the injected 429's Retry-After, seconds
+FIRST_429 = 30  # the request that gets it: mid-run, when both workers have samples under way
+
+
+def test_the_request_limit_and_429_pause_hold_across_ray_workers(
+        tmp_path: Path, cluster: RayCluster, postgres_url: str) -> None:
+    """One request limit and one 429 pause for the whole run, not one per worker.
+
+    The FAKE stub server counts the requests it is answering at any moment, whichever worker
+    process sent them. Demand is above the limit all along (2 x LIMIT samples under way, half
+    per worker, each asking its 3 contrast answers at once), so a limit kept per worker lets
+    up to 2 x LIMIT through, and a pause kept by the worker that got the 429 lets the other
+    worker's requests go on through it (with a limiter per worker: 6 in flight, 21-22 requests
+    started during the pause, in 2 of 2 runs). The stub answers only after ``latency``, and a
+    client gives a permit back only once answered, so the stub never counts more requests
+    than permits are out.
+    """
+    faults = FaultPlan(script=("ok",) * (FIRST_429 - 1) + ("429",), retry_after=PAUSE)
+    with StubOpenAIServer(latency=0.25, faults=faults) as stub:
+        proc = _caredio_ray(tmp_path, stub, cluster.address, postgres_url, "limited",  # a run
+                            "--concurrency", str(LIMIT))  # id of its own: Postgres is shared
+        out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, (out, err[-3000:])
+    run_dir = tmp_path / "runs" / "limited"
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["completed"] == 8 and record["workers_lost"] == 0
+    samples = record["worker_samples"]  # each worker's samples
+    assert len(samples) == 2 and min(samples) >= 1 and sum(samples) == 8
+    _check_exactly_once(run_dir)
+    assert stub.max_in_flight == LIMIT  # never more, and the limit was reached
+    # The pause: once the 429 was answered, no request of the run was let through until
+    # Retry-After had passed, on either worker. Only requests granted a permit already may
+    # start meanwhile: at most LIMIT - 1, since the 429's own permit is held until the pause
+    # is in force (this counts on the pause reaching the coordinator within one stub latency
+    # of the answer, 250 ms: the first requests after the pause started 2.01-2.03 s after
+    # the answer in 8 runs measured, so it took ~10-30 ms).
+    assert stub.stats["429"] == 1 and record["retries"] == 1
+    answered = stub.ended_at[FIRST_429]
+    during = [n for n, start in stub.started_at.items() if answered < start < answered + PAUSE]
+    assert len(during) <= LIMIT - 1, (during, len(stub.requests))
+
+
 def test_the_coordinator_takes_back_what_a_dead_workers_attempt_held() -> None:
     """Plain asyncio (no Ray): permits and a drafting turn held by an attempt whose worker
     died go back, and a wait of that attempt still pending gets nothing."""
