@@ -106,7 +106,11 @@ def test_a_worker_killed_mid_run_loses_no_sample_and_duplicates_none(
     _check_exactly_once(run_dir)
     assert not (run_dir / "checkpoints.sqlite").exists()  # checkpoints went to Postgres
     # Each worker's CPU on samples, for the scale figures (docs/scale.md); the survivor worked.
-    assert len(record["worker_cpu_seconds"]) == 2 and max(record["worker_cpu_seconds"]) > 0
+    # None: a worker that did not answer at the end, as the killed one may not while Ray is
+    # still restarting it on a busy machine (max() of a float and None raised here).
+    cpu = record["worker_cpu_seconds"]
+    assert len(cpu) == 2 and max(c or 0.0 for c in cpu) > 0
+    assert sum(record["worker_samples"]) == 8  # each sample brought to an end once
     # The driver was the only writer, and wrote every turn the workers finished: the only
     # calls without a trace line are those the killed worker had in flight (at most the
     # run's request limit, 4).
