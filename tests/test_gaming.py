@@ -57,10 +57,13 @@ def test_pasting_the_shown_items_pays_no_more_than_saying_it(starter: Scorer, na
 
 def test_without_cross_fitting_copying_would_pay(starter: Scorer) -> None:
     """The control: scored against the very items it copies, the paste beats the paraphrase in
-    every case — what the loop would learn if the shown items were also the evidence."""
+    every case by more than the gaming margin (docs/scorers.md: +0.02 to +0.20) — what the loop
+    would learn if the shown items were also the evidence."""
     for case in gaming.STARTER_CASES:
         result = scores(starter, case, cross_fit=False)
-        assert result["copied"].objective > result["honest"].objective + 0.05, case.culture
+        gain = result["copied"].objective - result["honest"].objective
+        print(f"{case.culture}: copying without cross-fitting {gain:+.3f}")
+        assert gain > gaming.MARGIN, (case.culture, gain)
 
 
 @pytest.mark.parametrize("name", CASES)

@@ -134,6 +134,26 @@ def test_focus_discounts_only_what_the_question_does_not_support(scorer: Scorer)
     assert lowered >= 2, lowered  # 0 if the focus were not applied (the gate drops the rest)
 
 
+def test_d_hears_only_segments_near_the_answers_most_relevant_one(scorer: Scorer) -> None:
+    """A bare answer is one segment: the D margin changes nothing. Padded with a culture's bare
+    answers to other questions, D pools only the segments about as relevant as the best one, so
+    it differs from pooling every segment the gate lets in; attribution (whose answer) does not."""
+    matrix = scorer.memory.matrices()["South Korea"]
+    unmargined = Scorer(scorer.memory, ScoringSettings(d_margin=0.0))
+    order = sorted(range(len(matrix.ids)), key=lambda i: -matrix.weights[i])
+    questions = list(dict.fromkeys(matrix.texts[i].split(" — ")[0] for i in order))
+    changed = 0
+    for n, question in enumerate(questions[:10]):
+        tops = [next(matrix.texts[i].split(" — ")[1] for i in order if matrix.texts[i].startswith(q))
+                for q in (question, *questions[n + 1 : n + 4])]
+        bare = scorer.score(question, tops[0], "South Korea", OTHERS)
+        assert bare.distinctiveness == unmargined.score(question, tops[0], "South Korea", OTHERS).distinctiveness
+        padded, plain = (s.score(question, ", ".join(tops), "South Korea", OTHERS) for s in (scorer, unmargined))
+        assert padded.attribution == plain.attribution and padded.representativeness == plain.representativeness
+        changed += abs(padded.distinctiveness - plain.distinctiveness) > 0.01
+    assert changed >= 2, changed  # 0 if D pooled every gated segment
+
+
 def test_a_consensus_answer_scores_higher_r_than_a_fringe_one(scorer: Scorer) -> None:
     matrix = scorer.memory.matrices()["South Korea"]
     by_question: dict[str, list[int]] = {}
