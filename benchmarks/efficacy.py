@@ -343,6 +343,11 @@ def main(argv: list[str] | None = None) -> None:
             dirs = [rejudge(d, args.out / "rejudged" / labels[d], args.judge_split) for d in dirs]
     else:
         dirs = run_all(args)
+    if len(dirs) < 2:
+        # One variant made alone (another process makes the loop): nothing to set it beside yet.
+        print(f"efficacy: {len(dirs)} run with kept samples, nothing to compare; set runs side by side "
+              "with --compare-only --extra DIR=LABEL", flush=True)
+        return
     print(report(dirs, args.json, args.plot), flush=True)
 
 

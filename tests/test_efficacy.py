@@ -95,7 +95,7 @@ def test_the_benchmark_runs_every_strategy_on_one_plan_and_prints_the_comparison
 
 
 def test_only_runs_the_named_runs_in_the_order_given_and_refuses_unknown_ones(
-        tmp_path: Path, fake_embedder: Any) -> None:
+        tmp_path: Path, fake_embedder: Any, capsys: pytest.CaptureFixture[str]) -> None:
     # FAKE stub server: checks which runs are made, not their quality.
     out = tmp_path / "bench"
     base = ["--out", str(out), "--samples", "1", "--topics", "food_drink", "--max-rounds", "1"]
@@ -111,6 +111,9 @@ def test_only_runs_the_named_runs_in_the_order_given_and_refuses_unknown_ones(
     # The comparison after an --only run takes what exists (the loop is another process's).
     assert [d.name for d in made] == ["best-of-n", "one-shot"]
     assert "one-shot" in efficacy.report(made, as_json=False, plot=None)
+    # One run alone (the others another process's): no comparison, no crash.
+    efficacy.main(["--compare-only", "--out", str(out), "--only", "one-shot"])
+    assert "nothing to compare" in capsys.readouterr().out
     starts = [line.split(":")[0] for line in logged if "starting" in line]
     assert starts == ["one-shot", "best-of-n"]
     bench = json.loads((out / efficacy.BENCH_RECORD).read_text())
