@@ -10,7 +10,9 @@ import re
 
 import numpy as np
 
-_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+# Not before a dash: "What do people eat at weddings? — injera" is one knowledge item (context —
+# claim), and split at its "?" a pasted item would leave "— injera" too short to be seen as a copy.
+_SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+(?![—–]\s)|\n+")
 _LIST_SEP = re.compile(r"\s*[,;、，；]\s*")
 _NOT_WORD = re.compile(r"[\W_]+")
 LIST_ITEM_WORDS = 6
@@ -78,11 +80,12 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
 
 
 def copied_from(segments: list[str], sources: list[str], share: float = 0.5) -> np.ndarray:
-    """Whether each segment repeats one of ``sources`` word for word: at least ``share`` of its
-    word trigrams occur in one source. Segments under three words are never copies."""
-    source_grams = [_trigrams(source) for source in sources]
+    """Whether each segment repeats ``sources`` word for word: at least ``share`` of its word
+    trigrams occur in them (in any of them: pasted items run together where a claim has no full
+    stop). Segments under three words are never copies."""
+    source_grams = set().union(*(_trigrams(source) for source in sources))
     flags = []
     for segment in segments:
         grams = _trigrams(segment)
-        flags.append(bool(grams) and any(len(grams & other) >= share * len(grams) for other in source_grams))
+        flags.append(bool(grams) and len(grams & source_grams) >= share * len(grams))
     return np.asarray(flags, dtype=bool)

@@ -197,11 +197,12 @@ def test_shown_items_do_not_score_their_own_copy(scorer: Scorer) -> None:
     seen = scorer.score(question, copy, "United Kingdom", ["South Korea", "Ethiopia"])
     held = scorer.score(question, copy, "United Kingdom", ["South Korea", "Ethiopia"], exclude_ids=[item_id])
     assert held.representativeness < seen.representativeness / 2
-    # The question part is copied word for word: at the default copy weight it counts for
-    # nothing, so only the bare answer is left to score.
-    assert held.representativeness == pytest.approx(
-        scorer.score(question, f"— {answer}", "United Kingdom", ["South Korea", "Ethiopia"],
-                     exclude_ids=[item_id]).representativeness)
+    # The item pasted whole ("context — claim") is one segment, a word-for-word copy of a shown
+    # item: at the default copy weight it counts for nothing — less than the bare answer written
+    # on its own (split at the "?", the claim used to be left over and scored as that answer).
+    bare = scorer.score(question, answer, "United Kingdom", ["South Korea", "Ethiopia"], exclude_ids=[item_id])
+    assert held.representativeness == 0.0 and held.objective == 0.0
+    assert bare.representativeness > 0.0
 
 
 def test_the_critic_is_told_only_of_shown_knowledge(scorer: Scorer) -> None:
@@ -245,6 +246,14 @@ def test_segments_and_repeats() -> None:
         False, False]
     assert copied_from(["Gifts are usually opened immediately in front of the giver"],
                        ["Gifts are usually opened immediately in front of the giver, with thanks."]).tolist() == [True]
+    # A pasted "context — claim" item stays one segment (split at its "?" the claim would be a
+    # bare "— injera", too short to be seen as a copy) ...
+    pasted = "What do people eat at weddings? — injera What is served first? — coffee"
+    assert split_segments(pasted) == [pasted]
+    assert split_segments("Do they bow? Yes. — A deep bow.") == ["Do they bow?", "Yes. — A deep bow."]
+    # ... and items pasted together, their claims without a full stop, are one copy of both.
+    shown = ["What do people eat at weddings? — injera", "What is served first? — coffee"]
+    assert copied_from([pasted], shown).tolist() == [True]
 
 
 def test_settings_change_scores(scorer: Scorer) -> None:
