@@ -12,16 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from langgraph.checkpoint.memory import InMemorySaver
+from pydantic import BaseModel
 
 from caredio.agent_factory import build_agents
+from caredio.config import LLMSettings
 from caredio.coordination import RunCoordinator
 from caredio.graph.local import LocalExecutor
 from caredio.graph.sample import Toolkit
 from caredio.job import prepare
+from caredio.llm import MethodMemory, RoleLLM
 from caredio.questions import QuestionBook
 from caredio.ray_worker import HOLDER, RemoteLimiter
 from tests.support.actors import InProcessActor
@@ -48,6 +53,14 @@ class Collected:
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
         if kind == "turn_started":
             self.started.append(data)
+
+
+async def _until(ready: Callable[[], bool]) -> None:
+    for _ in range(3000):
+        if ready():
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("timed out")
 
 
 def _contrast_rule(body: dict[str, Any]) -> str | None:
@@ -104,3 +117,40 @@ def test_a_contrast_call_that_fails_for_good_ends_its_siblings_before_the_attemp
     with StubOpenAIServer(faults=faults) as stub:
         asyncio.run(scenario(stub.url))
     assert stub.stats["slow"] == 1 and stub.stats["bad_request"] == 1
+
+
+class Reply(BaseModel):
+    text: str
+
+
+def test_a_permit_granted_to_a_cancelled_wait_goes_back_at_once() -> None:
+    """The run's only permit is taken; attempt a's call waits for it at the coordinator and is
+    cancelled (as a sibling of a failed call is). The coordinator still grants that wait the
+    permit once it is free (a cancelled await of a Ray call does not cancel the call), and it
+    must go back at once: it was held, unused, until a's attempt ended, and b's call waited."""
+
+    async def scenario(url: str) -> None:
+        run = RunCoordinator(concurrency=1)
+        delivered: list[tuple[str, tuple[Any, ...]]] = []
+        limiter = RemoteLimiter(InProcessActor(run, delivered), 60.0)
+        settings = LLMSettings(timeout=10.0, backoff=0.01, structured_output="json_schema")
+
+        async def call(holder: str) -> None:
+            HOLDER.set(holder)
+            llm = RoleLLM("contrast_critic", settings, limiter, MethodMemory("json_schema"), url,
+                          "stub")
+            await llm.structured([{"role": "user", "content": f"Hello from {holder}"}], Reply)
+
+        await run.acquire("other#1")  # the only permit
+        waiting = asyncio.ensure_future(call("a#1"))
+        await _until(lambda: ("acquire", ("a#1",)) in delivered)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        await run.release("other#1")  # free: the coordinator grants it to a's cancelled wait
+        await asyncio.wait_for(call("b#1"), 10)  # b is not kept waiting until a's attempt ends
+        assert run.permits["a#1"] == 0 and run.limiter.in_flight == 0
+
+    with StubOpenAIServer() as stub:
+        asyncio.run(scenario(stub.url))
+    assert [json.dumps(r["messages"]).count("b#1") for r in stub.requests] == [1]  # a sent none

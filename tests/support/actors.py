@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Generator
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,10 +35,21 @@ class InProcessActor:
             result = method(*args)
             return await result if inspect.isawaitable(result) else result
 
-        def remote(*args: Any) -> asyncio.Future[Any]:
+        def remote(*args: Any) -> Ref:
             call = asyncio.ensure_future(delivered(*args))
             self._calls.add(call)
             call.add_done_callback(self._calls.discard)
-            return asyncio.shield(call)
+            return Ref(call)
 
         return SimpleNamespace(remote=remote)
+
+
+class Ref:
+    """What ``remote()`` returns: awaited any number of times, like an ObjectRef; a cancelled
+    await leaves the call running (asyncio.shield)."""
+
+    def __init__(self, call: asyncio.Future[Any]) -> None:
+        self._call = call
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return asyncio.shield(self._call).__await__()
