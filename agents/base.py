@@ -54,7 +54,9 @@ async def run_turn(
         error = f"{type(exc).__name__}: {exc}"
         raise
     except asyncio.CancelledError:
-        error = "cancelled (run interrupted)"
+        # The run was interrupted, or a call made alongside this one failed for good and its
+        # sample attempt ends (graph/sample.py, all_or_none).
+        error = "cancelled (run interrupted or sample failed)"
         raise
     finally:
         context.sink.emit({

@@ -22,6 +22,7 @@ from typing import Any
 
 from caredio.agent_factory import build_agents
 from caredio.config import Settings
+from caredio.coordination import HolderReleased
 from caredio.graph.local import LocalExecutor
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
@@ -51,6 +52,7 @@ class RemoteLimiter:
         # Pauses sent by calls that still hold their permit, by the task making the call.
         self._pausing: weakref.WeakKeyDictionary[asyncio.Task[Any], Any] = (
             weakref.WeakKeyDictionary())
+        self._giving_back: set[asyncio.Task[None]] = set()
 
     def endpoint_health(self, url: str) -> EndpointHealth:
         return self.health.setdefault(url, EndpointHealth(self.down_after))
@@ -62,8 +64,36 @@ class RemoteLimiter:
             self._pausing[task] = sent
 
     async def __aenter__(self) -> RemoteLimiter:
-        await self.coordinator.acquire.remote(HOLDER.get())
+        holder = HOLDER.get()
+        granting = self.coordinator.acquire.remote(holder)
+        try:
+            await granting
+        except asyncio.CancelledError:
+            # A Ray call is not cancelled with its awaiter: the coordinator grants the permit
+            # all the same, and no one would use it or give it back before the driver releases
+            # the whole sample attempt. It goes back as soon as it is granted.
+            self._give_back_when_granted(granting, holder)
+            raise
         return self
+
+    def _give_back_when_granted(self, granting: Any, holder: str) -> None:
+        async def give_back() -> None:
+            try:
+                await granting
+            except HolderReleased:
+                return  # the driver released the attempt first: nothing was granted
+            await self.coordinator.release.remote(holder)
+
+        task = asyncio.ensure_future(give_back())
+        self._giving_back.add(task)  # a task only weakly referenced may vanish mid-way
+        task.add_done_callback(self._given_back)
+
+    def _given_back(self, task: asyncio.Task[None]) -> None:
+        self._giving_back.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            # The coordinator is unreachable (the run is ending): the driver's release_holder
+            # takes the permit back with the rest of the attempt.
+            log.warning("a permit granted to a cancelled request was not given back: %s", error)
 
     async def __aexit__(self, *exc: object) -> None:
         # A 429's pause must be in force before its permit goes back: an async actor does not

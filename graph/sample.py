@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.graph import END, START, StateGraph
 
@@ -21,7 +21,7 @@ from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
 from caredio.agents.contrast_critic import critique_text
 from caredio.config import LoopSettings
-from caredio.errors import ModelOutputError
+from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.graph.routing import (
     FINALIZE,
     REFINE_QUESTION,
@@ -45,6 +45,7 @@ KNOWLEDGE_K = 6
 DRAFT_ATTEMPTS = 2  # question + answer drafts before the sample fails
 REFINEMENT_UNUSABLE = "refinement_unusable"
 Event = Callable[[str, dict[str, Any]], None]
+T = TypeVar("T")
 
 
 @dataclass
@@ -145,11 +146,33 @@ async def contrast_answers(toolkit: Toolkit, state: SampleState, context: TurnCo
         cache.setdefault(state["contrast_question"], state["contrast_answers"])
     question, contrast = state["question"], state["contrast"]
     if question not in cache:
-        answers = await asyncio.gather(*(
+        answers = await all_or_none([
             toolkit.critic.contrast_answer(context, other, question) for other in contrast
-        ))
+        ])
         cache[question] = dict(zip(contrast, answers, strict=True))
     return cache[question], cache
+
+
+async def all_or_none(calls: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """The calls' results, run concurrently; if one fails, the others are cancelled and waited
+    for before its error is raised.
+
+    No call outlives its sample attempt (asyncio.gather left the others running): on a Ray
+    worker the driver gives the attempt's request permits back once it has ended, and a call
+    still in flight then would exceed the run's request limit; it would also spend requests
+    on a sample already failed and trace its turn after the sample's end.
+    """
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(call) for call in calls]
+    except BaseExceptionGroup as failed:
+        errors = list(failed.exceptions)
+    else:
+        return [task.result() for task in tasks]
+    # The first failure, as gather raised it; but one that stops the run (EndpointDown) or is
+    # a bug outranks a failure of this sample alone.
+    raise next((e for e in errors if isinstance(e, EndpointDown)
+                or not isinstance(e, (EndpointError, ModelOutputError))), errors[0])
 
 
 async def score_state(toolkit: Toolkit, state: SampleState, answers: dict[str, str],

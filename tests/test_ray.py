@@ -24,6 +24,7 @@ from caredio.coordination import HolderReleased, RunCoordinator
 from caredio.memory.judge import in_judge_part
 from caredio.records import read_jsonl
 from caredio.runner import resume_run
+from tests.support.actors import InProcessActor
 from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible, wait_for
 from tests.support.services import RAY_ENV, RayCluster, ray_cluster, session_processes
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
@@ -247,35 +248,6 @@ def test_the_coordinator_takes_back_what_a_dead_workers_attempt_held() -> None:
         assert coordinator.limiter.in_flight == 0
 
     asyncio.run(scenario())
-
-
-class InProcessActor:
-    """Stands in for a Ray actor handle in plain asyncio: ``handle.method.remote(*args)`` runs
-    the method as a task of this event loop and returns it (awaitable, like an ObjectRef).
-
-    Calls to the ``late`` methods are delivered a few loop turns late: an async Ray actor does
-    not run one caller's calls in the order they were sent, so nothing may rest on it.
-    """
-
-    def __init__(self, target: Any, log: list[tuple[str, tuple[Any, ...]]],
-                 late: tuple[str, ...] = ()) -> None:
-        self._target, self._log, self._late = target, log, late
-
-    def __getattr__(self, name: str) -> Any:
-        import asyncio
-        import inspect
-        from types import SimpleNamespace
-
-        method = getattr(self._target, name)
-
-        async def delivered(*args: Any) -> Any:
-            for _ in range(10 if name in self._late else 0):
-                await asyncio.sleep(0)
-            self._log.append((name, args))
-            result = method(*args)
-            return await result if inspect.isawaitable(result) else result
-
-        return SimpleNamespace(remote=lambda *args: asyncio.ensure_future(delivered(*args)))
 
 
 def test_a_429s_pause_is_in_force_before_its_permit_goes_to_another_worker() -> None:
