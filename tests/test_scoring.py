@@ -112,7 +112,10 @@ def test_focus_discounts_only_what_the_question_does_not_support(scorer: Scorer)
     through the focus; without focus they could only raise R. (The held-out test that padding
     does not pay on average is tests/test_gaming_blend.py.)"""
     matrix = scorer.memory.matrices()["South Korea"]
-    unfocused = Scorer(scorer.memory, ScoringSettings(r_focus=0.0, d_focus=0.0))
+    # Both without the claim neighbours, which judge most of this padding off the question:
+    # the focus is what is tested here.
+    scorer = Scorer(scorer.memory, ScoringSettings(gate_neighbours=0))
+    unfocused = Scorer(scorer.memory, ScoringSettings(r_focus=0.0, d_focus=0.0, gate_neighbours=0))
     order = sorted(range(len(matrix.ids)), key=lambda i: -matrix.weights[i])
     questions = list(dict.fromkeys(matrix.texts[i].split(" — ")[0] for i in order))
     vectors = scorer.memory.embedder.embed(questions)
@@ -152,6 +155,29 @@ def test_d_hears_only_segments_near_the_answers_most_relevant_one(scorer: Scorer
         assert padded.attribution == plain.attribution and padded.representativeness == plain.representativeness
         changed += abs(padded.distinctiveness - plain.distinctiveness) > 0.01
     assert changed >= 2, changed  # 0 if D pooled every gated segment
+
+
+def test_a_bare_word_is_judged_by_the_questions_it_answers(scorer: Scorer) -> None:
+    """A bare answer to another question ("soccer" padded onto a cafeteria-food answer) is about
+    as near any phrasing of the question as the right answer is: similarity alone lets it past
+    the gate. The claims the memory holds like it can tell — they answer other questions — so
+    with ``gate_neighbours`` such padding is judged off the question, the honest answer never."""
+    alone = Scorer(scorer.memory, ScoringSettings(gate_neighbours=0))
+    matrix = scorer.memory.matrices()["South Korea"]
+    order = sorted(range(len(matrix.ids)), key=lambda i: -matrix.weights[i])
+    questions = list(dict.fromkeys(matrix.texts[i].split(" — ")[0] for i in order))
+    vectors = scorer.memory.embedder.embed(questions)
+    dropped = {"neighbours": 0, "alone": 0}
+    for n, question in enumerate(questions[:10]):
+        top = next(matrix.texts[i].split(" — ")[1] for i in order if matrix.texts[i].startswith(question))
+        # the top answers to the three questions least like this one: off-topic by construction
+        padding = [next(matrix.texts[i].split(" — ")[1] for i in order if matrix.texts[i].startswith(questions[j]))
+                   for j in np.argsort(vectors @ vectors[n])[:3]]
+        for name, judge in (("neighbours", scorer), ("alone", alone)):
+            result = judge.score(question, ", ".join([top, *padding]), "South Korea", OTHERS)
+            assert top not in result.off_topic, (question, top)
+            dropped[name] += sum(p in result.off_topic for p in padding)
+    assert dropped["neighbours"] >= dropped["alone"] + 3, dropped  # equal if the neighbours were not asked
 
 
 def test_minilm_gives_no_weight_to_a_script_it_cannot_read(scorer: Scorer) -> None:
