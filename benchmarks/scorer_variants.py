@@ -125,6 +125,6 @@ class EmbeddingLRScorer(Scorer):
         self.fit_seconds = time.perf_counter() - started
 
     def _logits(self, vectors: np.ndarray, cultures: list[str], views: dict[str, Any],
-                evidence: dict[str, np.ndarray]) -> np.ndarray:
+                evidence: dict[str, np.ndarray], claim_sims: dict[str, np.ndarray]) -> np.ndarray:
         scores = self.model.decision_function(vectors)
         return scores[:, [self.classes.index(c) for c in cultures]]
