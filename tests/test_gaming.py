@@ -57,7 +57,7 @@ def test_pasting_the_shown_items_pays_no_more_than_saying_it(starter: Scorer, na
 
 def test_without_cross_fitting_copying_would_pay(starter: Scorer) -> None:
     """The control: scored against the very items it copies, the paste pays — on average and in
-    most cases by more than the gaming margin (docs/scorers.md: +0.006 to +0.23), and in every
+    most cases by more than the gaming margin (docs/scorers.md: +0.006 to +0.24), and in every
     case far more than with cross-fitting — what the loop would learn if the shown items were
     also the evidence."""
     gains = []
