@@ -202,7 +202,7 @@ class Scorer:
         # What bears on the question is judged on all knowledge, shown items included: the gate
         # decides relevance, not credit, and the shown items are the most relevant ones.
         gate_cores = {c: views[c].pool(query, hidden_too=True)[: self.settings.core_k] for c in cultures}
-        all_sims, claim_sims = self._claim_similarities(segment_vectors, cultures)
+        all_sims, claim_sims = self._claim_similarities(segment_vectors, cultures, query is not None)
         gate, relevance = self._segment_weights(segment_vectors, query, views, gate_cores, all_sims)
         if self.settings.skip_unreadable_script and self.memory.embedder.backend == DEFAULT_BACKEND:
             # MiniLM reads English: "물, 커피, 우유" is noise to it whose script alone points to
@@ -275,16 +275,17 @@ class Scorer:
     def _attribution_view(self, matrix: CultureMatrix) -> np.ndarray:
         return matrix.claim_embeddings if self.settings.claim_view else matrix.embeddings
 
-    def _claim_similarities(self, vectors: np.ndarray,
-                            cultures: list[str]) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+    def _claim_similarities(self, vectors: np.ndarray, cultures: list[str],
+                            asked: bool) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
         """Cosine of each segment to each item's attribution view: over every culture's stacked
-        items when the claim neighbours are asked (else ``None``), and per compared culture.
+        items when the claim neighbours are asked (a question and ``gate_neighbours``; else
+        ``None``), and per compared culture.
 
         One product serves both: reading a large memory's matrix is most of the cost of a
         score, and the neighbours and the attribution read the same one.
         """
         matrices = self.memory.matrices()
-        if not self.gate_neighbours:
+        if not (asked and self.gate_neighbours):
             return None, {c: vectors @ self._attribution_view(matrices[c]).T for c in cultures}
         stacked = self._stacks()
         sims = vectors @ stacked.claims.T
