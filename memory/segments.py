@@ -79,13 +79,22 @@ def _trigrams(text: str) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + 3]) for i in range(len(words) - 2)}
 
 
+# A segment this short that matches a shown item is that item's bare claim ("Bread of the
+# dead"): stating a fact in its one usual wording is answering, not pasting the prompt (the item
+# itself is still held out of the evidence). Measured on BLEnD's validation split: at 5, honest
+# answers that state a shown claim keep their credit and no copy wins; at 7 some of the starter
+# pack's short sentences pasted whole went unseen (docs/scorers.md).
+COPY_MIN_WORDS = 5
+
+
 def copied_from(segments: list[str], sources: list[str], share: float = 0.5) -> np.ndarray:
     """Whether each segment repeats ``sources`` word for word: at least ``share`` of its word
     trigrams occur in them (in any of them: pasted items run together where a claim has no full
-    stop). Segments under three words are never copies."""
+    stop). Segments under ``COPY_MIN_WORDS`` words are never copies."""
     source_grams = set().union(*(_trigrams(source) for source in sources))
     flags = []
     for segment in segments:
         grams = _trigrams(segment)
-        flags.append(bool(grams) and len(grams & source_grams) >= share * len(grams))
+        long_enough = len(grams) + 2 >= COPY_MIN_WORDS
+        flags.append(long_enough and len(grams & source_grams) >= share * len(grams))
     return np.asarray(flags, dtype=bool)
