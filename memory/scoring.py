@@ -210,13 +210,17 @@ class Scorer:
             # in disguise. The multilingual backend reads it and keeps it.
             readable = np.asarray([_latin_share(segment) >= 0.5 for segment in segments])
             gate = np.where(readable, gate, 0.0)
+        # What the answer says on the question, copies included: the yardstick for the focus
+        # and D's margin below. A copy earns nothing, but it stays the answer's statement, so
+        # what is appended far behind it is still judged as padding.
+        stated = gate
         if excluded:
             # Cross-fitting keeps a copied item from scoring against itself; a verbatim copy
             # still echoes the author's wording of its neighbours, so it also counts less.
             matrix = matrices[culture]
             shown = [text for item_id, text in zip(matrix.ids, matrix.texts, strict=True) if item_id in excluded]
             gate = np.where(copied_from(segments, shown), gate * self.settings.copy_weight, gate)
-        recall, focus = self._representativeness(segment_vectors, gate, views[culture],
+        recall, focus = self._representativeness(segment_vectors, gate, stated, views[culture],
                                                  pools[culture], cores[culture])
         representativeness = recall * focus ** self.settings.r_focus
         missing = self._missing_core(segment_vectors, views[culture], query, excluded)
@@ -234,8 +238,10 @@ class Scorer:
             # question, so the culture-typical trivia padded onto it does not buy D: D hears
             # the segments about as relevant as the answer's most relevant one (a bare place
             # name or dish padded onto a bare answer passes the gate but is far behind it).
-            near = _near(relevance, float(relevance[gate > 0].max()), self.d_margin)
-            distinctiveness = float(_pool(logits, gate * near)[0]) * focus ** self.settings.d_focus
+            near = _near(relevance, float(relevance[stated > 0].max()), self.d_margin)
+            heard = gate * near
+            distinctiveness = (float(_pool(logits, heard)[0]) * focus ** self.settings.d_focus
+                               if heard.sum() > 0 else 0.0)
         segment_probs = _softmax(logits)[:, 0]
         cutoff = 1.2 / len(cultures)
         generic = [s for s, p, g in zip(segments, segment_probs, gate, strict=True) if g > 0 and p < cutoff]
@@ -335,8 +341,8 @@ class Scorer:
         relative = _near(relevance_to_question, best, settings.gate_margin)
         return np.maximum(absolute, relative), relevance_to_question
 
-    def _representativeness(self, vectors: np.ndarray, gate: np.ndarray, view: _View,
-                            pool: np.ndarray, core: np.ndarray) -> tuple[float, float]:
+    def _representativeness(self, vectors: np.ndarray, gate: np.ndarray, stated: np.ndarray,
+                            view: _View, pool: np.ndarray, core: np.ndarray) -> tuple[float, float]:
         """``R``: consensus coverage of the question's core, mixed with the consensus typicality
         of what the answer says on the question.
 
@@ -367,7 +373,9 @@ class Scorer:
         # well as the answer's best-supported segment does (a one-segment answer has focus 1).
         # Relative, not absolute: the pool is broad, so culture trivia covers some item in it.
         support = coverage.max(axis=1)
-        enough = self.settings.focus_ratio * float(support[gate > 0].max())  # counted segments only
+        # The yardstick is the best-supported segment the answer states on the question,
+        # copies included (``stated``): dropping a copy's credit must not lower the bar.
+        enough = self.settings.focus_ratio * float(support[stated > 0].max())
         if enough <= 0.0:
             return recall, 1.0
         focus = float((gate * np.minimum(support / enough, 1.0)).sum() / gate.sum())

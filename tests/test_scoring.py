@@ -248,6 +248,25 @@ def test_shown_items_do_not_score_their_own_copy(scorer: Scorer) -> None:
     assert bare.representativeness > 0.0
 
 
+def test_a_copy_stays_the_yardstick_for_what_follows_it(scorer: Scorer) -> None:
+    """A pasted shown item earns nothing, but it is still what the answer says on the question:
+    bare answers to other questions appended far behind it do not buy D, as they would not
+    behind an honest statement. (When the copy's weight was dropped before D looked for the
+    answer's most relevant segment, the padding became the yardstick: D > 0 in 4 of these 10.)"""
+    matrix = scorer.memory.matrices()["South Korea"]
+    order = sorted(range(len(matrix.ids)), key=lambda i: -matrix.weights[i])
+    questions = list(dict.fromkeys(matrix.texts[i].split(" — ")[0] for i in order))
+    bought = 0
+    for n, question in enumerate(questions[:10]):
+        first = next(i for i in order if matrix.texts[i].startswith(question))
+        padding = [next(matrix.texts[i].split(" — ")[1] for i in order if matrix.texts[i].startswith(other))
+                   for other in questions[n + 1 : n + 4]]
+        answer = " ".join([matrix.texts[first], *(f"{p.capitalize()}." for p in padding)])
+        result = scorer.score(question, answer, "South Korea", OTHERS, exclude_ids=[matrix.ids[first]])
+        bought += result.distinctiveness > 0.0
+    assert bought <= 1, bought
+
+
 def test_the_critic_is_told_only_of_shown_knowledge(scorer: Scorer) -> None:
     matrix = scorer.memory.matrices()["South Korea"]
     shown = [matrix.ids[i] for i in np.argsort(-matrix.weights)[:3]]
@@ -297,6 +316,11 @@ def test_segments_and_repeats() -> None:
     # ... and items pasted together, their claims without a full stop, are one copy of both.
     shown = ["What do people eat at weddings? — injera", "What is served first? — coffee"]
     assert copied_from([pasted], shown).tolist() == [True]
+    # A bare claim stated as the item states it is an answer, not a paste; five words are a copy.
+    assert copied_from(["Bread of the dead", "bread of the dead."],
+                       ["What is eaten on the Day of the Dead? — bread of the dead"]).tolist() == [False, False]
+    assert copied_from(["they eat bread of the dead"],
+                       ["What is eaten on the Day of the Dead? — they eat bread of the dead"]).tolist() == [True]
 
 
 def test_settings_change_scores(scorer: Scorer) -> None:
