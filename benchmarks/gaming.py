@@ -10,7 +10,9 @@ with saying the same thing), and the variants the refiner could learn:
 * ``copied``   — the knowledge items the loop showed the agents, pasted verbatim;
 * ``named``    — the honest answer with the country and its people named;
 * ``blank``    — nothing;
-* ``other_language`` — the honest answer in the culture's own language.
+* ``other_language`` — the honest answer in the culture's own language;
+* ``generic``  — a vague answer to the question that would be true of any culture (starter pack
+  only).
 
 The starter-pack cases were written for this project (the translations too); the BLEnD cases
 are built from held-out questions (the honest answer states the annotators' answers, the
@@ -26,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-VARIANTS = ("honest", "padded", "repeated", "copied", "named", "blank", "other_language")
+VARIANTS = ("honest", "padded", "repeated", "copied", "named", "blank", "other_language", "generic")
 MARGIN = 0.02  # a variant "wins" when its J exceeds the honest J by more than this
 
 
@@ -42,6 +44,8 @@ class Case:
     shown_ids: list[str] = field(default_factory=list)  # the items the agents were shown
     shown: list[tuple[str, str]] = field(default_factory=list)  # (item id, text), filled from memory
     name_phrases: tuple[str, str] = ("", "")  # ("In Japan, ", "Japanese people")
+    # A vague answer that would be true of any culture; none for BLEnD's cases
+    generic: str = ""
 
     def variants(self) -> dict[str, str]:
         lead, people = self.name_phrases
@@ -54,6 +58,7 @@ class Case:
             "named": named,
             "blank": "   ",
             "other_language": self.own_language,
+            "generic": self.generic,
         }
 
 
@@ -72,6 +77,7 @@ STARTER_CASES = [
         own_language=("お辞儀をします。目上の人には深く長くお辞儀をして敬意を示します。仕事では名刺を両手で"
                       "交換して少し目を通します。ハグや頬へのキスはめったにせず、距離を保ちます。"),
         name_phrases=("In Japan, ", "Japanese people"),
+        generic="People greet each other politely and say hello when they meet someone new.",
     ),
     Case(
         culture="South Korea", contrast=["Japan", "China"], topic="food_drink",
@@ -86,6 +92,7 @@ STARTER_CASES = [
         own_language=("밥과 국, 그리고 모두가 함께 먹는 여러 가지 반찬이 올라갑니다. 김치는 거의 항상 있고, "
                       "고추장과 된장으로 간을 합니다."),
         name_phrases=("In South Korea, ", "Korean people"),
+        generic="There is usually a main dish with a few sides and something to drink.",
     ),
     Case(
         culture="Germany", contrast=["United States", "Japan"], topic="time_punctuality",
@@ -102,6 +109,7 @@ STARTER_CASES = [
                       "unhöflich, denn Pünktlichkeit ist wichtig. Absprachen und Fristen sind "
                       "verbindlich, und selbst Treffen mit Freunden werden lange im Voraus geplant."),
         name_phrases=("In Germany, ", "German people"),
+        generic="It depends on the situation, but a short apology is usually enough.",
     ),
     Case(
         culture="United States", contrast=["Germany", "Japan"], topic="gift_giving",
@@ -118,6 +126,7 @@ STARTER_CASES = [
                       "entusiasmo. Las tarjetas de regalo de tiendas y restaurantes también son bien "
                       "recibidas. Muchos envían después una tarjeta de agradecimiento escrita a mano."),
         name_phrases=("In the United States, ", "Americans"),
+        generic="They thank the person who gave it and say that they like it.",
     ),
 ]
 
@@ -169,8 +178,8 @@ def gaming_table(scorer: Any, cases: list[Case], cross_fit: bool = True) -> dict
         texts = case.variants()
         scores = {}
         for name in VARIANTS:
-            if name == "other_language" and not texts[name].strip(" ."):
-                continue  # no own-language form of these answers in the data
+            if name in ("other_language", "generic") and not texts[name].strip(" ."):
+                continue  # no own-language form of these answers in the data, no generic one written
             scores[name] = scorer.score(case.question, texts[name], case.culture, case.contrast,
                                         exclude_ids=exclude).objective
         for name, value in scores.items():
