@@ -197,6 +197,12 @@ class ScoringSettings(_Strict):
         default=0.7, gt=0.0, le=1.0,
         description="Share of the best segment's support at which a segment counts as supported for the focus",
     )
+    hold_out_rivals: bool = Field(
+        default=True,
+        description="Cross-fit symmetrically: for every item shown to the agents, each compared "
+        "culture's nearest item is held out of the evidence too (else the target alone loses the "
+        "evidence an honest answer was written from, and a vague answer ties it)",
+    )
     d_margin: float | None = Field(
         default=None, ge=0.0,
         description="D hears a segment fully within this of the answer's most relevant one, not at "

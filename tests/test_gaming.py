@@ -3,8 +3,8 @@
 Each case has an honest answer that paraphrases the knowledge items the loop showed its agents,
 and the variants a refiner could learn to raise J without a better sample
 (benchmarks/gaming.py): off-topic padding, repetition, pasting the shown items, naming the
-country, a blank answer, the answer in another language. Scored as the loop scores: the shown
-items are held out of the evidence.
+country, a blank answer, the answer in another language, a vague answer true of any culture.
+Scored as the loop scores: the shown items are held out of the evidence.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from caredio.config import ScoringSettings
 from caredio.memory.ingest import starter_pack
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
@@ -84,3 +85,25 @@ def test_repeating_naming_and_blanking_do_not_pay(starter: Scorer, name: str) ->
 def test_another_language_does_not_pay_with_an_english_embedder(starter: Scorer, name: str) -> None:
     result = scores(starter, CASES[name])
     assert result["other_language"].objective <= result["honest"].objective + gaming.MARGIN
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_a_vague_answer_does_not_beat_the_honest_one(starter: Scorer, name: str) -> None:
+    result = scores(starter, CASES[name])
+    assert result["generic"].objective <= result["honest"].objective + gaming.MARGIN
+
+
+def test_without_holding_out_the_rivals_counterparts_a_vague_answer_would_tie(starter: Scorer) -> None:
+    """The control: when only the target's shown items are held out, the honest answer loses the
+    evidence it was written from while the compared cultures keep theirs, and a vague answer
+    ties or beats it (docs/scorers.md: +0.004 on average, the US case by +0.025; with the
+    counterparts held out every vague answer loses, by 0.012-0.118)."""
+    lopsided = Scorer(starter.memory, ScoringSettings(hold_out_rivals=False))
+    gains = {"lopsided": [], "symmetric": []}
+    for case in gaming.STARTER_CASES:
+        for name, scorer in (("lopsided", lopsided), ("symmetric", starter)):
+            result = scores(scorer, case)
+            gains[name].append(result["generic"].objective - result["honest"].objective)
+    print(gains)
+    assert max(gains["lopsided"]) > gaming.MARGIN and sum(gains["lopsided"]) > 0, gains
+    assert all(s < lop for s, lop in zip(gains["symmetric"], gains["lopsided"], strict=True)), gains
