@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -102,7 +103,8 @@ def _load() -> str:
 
 
 def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: float,
-                embedder: MeteredEmbedder, out: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                embedder: MeteredEmbedder, out: str, embed_batch: int | None = None,
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from caredio.records import RunRecorder, read_jsonl
     from caredio.runner import execute, prepare
     from tests.support.jobs import stub_settings
@@ -114,6 +116,10 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     settings = stub_settings(url, out, rounds=rounds, concurrency=concurrency, run_id=run_id,
                              cultures=CULTURES, topics=TOPICS, samples_per_topic=per_topic,
                              threads={"embeddings": 1, "llm": 1})
+    if embed_batch is not None:
+        embedder.inner.batch_size = embed_batch
+    # Every run pays for its own texts: runs at different batch sizes share one embedder
+    embedder.inner._cache.clear()
     job = prepare(settings, embedder=embedder)  # type: ignore[arg-type]
     run_dir = Path(out) / run_id
     recorder = RunRecorder.create(run_dir, settings.snapshot(), job.templates)
@@ -128,7 +134,8 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     calls = len(trace) + sum(t["retries"] for t in trace)
     ideal = calls * latency / concurrency
     report = {
-        "client": "caredio", "concurrency": concurrency, "samples": samples, "rounds": rounds,
+        "client": "caredio", "embed_batch": embedder.inner.batch_size,
+        "concurrency": concurrency, "samples": samples, "rounds": rounds,
         "status": record["status"], "completed": record["completed"], "calls": calls,
         "wall_s": round(wall, 2), "ideal_s": round(ideal, 2), "ratio": round(wall / ideal, 3),
         "cpu_ms_per_call": round(1000 * cpu / calls, 2),
@@ -226,7 +233,7 @@ def floor_run(url: str, trace: list[dict[str, Any]], concurrency: int, latency: 
 
 
 def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, repeats: int,
-                 ) -> list[dict[str, Any]]:
+                 embed_batches: list[int | None] | None = None) -> list[dict[str, Any]]:
     from caredio.memory.embeddings import default_embedder
     from caredio.threads import configure_threads
 
@@ -237,9 +244,9 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
     try:
         with tempfile.TemporaryDirectory() as out:
             for repeat in range(repeats):
-                for concurrency, samples in configs:
+                for (concurrency, samples), batch in itertools.product(configs, embed_batches or [None]):
                     ours, trace = caredio_run(url, samples, rounds, concurrency, latency,
-                                              embedder, out)
+                                              embedder, out, batch)
                     floor = floor_run(url, trace, concurrency, latency, temperature=0.7,
                                       max_tokens=400)
                     for row in (ours, floor):
@@ -254,14 +261,14 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per run pair, CAReDiO against the floor."""
-    lines = ["| C | S | calls | CAReDiO wall/ideal | floor wall/ideal | CAReDiO CPU/call | "
+    lines = ["| C | S | embed batch | calls | CAReDiO wall/ideal | floor wall/ideal | CAReDiO CPU/call | "
              "… embedding | … rest | floor CPU/call | rest / floor | load (1/5/15 min) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ours = [r for r in rows if r["client"] == "caredio"]
     floors = [r for r in rows if r["client"] == "floor"]
     for a, b in zip(ours, floors, strict=True):
         lines.append(
-            f"| {a['concurrency']} | {a['samples']} | {a['calls']} | {a['ratio']:.2f} | "
+            f"| {a['concurrency']} | {a['samples']} | {a['embed_batch']} | {a['calls']} | {a['ratio']:.2f} | "
             f"{b['ratio']:.2f} | {a['cpu_ms_per_call']:.1f} ms | {a['embed_cpu_ms_per_call']:.1f} ms | "
             f"{a['orchestration_cpu_ms_per_call']:.1f} ms | {b['cpu_ms_per_call']:.1f} ms | "
             f"{a['orchestration_cpu_ms_per_call'] / b['cpu_ms_per_call']:.2f} | {a['load_before']} |")
@@ -356,6 +363,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--configs", type=_configs, default=[(16, 64), (64, 128)],
                         help="CxS pairs: requests in flight x samples [16x64,64x128]")
+    parser.add_argument("--embed-batches", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                        help="run CAReDiO once per embedding-model batch size, e.g. 128,8 "
+                        "[the embedder's default]")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per stub answer")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds of all configs")
@@ -364,7 +374,7 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     args = parser.parse_args()
     if not args.embedded_only:
-        rows = side_by_side(args.configs, args.rounds, args.latency, args.repeats)
+        rows = side_by_side(args.configs, args.rounds, args.latency, args.repeats, args.embed_batches)
         print(table(rows), flush=True)
     if args.embedded or args.embedded_only:
         print(json.dumps({"embedded": embedded(args.max_tokens, 3)}), flush=True)
