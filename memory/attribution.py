@@ -123,3 +123,18 @@ def _fit_offsets(logits: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarra
 
     result = minimize(loss, np.zeros(n_classes), jac=True, method="L-BFGS-B")
     return np.asarray(result.x - result.x.mean())
+
+
+def pool_segments(logits: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The segments' attributions pooled: the weighted mean of the rows' log-softmax,
+    renormalized (a weighted geometric mean)."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    mean = (log_probs * weights[:, None]).sum(axis=0, keepdims=True) / weights.sum()
+    return softmax(mean)[0]
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    probs = np.exp(shifted)
+    return probs / probs.sum(axis=-1, keepdims=True)

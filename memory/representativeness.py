@@ -29,9 +29,10 @@ def coverage_and_focus(vectors: np.ndarray, gate: np.ndarray, stated: np.ndarray
     Core coverage (DESIGN.md 2.2): the consensus-weighted mean coverage of the ``core_k``
     items most relevant to the question. Typicality: among the culture's items relevant to
     the question (the pool), the ``coverage_k`` best expressed, each consensus weight x
-    coverage; the mean. Both count a segment only by its weight, so an off-topic sentence
-    adds to neither. ``r_mix`` sets the mix (1 = core coverage only). Returns that
-    coverage-based part and the answer's focus (below); ``R`` is their product.
+    coverage; the mean. Both count a segment only by ``counted`` (its gate weight, and how
+    near it is to the answer's most relevant segment; the gate when not given), so an
+    off-topic sentence adds to neither. ``r_mix`` sets the mix (1 = core coverage only).
+    Returns that coverage-based part and the answer's focus (below); ``R`` is their product.
     """
     if not core.size or gate.sum() <= 0.0:
         return 0.0, 1.0

