@@ -202,8 +202,9 @@ class SentenceTransformerEmbedder(_CachingEmbedder):
         self.dim = int(dimension() or 0)
         # Small model batches: sentence-transformers sorts a call's texts by length and pads each
         # batch to its longest, and a micro-batch mixes bare words with long sentences. Measured
-        # (benchmarks/orchestration.py --embed-batches 128,8): 8 costs 12-25% less embedding CPU
-        # per call than 128, with the same vectors (to 2e-7); bulk ingests are no slower.
+        # (benchmarks/orchestration.py --embed-batches 128,8, docs/scale.md): 8 cost 6-25% less
+        # embedding CPU per call than 128 in two runs, same vectors (to 2e-7); bulk ingests are
+        # no slower.
         self.batch_size = batch_size
         super().__init__()
 
