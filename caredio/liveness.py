@@ -18,7 +18,9 @@ process itself is ours: when it has exited, the call fails at once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import ssl
 import subprocess
 import time
 from collections.abc import Awaitable, Callable
@@ -64,7 +66,7 @@ class Liveness:
         self.check_process()
         self.probes += 1
         try:
-            async with httpx.AsyncClient(timeout=timeout) as client:
+            async with httpx.AsyncClient(timeout=timeout, verify=_probe_ssl_context()) as client:
                 response = await client.get(self.health_url)
         except httpx.HTTPError as exc:
             log.info("health probe of %s failed: %s", public_url(self.health_url),
@@ -102,6 +104,13 @@ class Liveness:
                                        f"{timeout:g}s")
         finally:
             await _cancel(task)
+
+
+@functools.cache
+def _probe_ssl_context() -> ssl.SSLContext:
+    """httpx's default context, built once: a client builds its own at every start (~35 ms of
+    CPU here), and a probe runs every ``timeout / 4`` seconds per call in flight."""
+    return httpx.create_ssl_context()
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:
