@@ -256,7 +256,7 @@ class Scorer:
             # question, so the culture-typical trivia padded onto it does not buy D: D hears
             # the segments about as relevant as the answer's most relevant one (a bare place
             # name or dish padded onto a bare answer passes the gate but is far behind it).
-            heard = gate * near(relevance, float(relevance[stated > 0].max()), self.d_margin)
+            heard = gate * near(relevance, best_relevance, self.d_margin)
             distinctiveness = (float(pool_segments(logits, heard)[0]) * focus ** self.settings.d_focus
                                if heard.sum() > 0 else 0.0)
         segment_probs = softmax(logits)[:, 0]
