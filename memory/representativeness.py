@@ -20,24 +20,24 @@ MISSING_CORE_WEIGHT = 0.6
 MISSING_CORE_COVERAGE = 0.5
 
 
-def coverage_and_focus(vectors: np.ndarray, gate: np.ndarray, stated: np.ndarray, matrix: CultureMatrix,
-                       pool: np.ndarray, core: np.ndarray, settings: ScoringSettings,
-                       scaled: Scale, counted: np.ndarray | None = None) -> tuple[float, float]:
+def coverage_and_focus(vectors: np.ndarray, gate: np.ndarray, counted: np.ndarray, stated: np.ndarray,
+                       matrix: CultureMatrix, pool: np.ndarray, core: np.ndarray, settings: ScoringSettings,
+                       scaled: Scale) -> tuple[float, float]:
     """``R``: consensus coverage of the question's core, mixed with the consensus typicality
     of what the answer says on the question.
 
     Core coverage (DESIGN.md 2.2): the consensus-weighted mean coverage of the ``core_k``
     items most relevant to the question. Typicality: among the culture's items relevant to
     the question (the pool), the ``coverage_k`` best expressed, each consensus weight x
-    coverage; the mean. Both count a segment only by ``counted`` (its gate weight, and how
-    near it is to the answer's most relevant segment; the gate when not given), so an
-    off-topic sentence adds to neither. ``r_mix`` sets the mix (1 = core coverage only).
+    coverage; the mean. Both count a segment only by ``counted`` (its gate weight times how
+    near it is to the answer's most relevant segment), so an off-topic sentence adds to
+    neither. ``r_mix`` sets the mix (1 = core coverage only).
     Returns that coverage-based part and the answer's focus (below); ``R`` is their product.
     """
     if not core.size or gate.sum() <= 0.0:
         return 0.0, 1.0
     coverage = np.clip(scaled(vectors @ matrix.embeddings[pool].T), 0.0, 1.0)
-    best = (coverage * (gate if counted is None else counted)[:, None]).max(axis=0)
+    best = (coverage * counted[:, None]).max(axis=0)
     weights = matrix.weights[pool]
     n_core = len(core)  # the pool starts with the core: both are ordered by relevance
     core_part = float((best[:n_core] * weights[:n_core]).sum() / weights[:n_core].sum())
@@ -62,17 +62,15 @@ def coverage_and_focus(vectors: np.ndarray, gate: np.ndarray, stated: np.ndarray
     return recall, focus
 
 
-def missing_core(vectors: np.ndarray, matrix: CultureMatrix, query: np.ndarray | None, excluded: set[str],
-                 settings: ScoringSettings, scaled: Scale) -> list[str]:
+def missing_core(vectors: np.ndarray, matrix: CultureMatrix, query: np.ndarray | None,
+                 shown_rows: np.ndarray | None, settings: ScoringSettings, scaled: Scale) -> list[str]:
     """High-consensus items on the question that no segment expresses, for the critic.
 
-    Drawn from the items the agents were shown when there are any: naming an unseen item
-    here would hand the refiner the very evidence that scores it.
+    Drawn from the items the agents were shown (``shown_rows``; ``None`` when nothing was
+    held out): naming an unseen item here would hand the refiner the very evidence that scores
+    it.
     """
-    if excluded:
-        candidates = np.asarray([i for i, item_id in enumerate(matrix.ids) if item_id in excluded], dtype=int)
-    else:
-        candidates = np.arange(len(matrix.ids))
+    candidates = shown_rows if shown_rows is not None else np.arange(len(matrix.ids))
     if not candidates.size or not len(vectors):
         return []
     if query is not None:

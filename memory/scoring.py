@@ -204,7 +204,11 @@ class Scorer:
         segments = [segments[i] for i in keep]
         segment_vectors = segment_vectors[keep]
         excluded = set(exclude_ids or ())
-        held_out = self._held_out(matrices, culture, cultures, excluded)
+        target = matrices[culture]
+        # The target's rows shown to the agents, found once: the rivals' counterparts, the copy
+        # check and the critic's missing core all start from them.
+        shown_rows = np.asarray([i for i, item_id in enumerate(target.ids) if item_id in excluded], dtype=int)
+        held_out = self._held_out(matrices, culture, cultures, excluded, shown_rows)
         views = {c: _View(matrices[c], held_out[c], self) for c in cultures}
 
         pools = {c: views[c].pool(query) for c in cultures}
@@ -227,21 +231,21 @@ class Scorer:
         # and D's margin below. A copy earns nothing, but it stays the answer's statement, so
         # what is appended far behind it is still judged as padding.
         stated = gate
-        if excluded:
+        if shown_rows.size:
             # Cross-fitting keeps a copied item from scoring against itself; a verbatim copy
             # still echoes the author's wording of its neighbours, so it also counts less.
-            matrix = matrices[culture]
-            shown = [text for item_id, text in zip(matrix.ids, matrix.texts, strict=True) if item_id in excluded]
+            shown = [target.texts[i] for i in shown_rows]
             gate = np.where(copied_from(segments, shown), gate * self.settings.copy_weight, gate)
         # Coverage is a maximum over segments, so what the gate lets in far behind the answer's
         # best segment (a bare answer to another question) could still add to it: R, like D,
         # hears the segments about as relevant to the question as the best one it states.
         best_relevance = float(relevance[stated > 0].max()) if (stated > 0).any() else 0.0
         counted = gate * near(relevance, best_relevance, self.r_margin)
-        recall, focus = coverage_and_focus(segment_vectors, gate, stated, matrices[culture], pools[culture],
-                                           cores[culture], self.settings, self._scaled, counted)
+        recall, focus = coverage_and_focus(segment_vectors, gate, counted, stated, target, pools[culture],
+                                           cores[culture], self.settings, self._scaled)
         representativeness = recall * focus ** self.settings.r_focus
-        missing = missing_core(segment_vectors, matrices[culture], query, excluded, self.settings, self._scaled)
+        missing = missing_core(segment_vectors, target, query, shown_rows if excluded else None, self.settings,
+                               self._scaled)
         logits = self._logits(segment_vectors, cultures, views, evidence, claim_sims)
         flags = [] if cores[culture].size else ["no_relevant_knowledge"]
         off_topic = [s for s, g in zip(segments, gate, strict=True) if g <= 0.0]
@@ -288,7 +292,7 @@ class Scorer:
     # -- parts -------------------------------------------------------------------------------
 
     def _held_out(self, matrices: dict[str, CultureMatrix], culture: str, cultures: list[str],
-                  excluded: set[str]) -> dict[str, set[str]]:
+                  excluded: set[str], shown_rows: np.ndarray) -> dict[str, set[str]]:
         """The ids each compared culture's evidence leaves out: the target's shown items and,
         with ``hold_out_rivals``, each compared culture's nearest item to every one of them.
 
@@ -301,7 +305,7 @@ class Scorer:
         held_out: dict[str, set[str]] = {c: set() for c in cultures}
         held_out[culture] = excluded
         target = matrices[culture]
-        shown = [i for i, item_id in enumerate(target.ids) if item_id in excluded]
+        shown = shown_rows.tolist()
         if not shown or not self.settings.hold_out_rivals:
             return held_out
         if self._counterparts is None or self._counterparts[0] is not matrices:
