@@ -135,6 +135,7 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     ideal = calls * latency / concurrency
     report = {
         "client": "caredio", "embed_batch": embedder.inner.batch_size,
+        "embed_runtime": getattr(embedder.inner, "runtime", ""),
         "concurrency": concurrency, "samples": samples, "rounds": rounds,
         "status": record["status"], "completed": record["completed"], "calls": calls,
         "wall_s": round(wall, 2), "ideal_s": round(ideal, 2), "ratio": round(wall / ideal, 3),
@@ -233,18 +234,23 @@ def floor_run(url: str, trace: list[dict[str, Any]], concurrency: int, latency: 
 
 
 def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, repeats: int,
-                 embed_batches: list[int | None] | None = None) -> list[dict[str, Any]]:
-    from caredio.memory.embeddings import default_embedder
+                 embed_batches: list[int | None] | None = None,
+                 embed_runtimes: list[str] | None = None) -> list[dict[str, Any]]:
+    from caredio.config import ThreadSettings
+    from caredio.memory.embeddings import SentenceTransformerEmbedder
     from caredio.threads import configure_threads
 
-    configure_threads()
-    embedder = MeteredEmbedder(default_embedder())
+    configure_threads(ThreadSettings(embeddings=1, llm=1))
+    # One model per runtime, each run interleaved with the others (runtime "auto" by default).
+    embedders = {runtime: MeteredEmbedder(SentenceTransformerEmbedder(runtime=runtime))
+                 for runtime in (embed_runtimes or ["auto"])}
     stub, url = start_stub(latency)
     rows: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory() as out:
             for repeat in range(repeats):
-                for (concurrency, samples), batch in itertools.product(configs, embed_batches or [None]):
+                for (concurrency, samples), batch, embedder in itertools.product(
+                        configs, embed_batches or [None], embedders.values()):
                     ours, trace = caredio_run(url, samples, rounds, concurrency, latency,
                                               embedder, out, batch)
                     floor = floor_run(url, trace, concurrency, latency, temperature=0.7,
@@ -261,14 +267,15 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per run pair, CAReDiO against the floor."""
-    lines = ["| C | S | embed batch | calls | CAReDiO wall/ideal | floor wall/ideal | CAReDiO CPU/call | "
-             "… embedding | … rest | floor CPU/call | rest / floor | load (1/5/15 min) |",
+    lines = ["| C | S | embedder (runtime / batch) | calls | CAReDiO wall/ideal | floor wall/ideal | "
+             "CAReDiO CPU/call | … embedding | … rest | floor CPU/call | rest / floor | load (1/5/15 min) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ours = [r for r in rows if r["client"] == "caredio"]
     floors = [r for r in rows if r["client"] == "floor"]
     for a, b in zip(ours, floors, strict=True):
         lines.append(
-            f"| {a['concurrency']} | {a['samples']} | {a['embed_batch']} | {a['calls']} | {a['ratio']:.2f} | "
+            f"| {a['concurrency']} | {a['samples']} | {a['embed_runtime']} / {a['embed_batch']} | {a['calls']} | "
+            f"{a['ratio']:.2f} | "
             f"{b['ratio']:.2f} | {a['cpu_ms_per_call']:.1f} ms | {a['embed_cpu_ms_per_call']:.1f} ms | "
             f"{a['orchestration_cpu_ms_per_call']:.1f} ms | {b['cpu_ms_per_call']:.1f} ms | "
             f"{a['orchestration_cpu_ms_per_call'] / b['cpu_ms_per_call']:.2f} | {a['load_before']} |")
@@ -366,6 +373,8 @@ def main() -> None:
     parser.add_argument("--embed-batches", type=lambda t: [int(x) for x in t.split(",")], default=None,
                         help="run CAReDiO once per embedding-model batch size, e.g. 128,8 "
                         "[the embedder's default]")
+    parser.add_argument("--embed-runtimes", type=lambda t: t.split(","), default=None,
+                        help="run CAReDiO once per MiniLM runtime, e.g. torch,onnx [auto]")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per stub answer")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds of all configs")
@@ -374,7 +383,8 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=96)
     args = parser.parse_args()
     if not args.embedded_only:
-        rows = side_by_side(args.configs, args.rounds, args.latency, args.repeats, args.embed_batches)
+        rows = side_by_side(args.configs, args.rounds, args.latency, args.repeats, args.embed_batches,
+                            args.embed_runtimes)
         print(table(rows), flush=True)
     if args.embedded or args.embedded_only:
         print(json.dumps({"embedded": embedded(args.max_tokens, 3)}), flush=True)

