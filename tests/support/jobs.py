@@ -110,7 +110,7 @@ def fake_cli_env(**extra: str) -> dict[str, str]:
 CLI_WITH_FAKE_EMBEDDER = """
 import caredio.memory.embeddings as e
 from tests.support.jobs import HashEmbedder
-e._shared["minilm"] = HashEmbedder()
+e._shared[e.shared_key("minilm")] = HashEmbedder()
 def _refuse(*args, **kwargs):
     raise AssertionError("CLI_WITH_FAKE_EMBEDDER: the real embedding model was loaded")
 e.SentenceTransformerEmbedder.__init__ = _refuse
