@@ -60,6 +60,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                        templates_hash=templates_hash(job.templates),
                        template_hashes={n: t.hash for n, t in job.templates.items()},
                        threads=configure_threads(settings.threads), executor=settings.executor,
+                       embeddings={"backend": job.memory.embedder.backend,
+                                   "runtime": getattr(job.memory.embedder, "runtime", None)},
                        **job.strategy_record())
     status, error = "failed", None
     summary: dict[str, Any] = {}

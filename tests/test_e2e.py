@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from caredio.memory.embeddings import DEFAULT_BACKEND
 from caredio.records import read_jsonl
 from caredio.tracing import TRACE_FIELDS
 from tests.support.jobs import trace_totals
@@ -30,6 +31,8 @@ def test_run_completes_with_one_sample_per_planned_item(demo_run: dict[str, Any]
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "completed"
     assert record["planned"] == 2 and record["completed"] == 2 and record["failed"] == 0
+    # The real MiniLM, run by ONNX Runtime (the default where the local extra is installed).
+    assert record["embeddings"] == {"backend": DEFAULT_BACKEND, "runtime": "onnx"}
     dataset = lines(run_dir, "dataset.jsonl")
     ids = [line["metadata"]["sample_id"] for line in dataset]
     assert sorted(ids) == ["japan-greetings_etiquette-000", "south_korea-greetings_etiquette-000"]
