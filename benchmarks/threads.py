@@ -7,8 +7,8 @@ round by round so that a change in the machine's load hits every setting alike:
   answers the same chat request (temperature 0, ``--max-tokens`` tokens) ``--calls`` times;
   reported: generated tokens per second of wall time, and the server's CPU seconds per token
   (from /proc, so other processes' load does not count).
-* ``embeddings``: a fresh process with ``torch.set_num_threads(n)`` (what
-  ``threads.embeddings`` sets) embeds the starter pack's texts with the packaged MiniLM;
+* ``embeddings``: a fresh process with ``threads.embeddings = n`` embeds the starter pack's
+  texts with the packaged MiniLM (``--embed-runtime``: ONNX Runtime or torch, default auto);
   reported: sentences per second of wall time and CPU milliseconds per sentence.
 
     python benchmarks/threads.py                      # both, 3 rounds
@@ -37,11 +37,16 @@ EMBED_CHILD = """
 import json, os, sys, time
 threads = int(sys.argv[1])
 import torch
-torch.set_num_threads(threads)
+from caredio.config import ThreadSettings
+from caredio.threads import configure_threads
+# The setting, not torch.set_num_threads: the embedder applies the configured count when it
+# loads (a bare set_num_threads was overridden by the default, so both rounds ran 1 thread).
+configure_threads(ThreadSettings(embeddings=threads))
 from caredio.memory.embeddings import SentenceTransformerEmbedder
 from caredio.memory.ingest import starter_pack
 texts = [item.text for item in starter_pack()]
-model = SentenceTransformerEmbedder()
+model = SentenceTransformerEmbedder(runtime=sys.argv[2])
+assert torch.get_num_threads() == threads, (torch.get_num_threads(), threads)
 model.embed(texts[:32])  # load and warm up
 model._cache.clear()
 wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -77,8 +82,8 @@ def llm_round(threads: int, calls: int, max_tokens: int) -> dict[str, float]:
     return {"tokens_per_s": tokens / wall, "cpu_ms_per_token": 1000 * cpu / tokens}
 
 
-def embeddings_round(threads: int) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", EMBED_CHILD, str(threads)], check=True,
+def embeddings_round(threads: int, runtime: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", EMBED_CHILD, str(threads), runtime], check=True,
                          capture_output=True, text=True).stdout
     found = json.loads(out.strip().splitlines()[-1])
     return {"sentences_per_s": found["n"] / found["wall"],
@@ -92,6 +97,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3, help="chat calls per llm round")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--only", choices=("llm", "embeddings"))
+    parser.add_argument("--embed-runtime", default="auto", choices=("auto", "onnx", "torch"),
+                        help="what runs MiniLM in the embeddings rounds [auto]")
     args = parser.parse_args()
     parts = [p for p in ("llm", "embeddings") if args.only in (None, p)]
     results: dict[str, dict[int, list[dict[str, float]]]] = {p: {} for p in parts}
@@ -101,7 +108,7 @@ def main() -> None:
         for part in parts:
             for threads in args.threads:
                 row = (llm_round(threads, args.calls, args.max_tokens) if part == "llm"
-                       else embeddings_round(threads))
+                       else embeddings_round(threads, args.embed_runtime))
                 results[part].setdefault(threads, []).append(row)
                 print(f"round {round_ + 1} {part} threads={threads}: "
                       + "  ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
