@@ -7,9 +7,8 @@ its ``Pooling`` and ``Normalize`` modules do. Vectors match ``SentenceTransforme
 ~2e-7 (tests/test_embeddings_onnx.py), so a memory embedded with either runtime serves both.
 
 Why: the embedding model is most of the client's CPU per LLM call (docs/scale.md), and
-onnxruntime, which chromadb already installs, ran MiniLM's mixed scoring batches with 15-35%
-less CPU per text than torch on this 2-core machine (``benchmarks/orchestration.py
---embed-runtimes torch,onnx``).
+onnxruntime, which chromadb already installs, cost 21-29% less embedding CPU per call than torch
+on this 2-core machine (``benchmarks/orchestration.py --embed-runtimes torch,onnx``).
 """
 
 from __future__ import annotations
@@ -49,7 +48,9 @@ def _check_pipeline(model: Any) -> None:
     pooling here, and silently different vectors would corrupt a memory."""
     names = [type(module).__name__ for module in model]
     pooling = model[1].get_config_dict() if len(names) > 1 else {}
-    if names != ["Transformer", "Pooling", "Normalize"] or pooling.get("pooling_mode", "mean") != "mean":
+    # sentence-transformers 6 names the mode; older versions set one flag per mode.
+    mean = pooling.get("pooling_mode", "mean" if pooling.get("pooling_mode_mean_tokens") else None) == "mean"
+    if names != ["Transformer", "Pooling", "Normalize"] or not mean:
         raise UserInputError(f"memory.embedding_runtime = 'onnx': the model's pipeline {names} "
                              f"({pooling}) is not a mean-pooled transformer; use the 'torch' runtime")
 

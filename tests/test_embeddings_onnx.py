@@ -86,3 +86,25 @@ def test_auto_falls_back_to_torch_when_the_export_fails_and_onnx_does_not(monkey
     assert embedder.embed(["rice"]).shape == (1, 384)
     with pytest.raises(RuntimeError, match="exporter unavailable"):
         SentenceTransformerEmbedder(runtime="onnx")
+
+
+def test_only_a_mean_pooled_pipeline_is_exported() -> None:
+    # FAKE pipelines (stand-ins named like sentence-transformers' modules): a CLS-pooled model
+    # run through the mean pooling here would give silently different vectors.
+    from caredio.memory.onnx_encoder import _check_pipeline
+
+    def pipeline(pooling: dict) -> list:
+        class Transformer: ...
+        class Pooling:
+            def get_config_dict(self) -> dict:
+                return pooling
+        class Normalize: ...
+        return [Transformer(), Pooling(), Normalize()]
+
+    _check_pipeline(pipeline({"pooling_mode": "mean"}))
+    _check_pipeline(pipeline({"pooling_mode_mean_tokens": True}))  # sentence-transformers < 6
+    for refused in ({"pooling_mode": "cls"}, {"pooling_mode_cls_token": True, "pooling_mode_mean_tokens": False}):
+        with pytest.raises(UserInputError, match="not a mean-pooled transformer"):
+            _check_pipeline(pipeline(refused))
+    with pytest.raises(UserInputError, match="not a mean-pooled transformer"):
+        _check_pipeline(pipeline({"pooling_mode": "mean"})[:2])  # no Normalize: vectors not unit length
