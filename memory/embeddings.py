@@ -264,9 +264,9 @@ _shared: dict[str, Embedder] = {}
 _shared_lock = threading.Lock()
 
 
-def default_embedder(runtime: str = "auto") -> SentenceTransformerEmbedder:
+def default_embedder() -> SentenceTransformerEmbedder:
     """One model per process: loading it takes seconds and ~100 MB."""
-    embedder = embedder_for("minilm", runtime)
+    embedder = embedder_for("minilm")
     assert isinstance(embedder, SentenceTransformerEmbedder)
     return embedder
 
