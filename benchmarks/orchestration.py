@@ -23,6 +23,7 @@ llama.cpp server) against llama-cpp-python called directly on the same prompt.
 
     python benchmarks/orchestration.py                           # C=16/S=64 and C=64/S=128, L=200 ms
     python benchmarks/orchestration.py --configs 16x64 --repeats 3
+    python benchmarks/orchestration.py --samples-per-slot 2,4       # samples_in_flight = 2C, 4C
     python benchmarks/orchestration.py --embedded-only           # part 2 (needs the 'local' extra)
 
 Timings are printed, never asserted anywhere.
@@ -104,7 +105,8 @@ def _load() -> str:
 
 def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: float,
                 embedder: MeteredEmbedder, out: str, embed_batch: int | None = None,
-                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                per_slot: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from caredio.agent_factory import samples_in_flight
     from caredio.records import RunRecorder, read_jsonl
     from caredio.runner import execute, prepare
     from tests.support.jobs import stub_settings
@@ -115,7 +117,8 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     run_id = f"c{concurrency}-s{samples}-{time.monotonic_ns()}"
     settings = stub_settings(url, out, rounds=rounds, concurrency=concurrency, run_id=run_id,
                              cultures=CULTURES, topics=TOPICS, samples_per_topic=per_topic,
-                             threads={"embeddings": 1, "llm": 1})
+                             threads={"embeddings": 1, "llm": 1},
+                             samples_in_flight=per_slot * concurrency if per_slot else None)
     if embed_batch is not None:
         embedder.inner.batch_size = embed_batch
     # Every run pays for its own texts: runs at different batch sizes share one embedder
@@ -137,6 +140,7 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
         "client": "caredio", "embed_batch": embedder.inner.batch_size,
         "embed_runtime": getattr(embedder.inner, "runtime", ""),
         "concurrency": concurrency, "samples": samples, "rounds": rounds,
+        "samples_in_flight": samples_in_flight(settings),
         "status": record["status"], "completed": record["completed"], "calls": calls,
         "wall_s": round(wall, 2), "ideal_s": round(ideal, 2), "ratio": round(wall / ideal, 3),
         "cpu_ms_per_call": round(1000 * cpu / calls, 2),
@@ -235,7 +239,8 @@ def floor_run(url: str, trace: list[dict[str, Any]], concurrency: int, latency: 
 
 def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, repeats: int,
                  embed_batches: list[int | None] | None = None,
-                 embed_runtimes: list[str] | None = None) -> list[dict[str, Any]]:
+                 embed_runtimes: list[str] | None = None,
+                 per_slot: list[int | None] | None = None) -> list[dict[str, Any]]:
     from caredio.config import ThreadSettings
     from caredio.memory.embeddings import SentenceTransformerEmbedder
     from caredio.threads import configure_threads
@@ -249,10 +254,10 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
     try:
         with tempfile.TemporaryDirectory() as out:
             for repeat in range(repeats):
-                for (concurrency, samples), batch, embedder in itertools.product(
-                        configs, embed_batches or [None], embedders.values()):
+                for (concurrency, samples), batch, embedder, slot in itertools.product(
+                        configs, embed_batches or [None], embedders.values(), per_slot or [None]):
                     ours, trace = caredio_run(url, samples, rounds, concurrency, latency,
-                                              embedder, out, batch)
+                                              embedder, out, batch, slot)
                     floor = floor_run(url, trace, concurrency, latency, temperature=0.7,
                                       max_tokens=400)
                     for row in (ours, floor):
@@ -267,14 +272,16 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per run pair, CAReDiO against the floor."""
-    lines = ["| C | S | embedder (runtime / batch) | calls | CAReDiO wall/ideal | floor wall/ideal | "
-             "CAReDiO CPU/call | … embedding | … rest | floor CPU/call | rest / floor | load (1/5/15 min) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| C | S | samples in flight | embedder (runtime / batch) | calls | CAReDiO wall/ideal | "
+             "floor wall/ideal | CAReDiO CPU/call | … embedding | … rest | floor CPU/call | rest / floor "
+             "| load (1/5/15 min) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ours = [r for r in rows if r["client"] == "caredio"]
     floors = [r for r in rows if r["client"] == "floor"]
     for a, b in zip(ours, floors, strict=True):
         lines.append(
-            f"| {a['concurrency']} | {a['samples']} | {a['embed_runtime']} / {a['embed_batch']} | {a['calls']} | "
+            f"| {a['concurrency']} | {a['samples']} | {a['samples_in_flight']} | "
+            f"{a['embed_runtime']} / {a['embed_batch']} | {a['calls']} | "
             f"{a['ratio']:.2f} | "
             f"{b['ratio']:.2f} | {a['cpu_ms_per_call']:.1f} ms | {a['embed_cpu_ms_per_call']:.1f} ms | "
             f"{a['orchestration_cpu_ms_per_call']:.1f} ms | {b['cpu_ms_per_call']:.1f} ms | "
@@ -375,6 +382,8 @@ def main() -> None:
                         "[the embedder's default]")
     parser.add_argument("--embed-runtimes", type=lambda t: t.split(","), default=None,
                         help="run CAReDiO once per MiniLM runtime, e.g. torch,onnx [auto]")
+    parser.add_argument("--samples-per-slot", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                        help="run CAReDiO once per samples_in_flight = K x C, e.g. 2,4 [the default]")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per stub answer")
     parser.add_argument("--repeats", type=int, default=1, help="interleaved rounds of all configs")
@@ -384,7 +393,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.embedded_only:
         rows = side_by_side(args.configs, args.rounds, args.latency, args.repeats, args.embed_batches,
-                            args.embed_runtimes)
+                            args.embed_runtimes, args.samples_per_slot)
         print(table(rows), flush=True)
     if args.embedded or args.embedded_only:
         print(json.dumps({"embedded": embedded(args.max_tokens, 3)}), flush=True)

@@ -323,6 +323,9 @@ class Settings(BaseSettings):
     out: str = Field(default="runs", description="Parent directory of run directories")
     run_id: str | None = None
     concurrency: int = Field(default=4, gt=0, description="LLM requests in flight at most")
+    samples_in_flight: int | None = Field(
+        default=None, gt=0, description="Samples optimized at once; unset = 4 x concurrency (at "
+        "least 4), so that samples busy scoring or between steps leave no request slot idle")
     prompts_dir: str | None = Field(default=None, description="Directory of template overrides")
     system_prompt: str | None = Field(
         default=None, description="System message added to every dataset line"

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.acceptance import accept_into_memory
-from caredio.agent_factory import Agents, build_agents, requests_at_once
+from caredio.agent_factory import Agents, build_agents, requests_at_once, samples_in_flight
 from caredio.agents.base import TurnContext
 from caredio.checkpoints import open_checkpointer
 from caredio.config import ROLES, public_url
@@ -94,7 +94,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                     graph = build_run_graph(executor, lambda: plan, select, events,
                                             settings.loop.max_rounds)
                     final = await graph.ainvoke(
-                        {}, {"max_concurrency": max(settings.concurrency * 2, 4),
+                        {}, {"max_concurrency": samples_in_flight(settings),
                              "callbacks": callbacks, "run_name": f"caredio_run:{run_id}"})
         summary = final["summary"]
         failures = [r for r in final["results"] if r["status"] == "failed"]

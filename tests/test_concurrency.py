@@ -35,3 +35,35 @@ def test_a_slow_call_does_not_hold_up_the_other_samples(tmp_path: Path, fake_emb
     finished_meanwhile = [e for e in stub.events[start:end] if e[0] == "end"]
     assert len(finished_meanwhile) >= 5  # the others kept going
     assert len(read_jsonl(run_dir / "dataset.jsonl")) == 4
+
+
+def _most_samples_at_once(events: list[tuple[str, str]]) -> int:
+    running: set[str] = set()
+    most = 0
+    for kind, sample_id in events:
+        if kind == "sample_started":
+            running.add(sample_id)
+        elif kind in ("sample_done", "sample_failed"):
+            running.discard(sample_id)
+        most = max(most, len(running))
+    return most
+
+
+def test_samples_in_flight_bounds_the_samples_optimized_at_once(tmp_path: Path,
+                                                                fake_embedder: Any) -> None:
+    """Counted from the run's own events: a sample is in flight from its start to its end."""
+    seen: dict[int | None, int] = {}
+    for bound in (3, None):  # None: the default, 4 per request slot (2 slots here)
+        events: list[tuple[str, str]] = []
+
+        def note(kind: str, data: dict[str, Any], events: list[tuple[str, str]] = events) -> None:
+            events.append((kind, data.get("sample_id", "")))
+
+        with StubOpenAIServer(latency=0.02) as stub:
+            settings = stub_settings(stub.url, str(tmp_path / str(bound)), concurrency=2,
+                                     samples_per_topic=5, samples_in_flight=bound)
+            _, record = start_run(settings, note, embedder=fake_embedder)
+        assert record["status"] == "completed" and record["completed"] == 10
+        seen[bound] = _most_samples_at_once(events)
+    # the bound was reached and never passed; the default is 4 per slot (it was 2: 4 here)
+    assert seen == {3: 3, None: 8}
