@@ -26,6 +26,7 @@ from caredio.conversation import sample_text
 from caredio.errors import ServiceUnreachable, UserInputError
 from caredio.memory.dirlock import MemoryDirLock
 from caredio.memory.embeddings import Embedder
+from caredio.memory.query_cache import QueryCache
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +185,7 @@ class CulturalMemory:
         self.label = label
         self._lock = threading.Lock()
         self._matrices: dict[str, CultureMatrix] | None = None
+        self._retrieved: QueryCache[KnowledgeItem] = QueryCache()  # grounding repeats per topic
         self._dir_lock: MemoryDirLock | None = None
         self.knowledge = self._collection(KNOWLEDGE)
         self.claims = self._collection(CLAIMS)
@@ -278,6 +280,7 @@ class CulturalMemory:
         if new:
             with self._lock:
                 self._matrices = None
+            self._retrieved.invalidate()
         return new
 
     def _add_claims(self, items: list[tuple[str, str]]) -> int:
@@ -355,7 +358,14 @@ class CulturalMemory:
         return list(self.matrices())
 
     def retrieve(self, culture: str, query: str, k: int, topic: str | None = None) -> list[KnowledgeItem]:
-        """The culture's ``k`` items nearest to ``query`` (Chroma query, filtered by metadata)."""
+        """The culture's ``k`` items nearest to ``query`` (Chroma query, filtered by metadata).
+
+        Asked again with the same arguments, the same answer without a query until knowledge is
+        added here (the items are shared between answers: read them, do not change them).
+        """
+        return self._retrieved.get((culture, query, k, topic), lambda: self._query(culture, query, k, topic))
+
+    def _query(self, culture: str, query: str, k: int, topic: str | None) -> list[KnowledgeItem]:
         where: dict[str, Any] = {"culture": culture}
         if topic:
             where = {"$and": [where, {"topic": topic}]}
@@ -370,7 +380,7 @@ class CulturalMemory:
         ]
         if topic and len(items) < k:  # a thin topic: fill up with the culture's nearest items
             seen = {item.id for item in items}
-            items += [item for item in self.retrieve(culture, query, k) if item.id not in seen][: k - len(items)]
+            items += [item for item in self._query(culture, query, k, None) if item.id not in seen][: k - len(items)]
         return items
 
     def grounding(self, culture: str, query: str, k: int, topic: str | None, key: str) -> list[KnowledgeItem]:

@@ -102,3 +102,46 @@ def test_an_unreachable_server_is_named_without_its_credentials() -> None:
     with pytest.raises(ServiceUnreachable, match=r"cannot reach the Chroma server http://127.0.0.1:9 ") as caught:
         make_client(url="http://alice:tok-secret@127.0.0.1:9")
     assert "tok-secret" not in str(caught.value)
+
+
+class _CountingQueries:
+    """Wraps the real Chroma collection and counts its queries (our cache's use of it)."""
+
+    def __init__(self, collection: Any) -> None:
+        self.collection = collection
+        self.queries = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+    def query(self, **kwargs: Any) -> Any:
+        self.queries += 1
+        return self.collection.query(**kwargs)
+
+
+def test_retrieve_asks_chroma_once_per_query_until_knowledge_is_added(embedder: Any) -> None:
+    import threading
+
+    memory = CulturalMemory.open(embedder)
+    memory.add_knowledge(ITEMS)
+    counting = _CountingQueries(memory.knowledge)
+    memory.knowledge = counting
+    first = memory.retrieve("Japan", "what do people eat", k=1, topic="food_drink")
+    assert [item.text for item in first] == ["Rice with miso soup and pickles."]
+    # samples of one topic ask the same query at once: one of them asks Chroma
+    answers: list[list[str]] = []
+    threads = [threading.Thread(target=lambda: answers.append(
+        [item.text for item in memory.retrieve("Japan", "what do people eat", 2)])) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counting.queries == 2 and len(answers) == 8 and all(a == answers[0] for a in answers)
+    assert memory.retrieve("Japan", "what do people eat", k=1, topic="food_drink") == first
+    assert counting.queries == 2
+    # new knowledge: the next answer is Chroma's again, and has it
+    memory.add_knowledge([KnowledgeItem(culture="Japan", topic="food_drink",
+                                        text="What people eat most is rice with miso soup and fish.")])
+    again = memory.retrieve("Japan", "what do people eat", k=1, topic="food_drink")
+    assert counting.queries == 3
+    assert [item.text for item in again] == ["What people eat most is rice with miso soup and fish."]
