@@ -81,4 +81,10 @@ async def open_checkpointer(checkpoint_url: str | None, run_dir: Path) -> AsyncI
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
     async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
+        await saver.setup()  # its tables, in write-ahead-log mode
+        # In WAL mode NORMAL keeps every commit through the process being killed (what resume
+        # needs; the run's JSONL lines are flushed, not synced, alike) and skips an fsync per
+        # step: the checkpoint thread's CPU per LLM call 0.48-0.65 -> 0.33-0.42 ms at C=16. A
+        # power cut can lose the last steps, never corrupt the file; resume redoes them.
+        await saver.conn.execute("PRAGMA synchronous=NORMAL")
         yield saver

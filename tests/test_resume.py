@@ -206,3 +206,22 @@ def test_resume_rewrites_a_judged_baseline_sample_as_it_was_first_written(
     assert keyed(dataset.read_text().splitlines()) == keyed(samples)
     restored = json.loads(dataset.read_text().splitlines()[-1])["metadata"]
     assert restored["strategy"] == "best-of-n" and "judge_objective" in restored
+
+
+def test_the_sqlite_checkpointer_commits_through_a_killed_process_without_an_fsync_per_step(
+        tmp_path: Path) -> None:
+    """WAL with synchronous=NORMAL: durable when the process dies (the SIGKILL tests above
+    resume from it), no fsync per checkpoint. FULL (SQLite's default) would fsync each step."""
+    import asyncio
+
+    from caredio.checkpoints import open_checkpointer
+
+    async def pragmas() -> tuple[str, int]:
+        async with open_checkpointer(None, tmp_path) as saver:
+            async with saver.conn.execute("PRAGMA journal_mode") as cursor:
+                journal = (await cursor.fetchone())[0]
+            async with saver.conn.execute("PRAGMA synchronous") as cursor:
+                synchronous = (await cursor.fetchone())[0]
+        return journal, synchronous
+
+    assert asyncio.run(pragmas()) == ("wal", 1)  # 1 = NORMAL, 2 = FULL
