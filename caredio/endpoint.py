@@ -11,7 +11,7 @@ import httpx
 
 from caredio.config import Settings, public_url
 from caredio.errors import EndpointError
-from caredio.liveness import Liveness
+from caredio.liveness import Liveness, shared_ssl_context
 from caredio.local_llm import LocalLLMServer
 from caredio.threads import llm_threads
 
@@ -42,7 +42,7 @@ async def preflight(base_url: str, timeout: float = 10.0) -> None:
     a refused, dropped or silent connection stops the run before it starts.
     """
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(timeout=timeout, verify=shared_ssl_context()) as client:
             await client.get(base_url.rstrip("/") + "/models")
     except httpx.TransportError as exc:
         raise EndpointError(

@@ -66,7 +66,7 @@ class Liveness:
         self.check_process()
         self.probes += 1
         try:
-            async with httpx.AsyncClient(timeout=timeout, verify=_probe_ssl_context()) as client:
+            async with httpx.AsyncClient(timeout=timeout, verify=shared_ssl_context()) as client:
                 response = await client.get(self.health_url)
         except httpx.HTTPError as exc:
             log.info("health probe of %s failed: %s", public_url(self.health_url),
@@ -107,9 +107,10 @@ class Liveness:
 
 
 @functools.cache
-def _probe_ssl_context() -> ssl.SSLContext:
-    """httpx's default context, built once: a client builds its own at every start (~35 ms of
-    CPU here), and a probe runs every ``timeout / 4`` seconds per call in flight."""
+def shared_ssl_context() -> ssl.SSLContext:
+    """httpx's default context, built once per process for every client we make: a client
+    builds its own at every start (~35 ms of CPU here), a probe runs every ``timeout / 4``
+    seconds per call in flight, and a run starts a client per role."""
     return httpx.create_ssl_context()
 
 

@@ -36,7 +36,7 @@ from pydantic import BaseModel
 from caredio.config import LLMSettings, public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.limits import EndpointHealth, RequestLimiter
-from caredio.liveness import Liveness
+from caredio.liveness import Liveness, shared_ssl_context
 from caredio.structured import (
     LAST_TRY,
     METHOD_CHAIN,
@@ -169,8 +169,10 @@ class RoleLLM:
             timeout=timeout,
             max_retries=0,
             # Our own client, not langchain's process-wide cached one: that one stays bound
-            # to the first event loop, and a second run in the same process would fail.
-            http_async_client=openai.DefaultAsyncHttpxClient(timeout=timeout),
+            # to the first event loop, and a second run in the same process would fail. Both
+            # clients (the sync one is never used) on the process's one TLS context.
+            http_async_client=openai.DefaultAsyncHttpxClient(timeout=timeout, verify=shared_ssl_context()),
+            http_client=openai.DefaultHttpxClient(timeout=timeout, verify=shared_ssl_context()),
         )
         self._requests: dict[tuple[type[BaseModel], str], dict[str, Any]] = {}
 

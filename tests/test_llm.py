@@ -184,3 +184,25 @@ def test_requests_per_minute_spaces_request_starts(monkeypatch: pytest.MonkeyPat
 
     asyncio.run(three())
     assert len(waits) == 2 and waits[0] > 0.9 and waits[1] > 1.9  # computed, not measured
+
+
+def test_role_clients_share_one_tls_context_and_still_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loading the CA store is what a TLS context costs (~35 ms each): built once per process,
+    not once per role client. Counted at the loading itself, whatever builds the context."""
+    import ssl
+
+    from caredio.liveness import shared_ssl_context
+
+    shared_ssl_context()  # the process's one context, built before counting
+    loads: list[int] = []
+    original = ssl.SSLContext.load_verify_locations
+
+    def counting(self: ssl.SSLContext, *args: Any, **kwargs: Any) -> None:
+        loads.append(1)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", counting)
+    with StubOpenAIServer() as stub:
+        llms = [make_llm(stub.url) for _ in range(3)]
+        parsed, _ = ask(llms[0])
+    assert loads == [] and parsed.text
