@@ -24,6 +24,7 @@ llama.cpp server) against llama-cpp-python called directly on the same prompt.
     python benchmarks/orchestration.py                           # C=16/S=64 and C=64/S=128, L=200 ms
     python benchmarks/orchestration.py --configs 16x64 --repeats 3
     python benchmarks/orchestration.py --samples-per-slot 2,4       # samples_in_flight = 2C, 4C
+    python benchmarks/orchestration.py --embed-runtimes fake,onnx   # orchestration alone, and with MiniLM
     python benchmarks/orchestration.py --embedded-only           # part 2 (needs the 'local' extra)
 
 Timings are printed, never asserted anywhere.
@@ -97,6 +98,24 @@ class MeteredEmbedder:
 
     def reset(self) -> None:
         self.cpu, self.calls, self.texts = 0.0, 0, 0
+
+
+class FakeModel:
+    """``--embed-runtimes fake``: the FAKE hashing embedder of the tests instead of MiniLM, so
+    CAReDiO's CPU per call is its orchestration alone, without a model competing for the cores."""
+
+    runtime = "fake"
+    batch_size = 0
+
+    def __init__(self) -> None:
+        from tests.support.jobs import HashEmbedder
+
+        self._model = HashEmbedder()
+        self.backend, self.dim = self._model.backend, self._model.dim
+        self._cache: dict[str, Any] = {}  # cleared per run like the real embedder's
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self._model.embed(texts))
 
 
 def _load() -> str:
@@ -247,7 +266,8 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
 
     configure_threads(ThreadSettings(embeddings=1, llm=1))
     # One model per runtime, each run interleaved with the others (runtime "auto" by default).
-    embedders = {runtime: MeteredEmbedder(SentenceTransformerEmbedder(runtime=runtime))
+    embedders = {runtime: MeteredEmbedder(FakeModel() if runtime == "fake"
+                                          else SentenceTransformerEmbedder(runtime=runtime))
                  for runtime in (embed_runtimes or ["auto"])}
     stub, url = start_stub(latency)
     rows: list[dict[str, Any]] = []
@@ -381,7 +401,8 @@ def main() -> None:
                         help="run CAReDiO once per embedding-model batch size, e.g. 128,8 "
                         "[the embedder's default]")
     parser.add_argument("--embed-runtimes", type=lambda t: t.split(","), default=None,
-                        help="run CAReDiO once per MiniLM runtime, e.g. torch,onnx [auto]")
+                        help="run CAReDiO once per MiniLM runtime, e.g. torch,onnx [auto]; 'fake' = "
+                        "the tests' hashing embedder (orchestration alone)")
     parser.add_argument("--samples-per-slot", type=lambda t: [int(x) for x in t.split(",")], default=None,
                         help="run CAReDiO once per samples_in_flight = K x C, e.g. 2,4 [the default]")
     parser.add_argument("--rounds", type=int, default=2)

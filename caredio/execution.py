@@ -74,7 +74,9 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
         with terminate_as_interrupt():
             async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write_run(endpoint=public_url(base_url), model=model,
-                                   embedded_model=settings.llm.base_url is None)
+                                   embedded_model=settings.llm.base_url is None,
+                                   requests_at_once=requests_at_once(settings),
+                                   samples_in_flight=samples_in_flight(settings))
                 events("endpoint", {"endpoint": public_url(base_url), "model": model,
                                     "requests_at_once": requests_at_once(settings)})
                 agents = build_agents(settings, job.templates, base_url, model, liveness)

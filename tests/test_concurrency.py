@@ -64,6 +64,7 @@ def test_samples_in_flight_bounds_the_samples_optimized_at_once(tmp_path: Path,
                                      samples_per_topic=5, samples_in_flight=bound)
             _, record = start_run(settings, note, embedder=fake_embedder)
         assert record["status"] == "completed" and record["completed"] == 10
+        assert (record["requests_at_once"], record["samples_in_flight"]) == (2, bound or 8)
         seen[bound] = _most_samples_at_once(events)
     # the bound was reached and never passed; the default is 4 per slot (it was 2: 4 here)
     assert seen == {3: 3, None: 8}
