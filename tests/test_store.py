@@ -145,3 +145,24 @@ def test_retrieve_asks_chroma_once_per_query_until_knowledge_is_added(embedder: 
     again = memory.retrieve("Japan", "what do people eat", k=1, topic="food_drink")
     assert counting.queries == 3
     assert [item.text for item in again] == ["What people eat most is rice with miso soup and fish."]
+
+
+def test_an_answer_computed_while_knowledge_changed_is_not_kept() -> None:
+    """The cache's own logic (no Chroma): knowledge added during a query makes its answer stale."""
+    from caredio.memory.query_cache import QueryCache
+
+    cache: QueryCache[str] = QueryCache(limit=2)
+    computed: list[str] = []
+
+    def stale() -> list[str]:
+        computed.append("stale")
+        cache.invalidate()  # knowledge came in while this query ran
+        return ["old"]
+
+    assert cache.get("q", stale) == ["old"]  # the caller still gets what was computed
+    assert cache.get("q", lambda: computed.append("fresh") or ["new"]) == ["new"]
+    assert cache.get("q", lambda: ["never asked"]) == ["new"]
+    assert computed == ["stale", "fresh"]
+    for key in ("a", "b"):  # past the limit, the least recently used goes
+        cache.get(key, lambda key=key: [key])
+    assert cache.get("q", lambda: ["asked again"]) == ["asked again"]
