@@ -67,12 +67,14 @@ def start_stub(latency: float) -> tuple[subprocess.Popen[str], str]:
 class MeteredEmbedder:
     """The real embedder, with the CPU time spent inside ``embed`` counted (all callers' threads).
 
-    Torch runs with one intra-op thread here (``threads.embeddings = 1``), so the calling
-    thread's CPU time is the model's.
+    The model runs with one intra-op thread here (``threads.embeddings = 1``), so the calling
+    thread's CPU time is the model's; with ``--embed-threads 2`` the second thread's CPU lands in
+    "the rest" (the CPU per call counts every thread).
     """
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any, threads: int = 1) -> None:
         self.inner = inner
+        self.threads = threads
         self.backend = inner.backend
         self.dim = inner.dim
         self.cpu = 0.0
@@ -136,7 +138,7 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     run_id = f"c{concurrency}-s{samples}-{time.monotonic_ns()}"
     settings = stub_settings(url, out, rounds=rounds, concurrency=concurrency, run_id=run_id,
                              cultures=CULTURES, topics=TOPICS, samples_per_topic=per_topic,
-                             threads={"embeddings": 1, "llm": 1},
+                             threads={"embeddings": embedder.threads, "llm": 1},
                              samples_in_flight=per_slot * concurrency if per_slot else None)
     if embed_batch is not None:
         embedder.inner.batch_size = embed_batch
@@ -157,7 +159,7 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     ideal = calls * latency / concurrency
     report = {
         "client": "caredio", "embed_batch": embedder.inner.batch_size,
-        "embed_runtime": getattr(embedder.inner, "runtime", ""),
+        "embed_runtime": getattr(embedder.inner, "runtime", ""), "embed_threads": embedder.threads,
         "concurrency": concurrency, "samples": samples, "rounds": rounds,
         "samples_in_flight": samples_in_flight(settings),
         "status": record["status"], "completed": record["completed"], "calls": calls,
@@ -259,23 +261,26 @@ def floor_run(url: str, trace: list[dict[str, Any]], concurrency: int, latency: 
 def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, repeats: int,
                  embed_batches: list[int | None] | None = None,
                  embed_runtimes: list[str] | None = None,
-                 per_slot: list[int | None] | None = None) -> list[dict[str, Any]]:
+                 per_slot: list[int | None] | None = None,
+                 embed_threads: list[int] | None = None) -> list[dict[str, Any]]:
     from caredio.config import ThreadSettings
     from caredio.memory.embeddings import SentenceTransformerEmbedder
     from caredio.threads import configure_threads
 
-    configure_threads(ThreadSettings(embeddings=1, llm=1))
-    # One model per runtime, each run interleaved with the others (runtime "auto" by default).
-    embedders = {runtime: MeteredEmbedder(FakeModel() if runtime == "fake"
-                                          else SentenceTransformerEmbedder(runtime=runtime))
-                 for runtime in (embed_runtimes or ["auto"])}
+    # One model per runtime and thread count, each run interleaved with the others (runtime
+    # "auto", one thread by default). ONNX Runtime takes its thread count when the model loads.
+    embedders = []
+    for runtime, threads in itertools.product(embed_runtimes or ["auto"], embed_threads or [1]):
+        configure_threads(ThreadSettings(embeddings=threads, llm=1))
+        model = FakeModel() if runtime == "fake" else SentenceTransformerEmbedder(runtime=runtime)
+        embedders.append(MeteredEmbedder(model, threads))
     stub, url = start_stub(latency)
     rows: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory() as out:
             for repeat in range(repeats):
                 for (concurrency, samples), batch, embedder, slot in itertools.product(
-                        configs, embed_batches or [None], embedders.values(), per_slot or [None]):
+                        configs, embed_batches or [None], embedders, per_slot or [None]):
                     ours, trace = caredio_run(url, samples, rounds, concurrency, latency,
                                               embedder, out, batch, slot)
                     floor = floor_run(url, trace, concurrency, latency, temperature=0.7,
@@ -292,7 +297,7 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Markdown: per run pair, CAReDiO against the floor."""
-    lines = ["| C | S | samples in flight | embedder (runtime / batch) | calls | CAReDiO wall/ideal | "
+    lines = ["| C | S | samples in flight | embedder (runtime / batch / threads) | calls | CAReDiO wall/ideal | "
              "floor wall/ideal | CAReDiO CPU/call | … embedding | … rest | floor CPU/call | rest / floor "
              "| load (1/5/15 min) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -301,7 +306,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for a, b in zip(ours, floors, strict=True):
         lines.append(
             f"| {a['concurrency']} | {a['samples']} | {a['samples_in_flight']} | "
-            f"{a['embed_runtime']} / {a['embed_batch']} | {a['calls']} | "
+            f"{a['embed_runtime']} / {a['embed_batch']} / {a['embed_threads']} | {a['calls']} | "
             f"{a['ratio']:.2f} | "
             f"{b['ratio']:.2f} | {a['cpu_ms_per_call']:.1f} ms | {a['embed_cpu_ms_per_call']:.1f} ms | "
             f"{a['orchestration_cpu_ms_per_call']:.1f} ms | {b['cpu_ms_per_call']:.1f} ms | "
@@ -403,6 +408,9 @@ def main() -> None:
     parser.add_argument("--embed-runtimes", type=lambda t: t.split(","), default=None,
                         help="run CAReDiO once per MiniLM runtime, e.g. torch,onnx [auto]; 'fake' = "
                         "the tests' hashing embedder (orchestration alone)")
+    parser.add_argument("--embed-threads", type=lambda t: [int(x) for x in t.split(",")], default=None,
+                        help="run CAReDiO once per embedding-model thread count, e.g. 1,2 [1]; the "
+                        "embedding column counts the calling thread only, the CPU per call all of them")
     parser.add_argument("--samples-per-slot", type=lambda t: [int(x) for x in t.split(",")], default=None,
                         help="run CAReDiO once per samples_in_flight = K x C, e.g. 2,4 [the default]")
     parser.add_argument("--rounds", type=int, default=2)
@@ -414,7 +422,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.embedded_only:
         rows = side_by_side(args.configs, args.rounds, args.latency, args.repeats, args.embed_batches,
-                            args.embed_runtimes, args.samples_per_slot)
+                            args.embed_runtimes, args.samples_per_slot, args.embed_threads)
         print(table(rows), flush=True)
     if args.embedded or args.embedded_only:
         print(json.dumps({"embedded": embedded(args.max_tokens, 3)}), flush=True)
