@@ -38,13 +38,18 @@ class QueryCache(Generic[T]):
                 if (kept := self._kept(key)) is not None:
                     return kept
                 generation = self._generation
-            answer = compute()
+            try:
+                answer = compute()
+            except BaseException:
+                with self._lock:  # a failed query leaves no lock behind; the next caller asks again
+                    self._asking.pop(key, None)
+                raise
             with self._lock:
                 if generation == self._generation:  # nothing changed while it was computed
                     self._answers[key] = answer
                     if len(self._answers) > self.limit:
                         self._answers.popitem(last=False)
-                self._asking.pop(key, None)
+                self._asking.pop(key, None)  # with the answer kept, so no caller asks again meanwhile
         return list(answer)
 
     def invalidate(self) -> None:

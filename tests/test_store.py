@@ -166,3 +166,18 @@ def test_an_answer_computed_while_knowledge_changed_is_not_kept() -> None:
     for key in ("a", "b"):  # past the limit, the least recently used goes
         cache.get(key, lambda key=key: [key])
     assert cache.get("q", lambda: ["asked again"]) == ["asked again"]
+
+
+def test_a_failed_query_is_asked_again_and_leaves_nothing_behind() -> None:
+    """The cache's own logic: an error reaches the caller, and nothing of it is kept."""
+    from caredio.memory.query_cache import QueryCache
+
+    cache: QueryCache[str] = QueryCache()
+
+    def down() -> list[str]:
+        raise ConnectionError("Chroma went away")
+
+    with pytest.raises(ConnectionError):
+        cache.get("q", down)
+    assert cache._asking == {}  # no lock of the failed query left behind
+    assert cache.get("q", lambda: ["answer"]) == ["answer"]
