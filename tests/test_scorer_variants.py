@@ -59,3 +59,17 @@ def test_each_variant_attributes_a_cultures_own_answers_to_it(memory: CulturalMe
     # one in three. The naive reference embeds "question — answer", and all three cultures hold
     # the same questions here, so it is barely above that (12 of 30 when written).
     assert right >= FLOOR[variant] * total, (variant, right, total)
+
+
+def test_the_benchmark_shares_a_tie_instead_of_crediting_the_target() -> None:
+    """Top-k credit with ties broken at random: a target tied with one rival at the top is half
+    a top-1 hit and a whole top-3 one; tied with four at the top, 3/5 of a top-3 hit."""
+    import scorer_validation
+
+    two = {"Target": 0.4, "Rival": 0.4, "Other": 0.2}
+    assert scorer_validation.rank_credit(two, "Target", 1) == 0.5
+    assert scorer_validation.rank_credit(two, "Target", 3) == 1.0
+    five = dict.fromkeys(("Target", "A", "B", "C", "D"), 0.2)
+    assert scorer_validation.rank_credit(five, "Target", 3) == pytest.approx(0.6)
+    assert scorer_validation.rank_credit({"Target": 0.1, "A": 0.5, "B": 0.4}, "Target", 1) == 0.0
+    assert scorer_validation.rank_credit({"Target": 0.1, "A": 0.5, "B": 0.4}, "Target", 3) == 1.0

@@ -354,3 +354,19 @@ def test_a_large_dense_culture_does_not_take_the_attributions(embedder: Any, tmp
     # Every held-out answer belongs to South Korea or Ethiopia: the large culture is always wrong.
     assert shares["calibrated"] < shares["plain"]
     assert shares["calibrated"] <= 2 / 3  # at most twice the fair share of three cultures
+
+
+def test_a_tie_is_not_credited_to_the_culture_asked_about(embedder: Any) -> None:
+    """Two cultures whose knowledge is word for word the same cannot be told apart: the
+    predicted culture must be the same whichever of them is the target (the target is listed
+    first, and a tie broken by list order went to it every time)."""
+    memory = CulturalMemory.open(embedder)
+    texts = ["What do people eat for breakfast? — rice", "What is the most popular sport? — football"]
+    memory.add_knowledge([KnowledgeItem(culture=culture, text=text, topic="food", weight=0.8, source="test",
+                                        id=f"{culture}-{n}")
+                          for culture in ("Atlantis", "Lemuria") for n, text in enumerate(texts)])
+    plain = Scorer(memory, ScoringSettings(calibrate=False))
+    asked = {target: plain.score("What do people eat for breakfast?", "Rice.", target, [rival])
+             for target, rival in (("Atlantis", "Lemuria"), ("Lemuria", "Atlantis"))}
+    assert asked["Atlantis"].attribution["Atlantis"] == asked["Atlantis"].attribution["Lemuria"]
+    assert asked["Atlantis"].predicted_culture == asked["Lemuria"].predicted_culture == "Atlantis"
