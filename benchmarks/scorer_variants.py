@@ -30,7 +30,8 @@ from caredio.memory.store import CulturalMemory
 # question gate, R = typicality over the 1000 items nearest the question, tau 0.05 in cosine.
 PREVIOUS = {"calibrate": False, "claim_view": False, "r_mix": 0.0, "temperature": 0.05 / 0.6,
             "gate_low": -10.0, "gate_high": -9.0, "off_topic_floor": -10.0, "copy_weight": 1.0,
-            "r_focus": 0.0, "d_focus": 0.0, "d_margin": 0.0, "r_margin": 0.0, "gate_neighbours": 0}
+            "r_focus": 0.0, "d_focus": 0.0, "d_margin": 0.0, "r_margin": 0.0, "gate_neighbours": 0,
+            "rival_overlap_slope": 0.0}
 
 SETTINGS_VARIANTS: dict[str, dict[str, Any]] = {
     "previous release": PREVIOUS,
@@ -42,6 +43,7 @@ SETTINGS_VARIANTS: dict[str, dict[str, Any]] = {
     "R: typicality only": {"r_mix": 0.0},
     "no focus": {"r_focus": 0.0, "d_focus": 0.0},
     "D: every gated segment": {"d_margin": 0.0},
+    "D: no rival discount": {"rival_overlap_slope": 0.0},
 }
 
 

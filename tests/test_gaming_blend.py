@@ -67,8 +67,9 @@ def test_without_the_question_gate_padding_would_pay(blend: tuple[CulturalMemory
     memory, cases = blend
     # without the focus and the D margin too: alone, each already keeps padding from paying on average
     # (and without the R margin, which would judge relevance as the gate does)
+    # and without D's rival-overlap discount, which lowers D for shared padding alike
     ungated = ScoringSettings(gate_low=-10.0, gate_high=-9.0, off_topic_floor=-10.0, r_focus=0.0, d_focus=0.0,
-                              d_margin=0.0, r_margin=0.0)
+                              d_margin=0.0, r_margin=0.0, rival_overlap_slope=0.0)
     table = gaming.gaming_table(Scorer(memory, ungated), cases)
     assert table["padded"]["mean_gain"] > gaming.MARGIN
 
@@ -76,7 +77,7 @@ def test_without_the_question_gate_padding_would_pay(blend: tuple[CulturalMemory
 def test_without_the_answers_focus_padding_would_pay_more(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
     memory, cases = blend
     # the focus alone: the D margin and the gate's claim neighbours (below) also stop some of these wins
-    alone = {"d_margin": 0.0, "gate_neighbours": 0}
+    alone = {"d_margin": 0.0, "gate_neighbours": 0, "rival_overlap_slope": 0.0}
     focused = gaming.gaming_table(Scorer(memory, ScoringSettings(**alone)), cases)
     unfocused = gaming.gaming_table(Scorer(memory, ScoringSettings(r_focus=0.0, d_focus=0.0, **alone)), cases)
     print(gaming.format_table("focus", focused), gaming.format_table("no focus", unfocused), sep="\n")
@@ -106,8 +107,10 @@ def test_without_the_claim_neighbours_padding_would_win_more(blend: tuple[Cultur
     memory, cases = blend
     # the neighbours without R's margin, which stops some of the same padding (5 of 40 win either
     # way with it, against 4 and 5 without it)
-    asked = gaming.gaming_table(Scorer(memory, ScoringSettings(r_margin=0.0)), cases)
-    alone = gaming.gaming_table(Scorer(memory, ScoringSettings(gate_neighbours=0, r_margin=0.0)), cases)
+    # (and without D's rival-overlap discount, which stops some too)
+    asked = gaming.gaming_table(Scorer(memory, ScoringSettings(r_margin=0.0, rival_overlap_slope=0.0)), cases)
+    alone = gaming.gaming_table(Scorer(memory, ScoringSettings(gate_neighbours=0, r_margin=0.0,
+                                                               rival_overlap_slope=0.0)), cases)
     print(gaming.format_table("claim neighbours", asked), gaming.format_table("no claim neighbours", alone), sep="\n")
     assert asked["padded"]["wins"] < alone["padded"]["wins"]
     assert asked["padded"]["mean_gain"] < alone["padded"]["mean_gain"]
@@ -144,3 +147,26 @@ def test_without_the_r_margin_padding_would_raise_r_more_often(blend: tuple[Cult
     gains = [gaming.gaming_table(Scorer(memory, ScoringSettings(r_margin=m)), cases)["padded"]["mean_gain"]
              for m in (None, 0.0)]
     assert gains[0] < gains[1]  # +0.001 against +0.003
+
+
+def test_d_tells_answers_other_countries_gave_from_answers_none_gave(
+        blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
+    """BLEnD's label for distinctiveness on held-out questions: an answer no other country gave
+    against one at least three others gave (here: every other one). Attribution alone spreads both about evenly (an
+    answer everyone's knowledge holds, and one nobody's holds); D also discounts what a
+    compared culture's knowledge states, and separates them far better."""
+    memory, _ = blend
+    data = {c: qs for c, qs in blend_cases.load(blend_cases.DEFAULT_BLEND).items() if c in COUNTRIES}
+    _, held_ids = blend_cases.split(data, seed=0, held_out=0.2)
+    cases = blend_cases.cases(data, held_ids).distinct
+    scorers = {"discounted": Scorer(memory), "attribution only": Scorer(memory, ScoringSettings(rival_overlap_slope=0.0))}
+    auc = {}
+    for name, scorer in scorers.items():
+        d: dict[bool, list[float]] = {True: [], False: []}
+        for culture, question, answer, distinctive, _ in cases:
+            d[distinctive].append(scorer.score(question, answer, culture, [c for c in COUNTRIES if c != culture])
+                                  .distinctiveness)
+        pairs = [(u > s) + 0.5 * (u == s) for u in d[True] for s in d[False]]
+        auc[name] = sum(pairs) / len(pairs)
+    print(auc, {k: len(v) for k, v in d.items()})
+    assert auc["discounted"] > auc["attribution only"] + 0.05

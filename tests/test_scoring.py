@@ -59,7 +59,11 @@ def test_ranges_and_shape(scorer: Scorer) -> None:
             assert 0.0 < value <= 1.0
         assert sum(result.attribution.values()) == pytest.approx(1.0, abs=1e-6)
         assert result.predicted_culture in result.attribution
-        assert result.distinctiveness == pytest.approx(result.attribution["South Korea"])
+        # D is the target's attribution, discounted by what a rival's knowledge states
+        assert result.distinctiveness <= result.attribution["South Korea"] + 1e-9
+        plain = Scorer(scorer.memory, ScoringSettings(rival_overlap_slope=0)).score(
+            "What do people eat on holidays?", response, "South Korea", cultures)
+        assert plain.distinctiveness == pytest.approx(plain.attribution["South Korea"])
         assert result.objective == pytest.approx(0.5 * result.representativeness + 0.5 * result.distinctiveness)
         assert result.flags == []
         assert set(result.to_dict()) >= {"culture", "representativeness", "distinctiveness", "objective",
@@ -112,10 +116,12 @@ def test_focus_discounts_only_what_the_question_does_not_support(scorer: Scorer)
     through the focus; without focus they could only raise R. (The held-out test that padding
     does not pay on average is tests/test_gaming_blend.py.)"""
     matrix = scorer.memory.matrices()["South Korea"]
-    # Both without the claim neighbours, which judge most of this padding off the question:
-    # the focus is what is tested here.
-    scorer = Scorer(scorer.memory, ScoringSettings(gate_neighbours=0))
-    unfocused = Scorer(scorer.memory, ScoringSettings(r_focus=0.0, d_focus=0.0, gate_neighbours=0))
+    # Both without the claim neighbours, which judge most of this padding off the question, and
+    # without D's rival-overlap discount, which lowers D for shared padding alike: the focus is
+    # what is tested here.
+    alone = {"gate_neighbours": 0, "rival_overlap_slope": 0.0}
+    scorer = Scorer(scorer.memory, ScoringSettings(**alone))
+    unfocused = Scorer(scorer.memory, ScoringSettings(r_focus=0.0, d_focus=0.0, **alone))
     order = sorted(range(len(matrix.ids)), key=lambda i: -matrix.weights[i])
     questions = list(dict.fromkeys(matrix.texts[i].split(" — ")[0] for i in order))
     vectors = scorer.memory.embedder.embed(questions)
