@@ -231,6 +231,27 @@ def test_another_cultures_distinctive_items_score_lower_d(scorer: Scorer) -> Non
     assert scorer.score(question, foreign, "Ethiopia", ["South Korea", "United Kingdom"]).predicted_culture == "Ethiopia"
 
 
+def test_the_critic_hears_of_what_a_rivals_knowledge_states(scorer: Scorer) -> None:
+    """An answer South Korea and the UK both gave, Ethiopia not, is attributed about half to
+    South Korea — above the attribution cutoff for "generic" — yet the UK's knowledge states it
+    word for word, which D discounts: the critic is told it is shared."""
+    matrices = scorer.memory.matrices()
+
+    def answered(culture: str) -> dict[str, str]:
+        return {t.split(" — ")[1].lower(): t.split(" — ")[0] for t in matrices[culture].texts}
+
+    korean, british, ethiopian = (answered(c) for c in ("South Korea", "United Kingdom", "Ethiopia"))
+    both = [a for a in korean if a in british and a not in ethiopian]
+    plain = Scorer(scorer.memory, ScoringSettings(rival_overlap_slope=0.0))
+    named_now = named_before = 0
+    for answer in both[:8]:
+        args = (korean[answer], answer.capitalize() + ".", "South Korea", OTHERS)
+        named_now += bool(scorer.score(*args).generic_sentences)
+        named_before += bool(plain.score(*args).generic_sentences)
+    assert len(both) >= 8
+    assert named_now == 8 and named_before <= 4
+
+
 def test_contrast_answer_saying_the_same_lowers_d(scorer: Scorer) -> None:
     question, response = "What is a popular snack?", "Dried squid with peanuts."
     plain = scorer.score(question, response, "South Korea", OTHERS)
