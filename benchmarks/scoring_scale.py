@@ -89,13 +89,17 @@ def main(argv: list[str] | None = None) -> int:
         scorer.warm(scorer_texts)
         warm, warm_cpu = time.perf_counter() - started, time.process_time() - cpu_started
         cultures = memory.cultures()
-        # Side by side, interleaved in blocks so both see the same load: the question gate
-        # without its claim neighbours (one product fewer over every culture's claims).
-        alone = Scorer(memory, ScoringSettings(gate_neighbours=0))
-        alone.calibration()
-        seconds = cpu = alone_cpu = 0.0
+        # Side by side, interleaved in blocks so all see the same load: the question gate
+        # without its claim neighbours (one product fewer over every culture's claims), and D
+        # without the rival-overlap discount (one maximum fewer over every rival's claims).
+        alternates = {"without_claim_neighbours": Scorer(memory, ScoringSettings(gate_neighbours=0)),
+                      "without_rival_discount": Scorer(memory, ScoringSettings(rival_overlap_slope=0.0))}
+        for alternate in alternates.values():
+            alternate.calibration()
+        seconds = cpu = 0.0
+        alternate_cpu = dict.fromkeys(alternates, 0.0)
         for block in range(0, len(samples), BLOCK):
-            for judge in (scorer, alone):
+            for name, judge in (("caredio", scorer), *alternates.items()):
                 started, cpu_started = time.perf_counter(), time.process_time()
                 for culture, question, response, _ in samples[block : block + BLOCK]:
                     judge.score(question, response, culture, [c for c in cultures if c != culture])
@@ -105,14 +109,15 @@ def main(argv: list[str] | None = None) -> int:
                     seconds += time.perf_counter() - started
                     cpu += time.process_time() - cpu_started
                 else:
-                    alone_cpu += time.process_time() - cpu_started
+                    alternate_cpu[name] += time.process_time() - cpu_started
         row = {"items": size, "insert_s": round(insert, 2), "load_matrices_s": round(load, 2),
                "calibration_s": round(calibrate, 2), "embedding_s": round(warm, 2),
                "embedding_cpu_s": round(warm_cpu, 2),
                "samples": len(samples), "scoring_s": round(seconds, 2),
                "ms_per_sample": round(1000 * seconds / len(samples), 2),
                "cpu_ms_per_sample": round(1000 * cpu / len(samples), 2),
-               "cpu_ms_per_sample_without_claim_neighbours": round(1000 * alone_cpu / len(samples), 2),
+               **{f"cpu_ms_per_sample_{name}": round(1000 * value / len(samples), 2)
+                  for name, value in alternate_cpu.items()},
                "load_average": round(os.getloadavg()[0], 1)}
         rows.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -121,12 +126,13 @@ def main(argv: list[str] | None = None) -> int:
     print("memory items are SYNTHETIC beyond the real base: BLEnD items duplicated with noise "
           f"on their embeddings (base {len(base)} real items, embedded at {embed_rate:.0f} items/s)")
     print(f"{'items':>8}{'insert s':>10}{'load s':>9}{'calibrate s':>13}{'embed s':>9}"
-          f"{'score s':>9}{'ms/sample':>11}{'CPU ms':>8}{'CPU ms, no neighbours':>23}{'load':>6}"
+          f"{'score s':>9}{'ms/sample':>11}{'CPU ms':>8}{'no neighbours':>15}{'no rival discount':>19}{'load':>6}"
           f"  ({len(samples)} samples, contrast = all)")
     for row in rows:
         print(f"{row['items']:>8}{row['insert_s']:>10.1f}{row['load_matrices_s']:>9.2f}{row['calibration_s']:>13.2f}"
               f"{row['embedding_s']:>9.1f}{row['scoring_s']:>9.1f}{row['ms_per_sample']:>11.1f}"
-              f"{row['cpu_ms_per_sample']:>8.1f}{row['cpu_ms_per_sample_without_claim_neighbours']:>23.1f}"
+              f"{row['cpu_ms_per_sample']:>8.1f}{row['cpu_ms_per_sample_without_claim_neighbours']:>15.1f}"
+              f"{row['cpu_ms_per_sample_without_rival_discount']:>19.1f}"
               f"{row['load_average']:>6.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "scoring_scale", "synthetic": True, "noise": NOISE,
