@@ -16,7 +16,8 @@ similarities put on one scale per embedding backend (0 = unrelated, 1 = a paraph
   culture relevance (memory/attribution.py); the segments' log-probabilities are averaged with
   their weights and renormalized (the attribution); ``D`` is the target's probability when only
   the segments within ``d_margin`` of the answer's most relevant one vote, times focus **
-  ``d_focus``;
+  ``d_focus``, times the share of those segments no compared culture's knowledge (or contrast
+  answer) already states (``rival_overlap_at``, ``rival_overlap_slope``);
 * ``J = lam * R + (1 - lam) * D``.
 
 Scorer integrity (DESIGN.md 2.2): knowledge items shown to the agents as grounding are passed
