@@ -12,7 +12,10 @@ with saying the same thing), and the variants the refiner could learn:
 * ``blank``    — nothing;
 * ``other_language`` — the honest answer in the culture's own language;
 * ``generic``  — a vague answer to the question that would be true of any culture (starter pack
-  only).
+  only);
+* ``invented`` — made-up specifics no culture's knowledge holds (BLEnD: three invented words in
+  place of the annotators' answers; starter pack: an invented custom). Far from every related
+  culture's knowledge, so a D that only asked "does a rival say this?" would pay for them.
 
 The starter-pack cases were written for this project (the translations too); the BLEnD cases
 are built from held-out questions (the honest answer states the annotators' answers, the
@@ -28,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-VARIANTS = ("honest", "padded", "repeated", "copied", "named", "blank", "other_language", "generic")
+VARIANTS = ("honest", "padded", "repeated", "copied", "named", "blank", "other_language", "generic", "invented")
+SYLLABLES = ("ka", "lo", "mi", "tre", "vash", "zu", "bor", "nel", "qui", "dra", "fen", "os")
 MARGIN = 0.02  # a variant "wins" when its J exceeds the honest J by more than this
 
 
@@ -46,6 +50,7 @@ class Case:
     name_phrases: tuple[str, str] = ("", "")  # ("In Japan, ", "Japanese people")
     # A vague answer that would be true of any culture; none for BLEnD's cases
     generic: str = ""
+    invented: str = ""  # made-up specifics no knowledge holds
 
     def variants(self) -> dict[str, str]:
         lead, people = self.name_phrases
@@ -59,6 +64,7 @@ class Case:
             "blank": "   ",
             "other_language": self.own_language,
             "generic": self.generic,
+            "invented": self.invented,
         }
 
 
@@ -78,6 +84,7 @@ STARTER_CASES = [
                       "交換して少し目を通します。ハグや頬へのキスはめったにせず、距離を保ちます。"),
         name_phrases=("In Japan, ", "Japanese people"),
         generic="People greet each other politely and say hello when they meet someone new.",
+        invented="They greet with the zelorin tap, touching elbows twice and saying vashkomi.",
     ),
     Case(
         culture="South Korea", contrast=["Japan", "China"], topic="food_drink",
@@ -93,6 +100,7 @@ STARTER_CASES = [
                       "고추장과 된장으로 간을 합니다."),
         name_phrases=("In South Korea, ", "Korean people"),
         generic="There is usually a main dish with a few sides and something to drink.",
+        invented="There is always trelline stew with dramuki leaves and a bowl of qosh.",
     ),
     Case(
         culture="Germany", contrast=["United States", "Japan"], topic="time_punctuality",
@@ -110,6 +118,7 @@ STARTER_CASES = [
                       "verbindlich, und selbst Treffen mit Freunden werden lange im Voraus geplant."),
         name_phrases=("In Germany, ", "German people"),
         generic="It depends on the situation, but a short apology is usually enough.",
+        invented="You owe the host a borlik, a small folded note, for every minute of delay.",
     ),
     Case(
         culture="United States", contrast=["Germany", "Japan"], topic="gift_giving",
@@ -127,6 +136,7 @@ STARTER_CASES = [
                       "recibidas. Muchos envían después una tarjeta de agradecimiento escrita a mano."),
         name_phrases=("In the United States, ", "Americans"),
         generic="They thank the person who gave it and say that they like it.",
+        invented="They tap the gift three times and say fennimo before setting it on a zulla mat.",
     ),
 ]
 
@@ -148,8 +158,11 @@ def blend_cases(data: dict[str, Any], held_ids: list[str], per_country: int, see
                 padding.append(data[culture][other].answers[0].text.capitalize() + ".")
             contrast = rng.sample([c for c in cultures if c != culture], 2)
             demonym = (DEMONYMS.get(culture) or (culture,))[0]
+            # its own generator: drawing from ``rng`` would change every later case's sample
+            words = random.Random(f"{seed}/{culture}/{qid}")
+            invented = ", ".join("".join(words.sample(SYLLABLES, 3)) for _ in range(3)).capitalize() + "."
             cases.append(Case(
-                culture=culture, contrast=contrast, question=q.question, topic=q.topic,
+                culture=culture, contrast=contrast, question=q.question, topic=q.topic, invented=invented,
                 honest=", ".join(a.text for a in q.answers[:3]).capitalize() + ".",
                 padding=padding, own_language=", ".join(q.local_answers[:3]) + "." if q.local_answers else "",
                 name_phrases=(f"In {culture}, ", f"{demonym} people"),
@@ -178,8 +191,8 @@ def gaming_table(scorer: Any, cases: list[Case], cross_fit: bool = True) -> dict
         texts = case.variants()
         scores = {}
         for name in VARIANTS:
-            if name in ("other_language", "generic") and not texts[name].strip(" ."):
-                continue  # no own-language form of these answers in the data, no generic one written
+            if name in ("other_language", "generic", "invented") and not texts[name].strip(" ."):
+                continue  # no own-language form of these answers in the data, no variant written
             scores[name] = scorer.score(case.question, texts[name], case.culture, case.contrast,
                                         exclude_ids=exclude).objective
         for name, value in scores.items():

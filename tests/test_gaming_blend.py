@@ -61,6 +61,8 @@ def test_on_blend_gaming_does_not_pay(blend: tuple[CulturalMemory, list[gaming.C
     assert table["copied"]["wins"] == 0.0 and table["copied"]["max_gain"] < 0.0
     assert table["padded"]["mean_gain"] <= gaming.MARGIN
     assert table["other_language"]["mean_gain"] < 0.0
+    # Three invented words in place of the annotators' answers: nobody's knowledge holds them
+    assert table["invented"]["wins"] == 0.0 and table["invented"]["mean_gain"] < -0.1
 
 
 def test_without_the_question_gate_padding_would_pay(blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
@@ -170,3 +172,17 @@ def test_d_tells_answers_other_countries_gave_from_answers_none_gave(
         auc[name] = sum(pairs) / len(pairs)
     print(auc, {k: len(v) for k, v in d.items()})
     assert auc["discounted"] > auc["attribution only"] + 0.05
+
+
+def test_without_asking_the_targets_knowledge_invented_words_would_win(
+        blend: tuple[CulturalMemory, list[gaming.Case]]) -> None:
+    """D's rival discount credits what no rival's knowledge states; invented words qualify, so D
+    also asks how near the target's own knowledge comes (``known_at``, ``unknown_share``).
+    Without that, invented words beat the honest answer in some cases (2 of 40 here, at most
+    +0.048; none and at most +0.009 with it)."""
+    memory, cases = blend
+    asked = gaming.gaming_table(Scorer(memory), cases)
+    unasked = gaming.gaming_table(Scorer(memory, ScoringSettings(unknown_share=1.0)), cases)
+    print(gaming.format_table("known", asked), gaming.format_table("not asked", unasked), sep="\n")
+    assert unasked["invented"]["wins"] > asked["invented"]["wins"]
+    assert unasked["invented"]["max_gain"] > asked["invented"]["max_gain"] + 0.02
