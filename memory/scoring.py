@@ -17,7 +17,7 @@ similarities put on one scale per embedding backend (0 = unrelated, 1 = a paraph
   their weights and renormalized (the attribution); ``D`` is the target's probability when only
   the segments within ``d_margin`` of the answer's most relevant one vote, times focus **
   ``d_focus``, times the share of those segments no compared culture's knowledge (or contrast
-  answer) already states (``rival_overlap_at``, ``rival_overlap_slope``);
+  answer) already states and the target's own knowledge comes near (memory/rivals.py);
 * ``J = lam * R + (1 - lam) * D``.
 
 Scorer integrity (DESIGN.md 2.2): knowledge items shown to the agents as grounding are passed
@@ -40,6 +40,7 @@ from caredio.memory.gate import latin_share, near, segment_weights
 from caredio.memory.names import neutralize
 from caredio.memory.neighbours import Stacked
 from caredio.memory.representativeness import coverage_and_focus, missing_core
+from caredio.memory.rivals import rival_and_own_evidence
 from caredio.memory.segments import (
     copied_from,
     distinct_rows,
@@ -256,7 +257,9 @@ class Scorer:
         missing = missing_core(segment_vectors, target, query, shown_rows if excluded else None, self.settings,
                                self._scaled)
         logits = self._logits(segment_vectors, cultures, views, evidence, claim_sims)
-        unshared, known = self._rival_and_own_evidence(segment_vectors, cultures, views, evidence, claim_sims)
+        unshared, known = rival_and_own_evidence(
+            claim_sims, {c: views[c].mask for c in cultures}, evidence, segment_vectors, cultures, self._scaled,
+            self.rival_overlap_slope, self.settings)
         flags = [] if cores[culture].size else ["no_relevant_knowledge"]
         off_topic = [s for s, g in zip(segments, gate, strict=True) if g <= 0.0]
         if gate.sum() <= 0.0:
@@ -336,44 +339,6 @@ class Scorer:
                 known.update({(target.ids[i], rival): matrix.ids[j] for i, j in zip(missing, nearest, strict=True)})
             held_out[rival] = {known[(target.ids[i], rival)] for i in shown}
         return held_out
-
-    def _rival_and_own_evidence(self, vectors: np.ndarray, cultures: list[str], views: dict[str, _View],
-                                evidence: dict[str, np.ndarray],
-                                claim_sims: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """Per segment, in [0, 1]: how far it is from being stated by a compared culture (by its
-        nearest rival claim or contrast answer, 0.5 at ``rival_overlap_at``), and how far the
-        target's own knowledge supports it (by its nearest target claim, 0.5 at ``known_at``,
-        never below ``unknown_share``). D counts the heard segments by their product.
-
-        Attribution alone cannot tell an answer every compared culture's knowledge holds
-        ("rice") from one no knowledge holds: both spread evenly. BLEnD's shared answers are
-        the former (validation split: D AUC 0.656 -> 0.818, docs/scorers.md). Invented
-        specifics are far from every rival too, so without the second factor a made-up dish
-        outscored an honest answer whose words a rival also says (BLEnD: 11% of cases).
-        """
-        slope = self.rival_overlap_slope
-        if slope <= 0:
-            return np.ones(len(vectors)), np.ones(len(vectors))
-        nearest = {}
-        for culture in cultures:
-            sims = claim_sims[culture]
-            mask = views[culture].mask
-            if mask is not None and culture != cultures[0]:
-                # A rival's held-out items are not its evidence. The target's own are asked, as
-                # the gate asks them: whether its knowledge holds a statement at all is a check of
-                # plausibility, not credit (the attribution stays cross-fitted), and without them
-                # an honest paraphrase of what was shown looked as unknown as an invented custom.
-                sims = np.delete(sims, mask, axis=1)
-            closest = self._scaled(sims.max(axis=1)) if sims.shape[1] else np.full(len(vectors), -np.inf)
-            extra = evidence.get(culture)
-            if extra is not None and len(extra):
-                closest = np.maximum(closest, self._scaled(vectors @ extra.T).max(axis=1))
-            nearest[culture] = closest
-        rival = np.max([nearest[c] for c in cultures[1:]], axis=0)
-        unshared = _falling(rival, self.settings.rival_overlap_at, slope)
-        known = np.maximum(1.0 - _falling(nearest[cultures[0]], self.settings.known_at, slope),
-                           self.settings.unknown_share)
-        return unshared, known
 
     def _split(self, text: str) -> list[str]:
         return (split_segments if self.settings.split_lists else split_sentences)(text)
@@ -458,11 +423,6 @@ class _View:
             top = np.argpartition(-relevance_to_question, size - 1)[:size]
             order = top[np.argsort(-relevance_to_question[top], kind="stable")]
         return order[relevance_to_question[order] >= settings.relevance_floor]
-
-
-def _falling(similarity: np.ndarray, midpoint: float, slope: float) -> np.ndarray:
-    """1 far below ``midpoint``, 0.5 at it, 0 far above (a logistic curve)."""
-    return 1.0 / (1.0 + np.exp(np.clip(slope * (similarity - midpoint), -50, 50)))
 
 
 def most_likely(attribution: dict[str, float]) -> str:
