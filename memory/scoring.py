@@ -27,6 +27,7 @@ without a contrast culture is an error, never 1.0.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -109,15 +110,13 @@ class Scorer:
         self.memory = memory
         self.settings = settings or ScoringSettings()
         self.scale = similarity_scale(memory.embedder.backend)
-        self.d_margin = (self.settings.d_margin if self.settings.d_margin is not None
-                         else D_MARGINS.get(memory.embedder.backend, DEFAULT_D_MARGIN))
-        self.r_margin = (self.settings.r_margin if self.settings.r_margin is not None
-                         else R_MARGINS.get(memory.embedder.backend, DEFAULT_R_MARGIN))
-        self.gate_neighbours = (self.settings.gate_neighbours if self.settings.gate_neighbours is not None
-                                else GATE_NEIGHBOURS.get(memory.embedder.backend, DEFAULT_GATE_NEIGHBOURS))
-        self.rival_overlap_slope = (
-            self.settings.rival_overlap_slope if self.settings.rival_overlap_slope is not None
-            else RIVAL_OVERLAP_SLOPES.get(memory.embedder.backend, DEFAULT_RIVAL_OVERLAP_SLOPE))
+        backend = memory.embedder.backend
+        self.d_margin = _per_backend(self.settings.d_margin, D_MARGINS, backend, DEFAULT_D_MARGIN)
+        self.r_margin = _per_backend(self.settings.r_margin, R_MARGINS, backend, DEFAULT_R_MARGIN)
+        self.gate_neighbours = int(_per_backend(self.settings.gate_neighbours, GATE_NEIGHBOURS, backend,
+                                                DEFAULT_GATE_NEIGHBOURS))
+        self.rival_overlap_slope = _per_backend(self.settings.rival_overlap_slope, RIVAL_OVERLAP_SLOPES, backend,
+                                                DEFAULT_RIVAL_OVERLAP_SLOPE)
         self._fitted: tuple[Any, Calibration] | None = None
         self._stacked: Stacked | None = None
         # (shown item id, compared culture) -> that culture's nearest item id, for the memory
@@ -423,6 +422,12 @@ class _View:
             top = np.argpartition(-relevance_to_question, size - 1)[:size]
             order = top[np.argsort(-relevance_to_question[top], kind="stable")]
         return order[relevance_to_question[order] >= settings.relevance_floor]
+
+
+def _per_backend(setting: float | None, tuned: Mapping[str, float], backend: str, default: float) -> float:
+    """A setting as given, or unset: its value for the embedding backend (``default`` where it
+    was tuned, the table's value where the tuning does not carry over)."""
+    return setting if setting is not None else tuned.get(backend, default)
 
 
 def most_likely(attribution: dict[str, float]) -> str:
