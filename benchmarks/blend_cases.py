@@ -7,6 +7,7 @@ of each held-out case are.
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from dataclasses import dataclass, field
@@ -68,8 +69,13 @@ class Cases:
 
     # (culture, question, response, contrast responses: other culture -> its answers)
     attribution: list[tuple[str, str, str, dict[str, str]]] = field(default_factory=list)
+    # per attribution case: how many other countries gave its least shared answer (0: some
+    # answer is the country's alone) — what no scorer can attribute is the rest
+    attribution_least_shared: list[int] = field(default_factory=list)
     # (culture, question, majority answer, single-vote answer)
     pairs: list[tuple[str, str, str, str]] = field(default_factory=list)
+    # per pair: how many other countries gave its majority answer and its single-vote answer
+    pairs_shared_by: list[tuple[int, int]] = field(default_factory=list)
     # (culture, question, answer, distinctive?, contrast responses)
     distinct: list[tuple[str, str, str, bool, dict[str, str]]] = field(default_factory=list)
 
@@ -83,11 +89,15 @@ def cases(data: Data, ids: list[str]) -> Cases:
         for culture, q in per.items():
             others = {o: listing(per[o].answers) for o in per if o != culture}
             out.attribution.append((culture, q.question, listing(q.answers), others))
-            majority = [a for a in q.answers if a.count >= MAJORITY]
-            singles = [a for a in q.answers if a.count == 1]
-            out.pairs += [(culture, q.question, m.text, s.text) for m in majority for s in singles]
-            for answer, own in zip(q.answers, keys[culture], strict=True):
-                sharing = sum(any(own & theirs for theirs in keys[o]) for o in per if o != culture)
-                if sharing == 0 or sharing >= SHARED_BY:
-                    out.distinct.append((culture, q.question, answer.text + ".", sharing == 0, others))
+            sharing = [sum(any(own & theirs for theirs in keys[o]) for o in per if o != culture)
+                       for own in keys[culture]]
+            out.attribution_least_shared.append(min(sharing))
+            majority = [(a, n) for a, n in zip(q.answers, sharing, strict=True) if a.count >= MAJORITY]
+            singles = [(a, n) for a, n in zip(q.answers, sharing, strict=True) if a.count == 1]
+            for (m, m_shared), (s, s_shared) in itertools.product(majority, singles):
+                out.pairs.append((culture, q.question, m.text, s.text))
+                out.pairs_shared_by.append((m_shared, s_shared))
+            for answer, shared_by in zip(q.answers, sharing, strict=True):
+                if shared_by == 0 or shared_by >= SHARED_BY:
+                    out.distinct.append((culture, q.question, answer.text + ".", shared_by == 0, others))
     return out

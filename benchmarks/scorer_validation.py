@@ -10,9 +10,12 @@ every variant tried, and measure how they resist gaming.
 2. The memory part of all countries is ingested into a memory (kept in ``--cache`` between runs).
 3. Held-out cases (question without the country; response = the annotators' answers):
    - attribution: top-1 / top-3 of ``predicted_culture`` among all countries, and the share of
-     predictions that go to the most-predicted culture (fair: 1/N; allowed: 2/N);
+     predictions that go to the most-predicted culture (fair: 1/N; allowed: 2/N); top-1 / top-3
+     are also split by whether some answer of the case is the country's alone or every answer
+     was also another country's (which no scorer can attribute from the answers alone);
    - R: pairwise accuracy of ranking a majority answer (>= 3 of 5 annotators) above a
-     single-vote answer of the same country and question (chance 0.5);
+     single-vote answer of the same country and question (chance 0.5), also split by whether
+     each answer was the country's alone or also another country's;
    - D: AUC separating answers no other country gave from answers >= 3 other countries gave,
      memory only (the headline), and with the other countries' answers as contrast responses.
 4. Gaming tables (benchmarks/gaming.py) on the starter pack and on held-out BLEnD questions,
@@ -76,27 +79,45 @@ def evaluate(scorer: Any, cases: blend_cases.Cases, parts: tuple[str, ...] = ("A
     scorer.warm([q for _, q, _, _ in cases.attribution] + [r for _, _, r, _ in cases.attribution]
                 + [a for _, _, a, _, _ in cases.distinct] + [t for p in cases.pairs for t in p[2:]])
     if "A" in parts:
-        top1 = top3 = 0.0
+        credits = []
         predicted: Counter[str] = Counter()
         for culture, question, response, _ in cases.attribution:
             result = scorer.score(question, response, culture, [c for c in cultures if c != culture])
-            top1 += rank_credit(result.attribution, culture, 1)
-            top3 += rank_credit(result.attribution, culture, 3)
+            credits.append((rank_credit(result.attribution, culture, 1), rank_credit(result.attribution, culture, 3)))
             predicted[result.predicted_culture] += 1
         n = len(cases.attribution)
+        hits = np.asarray(credits)
         culture, count = predicted.most_common(1)[0]
-        figures.update(attribution_samples=n, attribution_top1=round(top1 / n, 4),
-                       attribution_top3=round(top3 / n, 4), largest_prediction_share=round(count / n, 4),
+        figures.update(attribution_samples=n, attribution_top1=round(float(hits[:, 0].mean()), 4),
+                       attribution_top3=round(float(hits[:, 1].mean()), 4),
+                       largest_prediction_share=round(count / n, 4),
                        most_predicted=culture, fair_share=round(1 / len(cultures), 4))
+        # What limits attribution: cases where every answer was also another country's answer
+        own = np.asarray(cases.attribution_least_shared) == 0
+        if own.any() and (~own).any():
+            figures["attribution_by_overlap"] = {
+                label: {"samples": int(mask.sum()), "top1": round(float(hits[mask, 0].mean()), 4),
+                        "top3": round(float(hits[mask, 1].mean()), 4)}
+                for label, mask in (("some answer no other country gave", own),
+                                    ("every answer also another country's", ~own))}
     if "R" in parts:
-        wins = 0.0
+        wins = []
         for culture, question, majority, single in cases.pairs:
             others = [c for c in cultures if c != culture]
             high = scorer.score(question, majority, culture, others).representativeness
             low = scorer.score(question, single, culture, others).representativeness
-            wins += 1.0 if high > low else 0.5 if high == low else 0.0
+            wins.append(1.0 if high > low else 0.5 if high == low else 0.0)
         figures.update(representativeness_pairs=len(cases.pairs),
-                       representativeness_pairwise=round(wins / max(len(cases.pairs), 1), 4))
+                       representativeness_pairwise=round(sum(wins) / max(len(cases.pairs), 1), 4))
+        # What limits R: an answer no other country gave is one memory rarely holds
+        won, shared = np.asarray(wins), np.asarray(cases.pairs_shared_by) > 0
+        if len(won) and len(shared) == len(won):
+            groups = {"majority answer also another country's": shared[:, 0],
+                      "majority answer the country's alone, single-vote answer too": ~shared[:, 0] & ~shared[:, 1],
+                      "majority answer the country's alone, single-vote answer not": ~shared[:, 0] & shared[:, 1]}
+            figures["representativeness_by_overlap"] = {
+                label: {"pairs": int(mask.sum()), "pairwise": round(float(won[mask].mean()), 4)}
+                for label, mask in groups.items() if mask.any()}
     if "D" in parts:
         plain: dict[bool, list[float]] = {True: [], False: []}
         informed: dict[bool, list[float]] = {True: [], False: []}
@@ -185,6 +206,13 @@ def main(argv: list[str] | None = None) -> int:
         rows[f"LR on embeddings D (fit {lr.fit_seconds:.0f}s)"] = evaluate(lr, cases, ("A", "D"))
     print(f"BLEnD, {len(data)} countries, {label}, embedding {args.embedding}")
     print(table(rows))
+    for scorer_name in ("caredio", "naive nearest neighbours"):
+        for label, figures in (rows[scorer_name].get("attribution_by_overlap") or {}).items():
+            print(f"  {scorer_name}, attribution where {label}: {figures['samples']} samples, "
+                  f"top-1 {figures['top1']:.3f}, top-3 {figures['top3']:.3f}")
+        for label, figures in (rows[scorer_name].get("representativeness_by_overlap") or {}).items():
+            print(f"  {scorer_name}, R pairs where the {label}: {figures['pairs']} pairs, "
+                  f"pairwise {figures['pairwise']:.3f}")
 
     starter = open_memory(args.embedding, None, "starter", starter_pack(), log)
     for case in gaming.STARTER_CASES:

@@ -73,3 +73,33 @@ def test_the_benchmark_shares_a_tie_instead_of_crediting_the_target() -> None:
     assert scorer_validation.rank_credit(five, "Target", 3) == pytest.approx(0.6)
     assert scorer_validation.rank_credit({"Target": 0.1, "A": 0.5, "B": 0.4}, "Target", 1) == 0.0
     assert scorer_validation.rank_credit({"Target": 0.1, "A": 0.5, "B": 0.4}, "Target", 3) == 1.0
+
+
+def test_the_benchmark_knows_which_cases_only_shared_answers_make() -> None:
+    """The breakdowns by answer overlap: an attribution case is labelled by its least shared
+    answer (0 when some answer is the country's alone, else how many other countries gave even
+    that one), an R pair by how many other countries gave each of its answers (spellings matched
+    as for D's labels). A wrong label would mix the unattributable cases with the attributable
+    ones and hide what limits top-1 and R."""
+    import blend_cases
+
+    from caredio.memory.blend import BlendAnswer, BlendQuestion
+
+    def asked(culture: str, *answers: str) -> dict[str, BlendQuestion]:
+        """The first answer given by 3 of 5 annotators, the others by one each."""
+        return {"q1": BlendQuestion("q1", culture, "food", "What do people eat for breakfast?", 5,
+                                    [BlendAnswer(text, 3 if i == 0 else 1) for i, text in enumerate(answers)])}
+
+    data = {"A": asked("A", "Rice", "Injera"), "B": asked("B", "rice", "Bread"),
+            "C": asked("C", "Bread", "Rices"), "D": asked("D", "Coffee")}
+    cases = blend_cases.cases(data, ["q1"])
+    least = dict(zip((c for c, *_ in cases.attribution), cases.attribution_least_shared, strict=True))
+    # A: injera is its own; B: rice (A, C) and bread (C) both shared; C: bread (B), rices (A, B)
+    assert least == {"A": 0, "B": 1, "C": 1, "D": 0}
+    # R's pairs (majority, single vote) with how many other countries gave each
+    assert [(c, m, s) for c, _, m, s in cases.pairs] == [("A", "Rice", "Injera"), ("B", "rice", "Bread"),
+                                                         ("C", "Bread", "Rices")]
+    assert cases.pairs_shared_by == [(2, 0), (2, 1), (1, 2)]
+    # D's labels are unchanged by the refactor: injera and coffee are distinctive, none shared by 3
+    assert sorted((c, a) for c, _, a, distinctive, _ in cases.distinct if distinctive) == [
+        ("A", "Injera."), ("D", "Coffee.")]
