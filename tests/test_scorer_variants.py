@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -103,3 +104,51 @@ def test_the_benchmark_knows_which_cases_only_shared_answers_make() -> None:
     # D's labels are unchanged by the refactor: injera and coffee are distinctive, none shared by 3
     assert sorted((c, a) for c, _, a, distinctive, _ in cases.distinct if distinctive) == [
         ("A", "Injera."), ("D", "Coffee.")]
+
+
+def test_the_benchmark_reports_each_overlap_group_apart() -> None:
+    """``evaluate`` puts each case's credit in its own group. A fake scorer (it tests the
+    benchmark's bookkeeping, not a score) attributes every answer to the country asked about
+    only when the case has an answer of that country's own (else it ranks it last), and gives R
+    1 only to "Injera",
+    so each group's figure is known: swapping masks or groups changes them."""
+    import blend_cases
+    import scorer_validation
+
+    from caredio.memory.blend import BlendAnswer, BlendQuestion
+
+    def asked(culture: str, *answers: str) -> dict[str, BlendQuestion]:
+        return {"q1": BlendQuestion("q1", culture, "food", "What do people eat for breakfast?", 5,
+                                    [BlendAnswer(text, 3 if i == 0 else 1) for i, text in enumerate(answers)])}
+
+    data = {"A": asked("A", "Injera", "Rice"), "B": asked("B", "rice", "Bread"),
+            "C": asked("C", "Bread", "Teff"), "D": asked("D", "Coffee")}
+    cases = blend_cases.cases(data, ["q1"])
+    own_answers = {"A": "Injera", "C": "Teff", "D": "Coffee"}
+
+    class FakeScorer:
+        memory = SimpleNamespace(cultures=lambda: sorted(data))
+
+        def warm(self, texts: list[str]) -> None:
+            pass
+
+        def score(self, question: str, response: str, culture: str, contrast: list[str],
+                  contrast_responses: Any = None) -> Any:
+            mine = culture in own_answers and own_answers[culture] in response
+            if mine:
+                attribution = {c: 1.0 if c == culture else 0.0 for c in [culture, *contrast]}
+            else:  # the country asked about last, below every rival
+                attribution = {c: 0.0 if c == culture else 1.0 if c == "D" else 0.5 for c in [culture, *contrast]}
+            return SimpleNamespace(attribution=attribution, predicted_culture=max(attribution, key=attribution.get),
+                                   representativeness=1.0 if "Injera" in response else 0.0, distinctiveness=0.5)
+
+    figures = scorer_validation.evaluate(FakeScorer(), cases, ("A", "R"))
+    # A, C and D have an answer of their own (all hits); B's answers are all shared (a miss)
+    assert figures["attribution_by_overlap"] == {
+        "some answer no other country gave": {"samples": 3, "top1": 1.0, "top3": 1.0},
+        "every answer also another country's": {"samples": 1, "top1": 0.0, "top3": 0.0}}
+    # pairs: A (Injera own, rice shared) won; B (rice shared, bread shared) tied; C (bread shared,
+    # teff own) tied
+    assert figures["representativeness_by_overlap"] == {
+        "majority answer also another country's": {"pairs": 2, "pairwise": 0.5},
+        "majority answer the country's alone, single-vote answer not": {"pairs": 1, "pairwise": 1.0}}
