@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from caredio.memory.blend import read_blend
+from caredio.memory.blend import BlendAnswer, BlendQuestion, read_blend
 from caredio.memory.store import CulturalMemory
 from tests.test_blend import blend_subset
 
@@ -76,6 +76,13 @@ def test_the_benchmark_shares_a_tie_instead_of_crediting_the_target() -> None:
     assert scorer_validation.rank_credit({"Target": 0.1, "A": 0.5, "B": 0.4}, "Target", 3) == 1.0
 
 
+def asked(culture: str, *answers: str) -> dict[str, BlendQuestion]:
+    """One BLEnD question "q1" for ``culture``: its first answer given by 3 of 5 annotators (a
+    majority answer), the others by one each (single votes)."""
+    return {"q1": BlendQuestion("q1", culture, "food", "What do people eat for breakfast?", 5,
+                                [BlendAnswer(text, 3 if i == 0 else 1) for i, text in enumerate(answers)])}
+
+
 def test_the_benchmark_knows_which_cases_only_shared_answers_make() -> None:
     """The breakdowns by answer overlap: an attribution case is labelled by its least shared
     answer (0 when some answer is the country's alone, else how many other countries gave even
@@ -83,13 +90,6 @@ def test_the_benchmark_knows_which_cases_only_shared_answers_make() -> None:
     as for D's labels). A wrong label would mix the unattributable cases with the attributable
     ones and hide what limits top-1 and R."""
     import blend_cases
-
-    from caredio.memory.blend import BlendAnswer, BlendQuestion
-
-    def asked(culture: str, *answers: str) -> dict[str, BlendQuestion]:
-        """The first answer given by 3 of 5 annotators, the others by one each."""
-        return {"q1": BlendQuestion("q1", culture, "food", "What do people eat for breakfast?", 5,
-                                    [BlendAnswer(text, 3 if i == 0 else 1) for i, text in enumerate(answers)])}
 
     data = {"A": asked("A", "Rice", "Injera"), "B": asked("B", "rice", "Bread"),
             "C": asked("C", "Bread", "Rices"), "D": asked("D", "Coffee")}
@@ -110,16 +110,9 @@ def test_the_benchmark_reports_each_overlap_group_apart() -> None:
     """``evaluate`` puts each case's credit in its own group. A fake scorer (it tests the
     benchmark's bookkeeping, not a score) attributes every answer to the country asked about
     only when the case has an answer of that country's own (else it ranks it last), and gives R
-    1 only to "Injera",
-    so each group's figure is known: swapping masks or groups changes them."""
+    1 only to "Injera", so each group's figure is known: swapping masks or groups changes them."""
     import blend_cases
     import scorer_validation
-
-    from caredio.memory.blend import BlendAnswer, BlendQuestion
-
-    def asked(culture: str, *answers: str) -> dict[str, BlendQuestion]:
-        return {"q1": BlendQuestion("q1", culture, "food", "What do people eat for breakfast?", 5,
-                                    [BlendAnswer(text, 3 if i == 0 else 1) for i, text in enumerate(answers)])}
 
     data = {"A": asked("A", "Injera", "Rice"), "B": asked("B", "rice", "Bread"),
             "C": asked("C", "Bread", "Teff"), "D": asked("D", "Coffee")}
