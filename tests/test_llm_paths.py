@@ -102,3 +102,43 @@ def test_a_reask_on_either_path_is_hotter_and_keeps_the_earlier_failed_replies(l
               for r in stub.requests]
     assert [len(replies) for replies in failed] == [0, 1, 2]
     assert failed[2][0] == failed[1][0] and all("not JSON" in t for t in failed[2])
+
+
+@pytest.mark.parametrize("listened", [False, True])
+def test_a_reply_cut_off_at_max_tokens_is_asked_again_on_either_path(listened: bool) -> None:
+    """A structured reply the endpoint stopped at max_tokens (finish_reason "length") is
+    unusable and re-asked, named as such, whether the SDK's parse() (langchain's path) or our
+    own check on the reply's JSON (the direct path) sees it. Red if the direct path drops the
+    check: the half reply is then refused only as broken JSON, under another name."""
+    from caredio.llm import CallResult
+
+    with StubOpenAIServer(faults=FaultPlan(script=("cut_off",))) as stub:
+        llm = RoleLLM("contrast_critic", LLMSettings(parse_retries=1), RequestLimiter(2),
+                      MethodMemory("json_schema"), stub.url, "stub-model")
+        result = CallResult()
+
+        async def call(_: Any) -> Any:
+            return (await llm.structured(MESSAGES, Critique, result))[0]
+
+        handler = SeenCalls()
+        config: Any = {"callbacks": [handler]} if listened else {}
+        parsed = asyncio.run(RunnableLambda(call).ainvoke(None, config))
+    assert isinstance(parsed, Critique) and len(stub.requests) == 2
+    assert len(handler.started) == (2 if listened else 0)
+    assert result.retries == 1
+    assert result.errors == ["json_schema: reply unusable: LengthFinishReasonError"]
+
+
+def test_a_reply_that_is_not_json_is_an_endpoint_error_naming_the_endpoint() -> None:
+    """A 200 whose body is a web page (a proxy, a UI at the base URL) is the endpoint's
+    fault, not the model's: no re-ask, one error that says where it came from."""
+    from caredio.errors import EndpointError
+
+    with StubOpenAIServer(faults=FaultPlan(script=("html",))) as stub:
+        llm = RoleLLM("contrast_critic", LLMSettings(), RequestLimiter(2),
+                      MethodMemory("json_schema"), stub.url, "stub-model")
+        with pytest.raises(EndpointError) as caught:
+            asyncio.run(llm.structured(MESSAGES, Critique))
+    assert len(stub.requests) == 1
+    assert str(caught.value).startswith(f"{stub.url}: the reply is not a JSON chat completion")
+    assert "502 Bad Gateway" in str(caught.value)

@@ -26,8 +26,8 @@ from typing import Any
 
 from tests.support.schema_example import _WORDS, example_from_schema, varied, varied_text
 
-OUTCOMES = ("ok", "429", "500", "slow", "drop", "truncated", "invalid_json", "empty",
-            "json_schema_rejected", "bad_request")
+OUTCOMES = ("ok", "429", "500", "slow", "drop", "truncated", "cut_off", "invalid_json", "empty",
+            "json_schema_rejected", "bad_request", "html")
 _ERRORS = {  # outcome -> (status, message, OpenAI error type)
     "bad_request": (400, "stream=true is not supported by the stub", "invalid_request_error"),
     "json_schema_rejected": (500, "response_format json_schema is not supported "
@@ -36,7 +36,8 @@ _ERRORS = {  # outcome -> (status, message, OpenAI error type)
     "500": (500, "internal error (injected by the stub)", "server_error"),
 }
 _OBJECT_START = re.compile(r'\{\s*"')
-Reply = tuple[int, dict[str, Any], dict[str, str]]  # status (0 = drop), JSON body, extra headers
+# status (0 = drop), JSON body (or a text one), extra headers
+Reply = tuple[int, dict[str, Any] | str, dict[str, str]]
 
 
 @dataclass
@@ -136,9 +137,9 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _send(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None,
-              ) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, status: int, payload: dict[str, Any] | str,
+              headers: dict[str, str] | None = None) -> None:
+        data = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
         try:
             self.send_response(status)
             for key, value in {"Content-Type": "application/json",
@@ -332,6 +333,8 @@ class StubOpenAIServer:
             return status, _err(msg, kind), retry
         if outcome == "drop":
             return 0, {}, {}
+        if outcome == "html":  # a proxy's or web UI's page where the API was expected
+            return 200, "<html><body>502 Bad Gateway</body></html>", {"Content-Type": "text/html"}
         if outcome == "slow":  # longer than the client's timeout; the answer itself is valid
             self._stopping.wait(self.faults.slow_seconds)
         return 200, self._completion(body, outcome, n), {}
@@ -377,7 +380,7 @@ class StubOpenAIServer:
         digest = hashlib.sha1(json.dumps(messages, sort_keys=True).encode()).hexdigest()[:8]
         rng = random.Random(f"{self.faults.seed}:{n}:{digest}")
         text = self._content(body, rng, digest)
-        if outcome == "truncated":
+        if outcome in ("truncated", "cut_off"):  # cut_off: stopped at max_tokens, and says so
             text = text[: len(text) // 2]
         elif outcome == "invalid_json":
             text = f"Sorry, this is not JSON at all (stub ref {digest})."
@@ -394,7 +397,8 @@ class StubOpenAIServer:
         return {"id": f"chatcmpl-stub-{digest}-{n}", "object": "chat.completion",
                 "created": int(time.time()), "model": body.get("model") or "stub-model",
                 "choices": [{"index": 0, "message": message,
-                             "finish_reason": "tool_calls" if tool else "stop"}],
+                             "finish_reason": ("length" if outcome == "cut_off"
+                                               else "tool_calls" if tool else "stop")}],
                 "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                           "total_tokens": prompt_tokens + completion_tokens}}
 
