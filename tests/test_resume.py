@@ -218,10 +218,11 @@ def test_the_sqlite_checkpointer_commits_through_a_killed_process_without_an_fsy
 
     async def pragmas() -> tuple[str, int]:
         async with open_checkpointer(None, tmp_path) as saver:
-            async with saver.conn.execute("PRAGMA journal_mode") as cursor:
-                journal = (await cursor.fetchone())[0]
-            async with saver.conn.execute("PRAGMA synchronous") as cursor:
-                synchronous = (await cursor.fetchone())[0]
+            def pragma(name: str) -> Any:  # on the saver's connection, in its thread
+                return saver.conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+            journal = await saver._in_thread(pragma, "journal_mode")
+            synchronous = await saver._in_thread(pragma, "synchronous")
         return journal, synchronous
 
     assert asyncio.run(pragmas()) == ("wal", 1)  # 1 = NORMAL, 2 = FULL
