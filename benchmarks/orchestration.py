@@ -26,6 +26,7 @@ llama.cpp server) against llama-cpp-python called directly on the same prompt.
     python benchmarks/orchestration.py --samples-per-slot 2,4       # samples_in_flight = 2C, 4C
     python benchmarks/orchestration.py --embed-runtimes fake,onnx   # orchestration alone, and with MiniLM
     python benchmarks/orchestration.py --embedded-only           # part 2 (needs the 'local' extra)
+    python benchmarks/orchestration.py --embed-runtimes fake --thread-cpu   # CPU per call by thread
 
 Timings are printed, never asserted anywhere.
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -124,9 +126,25 @@ def _load() -> str:
     return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def _threads(enabled: bool) -> Any:
+    """Per-thread CPU over the measured block (``--thread-cpu``), or nothing."""
+    from thread_cpu import ThreadCPU
+
+    return ThreadCPU() if enabled else contextlib.nullcontext()
+
+
+def _per_call(threads: Any, calls: int) -> dict[str, Any]:
+    seconds = getattr(threads, "seconds", None)
+    if seconds is None:
+        return {}
+    return {"thread_cpu_ms_per_call": {name: round(1000 * cpu / calls, 2)
+                                       for name, cpu in seconds.items() if cpu > 0}}
+
+
 def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: float,
                 embedder: MeteredEmbedder, out: str, embed_batch: int | None = None,
-                per_slot: int | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+                per_slot: int | None = None, thread_cpu: bool = False,
+                ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     from caredio.agent_factory import samples_in_flight
     from caredio.records import RunRecorder, read_jsonl
     from caredio.runner import execute, prepare
@@ -150,9 +168,10 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     load = _load()
     embedder.reset()
     runs0 = getattr(getattr(embedder.inner, "_batcher", None), "runs", 0)
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    record = asyncio.run(execute(job, run_dir, recorder, lambda kind, data: None))
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    with _threads(thread_cpu) as threads:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        record = asyncio.run(execute(job, run_dir, recorder, lambda kind, data: None))
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     job.memory.close()
     trace = read_jsonl(run_dir / "trace.jsonl")
     calls = len(trace) + sum(t["retries"] for t in trace)
@@ -170,7 +189,7 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
         "embed_calls": embedder.calls, "embedded_texts": embedder.texts,
         "model_runs": getattr(getattr(embedder.inner, "_batcher", None), "runs", 0) - runs0,
         "methods": sorted({t.get("method", "") for t in trace}), "load_before": load,
-        "load_after": _load(),
+        "load_after": _load(), **_per_call(threads, calls),
     }
     return report, trace
 
@@ -216,7 +235,7 @@ def _steps(turns: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 def floor_run(url: str, trace: list[dict[str, Any]], concurrency: int, latency: float,
-              temperature: float, max_tokens: int) -> dict[str, Any]:
+              temperature: float, max_tokens: int, thread_cpu: bool = False) -> dict[str, Any]:
     """Plain AsyncOpenAI replaying CAReDiO's requests: the least a client can spend on them."""
     import openai
 
@@ -248,21 +267,23 @@ def floor_run(url: str, trace: list[dict[str, Any]], concurrency: int, latency: 
         await client.close()
 
     load = _load()
-    wall0, cpu0 = time.perf_counter(), time.process_time()
-    asyncio.run(run())
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    with _threads(thread_cpu) as threads:
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        asyncio.run(run())
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     ideal = calls * latency / concurrency
     return {"client": "floor", "concurrency": concurrency, "samples": len(by_sample),
             "calls": calls, "wall_s": round(wall, 2), "ideal_s": round(ideal, 2),
             "ratio": round(wall / ideal, 3), "cpu_ms_per_call": round(1000 * cpu / calls, 2),
-            "load_before": load, "load_after": _load()}
+            "load_before": load, "load_after": _load(), **_per_call(threads, calls)}
 
 
 def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, repeats: int,
                  embed_batches: list[int | None] | None = None,
                  embed_runtimes: list[str] | None = None,
                  per_slot: list[int | None] | None = None,
-                 embed_threads: list[int] | None = None) -> list[dict[str, Any]]:
+                 embed_threads: list[int] | None = None,
+                 thread_cpu: bool = False) -> list[dict[str, Any]]:
     from caredio.config import ThreadSettings
     from caredio.memory.embeddings import SentenceTransformerEmbedder
     from caredio.threads import configure_threads
@@ -282,9 +303,9 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
                 for (concurrency, samples), batch, embedder, slot in itertools.product(
                         configs, embed_batches or [None], embedders, per_slot or [None]):
                     ours, trace = caredio_run(url, samples, rounds, concurrency, latency,
-                                              embedder, out, batch, slot)
+                                              embedder, out, batch, slot, thread_cpu)
                     floor = floor_run(url, trace, concurrency, latency, temperature=0.7,
-                                      max_tokens=400)
+                                      max_tokens=400, thread_cpu=thread_cpu)
                     for row in (ours, floor):
                         row["repeat"] = repeat
                         print(json.dumps(row), flush=True)
@@ -314,80 +335,14 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def embedded(max_tokens: int, repeats: int) -> dict[str, Any]:
-    """Tokens/s of SmolLM2-135M: llama-cpp-python directly vs. through CAReDiO's stack."""
-    from llama_cpp import Llama
-
-    from caredio.agents.culture_expert import ExpertAnswer
-    from caredio.config import LLMSettings
-    from caredio.llm import CallResult, MethodMemory, RequestLimiter, RoleLLM
-    from caredio.local_llm import LocalLLMServer, packaged_gguf
-    from caredio.prompts import load_templates
-
-    template = load_templates()["culture_expert_answer"]
-    messages = template.render(
-        culture="Japan", question="How do guests greet their hosts when visiting a home?",
-        knowledge=["Shoes come off at the entrance.", "A small gift is customary."])
-    threads = os.cpu_count() or 1
-    schema = ExpertAnswer.model_json_schema()
-    results: dict[str, Any] = {"max_tokens": max_tokens, "repeats": repeats}
-
-    def rate(tokens: int, seconds: float) -> float:
-        return round(tokens / seconds, 1) if seconds else 0.0
-
-    model = Llama(model_path=str(packaged_gguf()), n_ctx=4096, n_threads=threads,
-                  verbose=False, seed=0)
-    for mode, extra in (("free_text", {}),
-                        ("json_grammar", {"response_format": {"type": "json_object",
-                                                              "schema": schema}})):
-        model.create_chat_completion(messages=messages, max_tokens=8, temperature=0.0, **extra)
-        tokens, seconds = 0, 0.0
-        for _ in range(repeats):
-            started = time.perf_counter()
-            reply = model.create_chat_completion(messages=messages, max_tokens=max_tokens,
-                                                 temperature=0.0, **extra)
-            seconds += time.perf_counter() - started
-            tokens += reply["usage"]["completion_tokens"]
-        results[f"direct_{mode}_tok_s"] = rate(tokens, seconds)
-        results[f"direct_{mode}_tokens"] = tokens
-    del model
-
-    async def through_stack(llm: RoleLLM) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        await llm.chat.ainvoke(messages)  # warm-up
-        tokens, seconds = 0, 0.0
-        for _ in range(repeats):
-            started = time.perf_counter()
-            message = await llm.chat.ainvoke(messages)
-            seconds += time.perf_counter() - started
-            tokens += int((message.usage_metadata or {}).get("output_tokens", 0))
-        out["stack_free_text_tok_s"], out["stack_free_text_tokens"] = rate(tokens, seconds), tokens
-        await llm.structured(messages, ExpertAnswer)  # warm-up, finds the working method
-        tokens, seconds = 0, 0.0
-        for _ in range(repeats):
-            result = CallResult(model=llm.model)
-            started = time.perf_counter()
-            await llm.structured(messages, ExpertAnswer, result)
-            seconds += time.perf_counter() - started
-            tokens += result.output_tokens
-            out["stack_structured_method"] = result.method
-        out["stack_structured_tok_s"], out["stack_structured_tokens"] = rate(tokens, seconds), tokens
-        return out
-
-    with LocalLLMServer() as server:
-        settings = LLMSettings(temperature=0.0, max_tokens=max_tokens, timeout=600)
-        llm = RoleLLM("culture_expert", settings, RequestLimiter(1), MethodMemory(),
-                      server.base_url, server.model)
-        results.update(asyncio.run(through_stack(llm)))
-    results["overhead_free_text"] = _ratio(results["direct_free_text_tok_s"],
-                                           results["stack_free_text_tok_s"])
-    results["overhead_structured"] = _ratio(results["direct_json_grammar_tok_s"],
-                                            results["stack_structured_tok_s"])
-    return results
-
-
-def _ratio(direct: float, stack: float) -> float | None:
-    return round(direct / stack, 3) if stack else None
+def thread_table(rows: list[dict[str, Any]]) -> str:
+    """Markdown (``--thread-cpu``): CPU per call by thread, each run's groups largest first."""
+    lines = ["| client | C | S | embedder | CPU/call | by thread (ms per call) |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        groups = ", ".join(f"{name} {ms:.2f}" for name, ms in row["thread_cpu_ms_per_call"].items())
+        lines.append(f"| {row['client']} | {row['concurrency']} | {row['samples']} | "
+                     f"{row.get('embed_runtime', '')} | {row['cpu_ms_per_call']:.2f} ms | {groups} |")
+    return "\n".join(lines)
 
 
 def _configs(text: str) -> list[tuple[int, int]]:
@@ -419,12 +374,21 @@ def main() -> None:
     parser.add_argument("--embedded", action="store_true", help="also part 2 (slow)")
     parser.add_argument("--embedded-only", action="store_true")
     parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--thread-cpu", action="store_true",
+                        help="also CPU per call by thread (Linux /proc; the event loop is MainThread)")
     args = parser.parse_args()
+    if args.thread_cpu and not Path("/proc/self/task").is_dir():
+        parser.error("--thread-cpu reads /proc/self/task, which this system does not have")
     if not args.embedded_only:
         rows = side_by_side(args.configs, args.rounds, args.latency, args.repeats, args.embed_batches,
-                            args.embed_runtimes, args.samples_per_slot, args.embed_threads)
+                            args.embed_runtimes, args.samples_per_slot, args.embed_threads,
+                            args.thread_cpu)
         print(table(rows), flush=True)
+        if args.thread_cpu:
+            print(thread_table(rows), flush=True)
     if args.embedded or args.embedded_only:
+        from embedded_overhead import embedded
+
         print(json.dumps({"embedded": embedded(args.max_tokens, 3)}), flush=True)
 
 
