@@ -4,8 +4,9 @@ Read from ``/proc/self/task`` (Linux only), every ``interval`` seconds while the
 a thread that ends before the block does still counts (up to its last reading). Python threads
 are named by their Python name, native ones (Chroma's Rust runtime, SQLite's worker) by the
 kernel's; numbered pools are folded into one group (``asyncio_0``..``asyncio_5`` -> ``asyncio``).
-The sampler's own thread is left out; it costs ~0.3 ms of CPU per LLM call at C=16 (measured
-with it on and off), which the process totals then include, so compare runs made alike.
+The sampler's own thread is left out (by thread id); it costs ~0.3 ms of CPU per LLM call at
+C=16 (the process total less the threads' sum, fake embedder), which the process totals then
+include, so compare runs made alike.
 """
 
 from __future__ import annotations
@@ -34,12 +35,15 @@ class ThreadCPU:
         self.interval = interval
         self.seconds: dict[str, float] = {}
         self._first: dict[str, float] = {}
-        self._last: dict[str, tuple[str, float]] = {}
+        self._last: dict[str, float] = {}
+        # A thread's Python name, once seen: a thread just joined can still be listed in /proc
+        # after it has left threading.enumerate(), and would then go by the kernel's name only.
+        self._names: dict[str, str] = {}
         self._stop = threading.Event()
         self._sampler = threading.Thread(target=self._sample, name="thread-cpu-sampler", daemon=True)
 
-    def _read(self) -> dict[str, tuple[str, float]]:
-        names = {str(t.native_id): t.name for t in threading.enumerate()}
+    def _read(self) -> dict[str, float]:
+        python_names = {str(t.native_id): t.name for t in threading.enumerate()}
         readings = {}
         for tid in os.listdir("/proc/self/task"):
             try:
@@ -49,8 +53,10 @@ class ThreadCPU:
                     native = comm.read().strip()
             except FileNotFoundError:  # the thread ended between listing and reading
                 continue
+            if tid in python_names or tid not in self._names:
+                self._names[tid] = python_names.get(tid, native)
             # utime and stime: fields 14 and 15 of stat, 12 and 13 after the name's ")"
-            readings[tid] = (names.get(tid, native), (int(fields[11]) + int(fields[12])) / _TICKS)
+            readings[tid] = (int(fields[11]) + int(fields[12])) / _TICKS
         return readings
 
     def _sample(self) -> None:
@@ -58,7 +64,7 @@ class ThreadCPU:
             self._last.update(self._read())
 
     def __enter__(self) -> ThreadCPU:
-        self._first = {tid: cpu for tid, (_, cpu) in self._read().items()}
+        self._first = self._read()
         self._sampler.start()
         return self
 
@@ -68,7 +74,7 @@ class ThreadCPU:
         self._sampler.join()
         self._last.update(self._read())
         totals: Counter[str] = Counter()
-        for tid, (name, cpu) in self._last.items():
-            if name != self._sampler.name:
-                totals[_group(name)] += cpu - self._first.get(tid, 0.0)
+        for tid, cpu in self._last.items():
+            if tid != str(self._sampler.native_id):
+                totals[_group(self._names[tid])] += cpu - self._first.get(tid, 0.0)
         self.seconds = dict(totals.most_common())
