@@ -76,7 +76,7 @@ def topics_command(
 
 
 def _register() -> None:
-    from caredio.cli import eval_cmd, llm_cmd, memory_cmd, prompts_cmd, run_cmd, tools_cmd
+    from caredio.cli import doctor_cmd, eval_cmd, llm_cmd, memory_cmd, prompts_cmd, run_cmd, tools_cmd
 
     run_cmd.register(cli)
     memory_cmd.register(cli)
@@ -84,6 +84,7 @@ def _register() -> None:
     llm_cmd.register(cli)
     tools_cmd.register(cli)
     eval_cmd.register(cli)
+    doctor_cmd.register(cli)
 
 
 _register()
