@@ -178,11 +178,26 @@ class Scorer:
         contrast_responses: dict[str, str] | None = None,
         exclude_ids: list[str] | set[str] | None = None,
     ) -> SampleScore:
-        """R, D, J, attribution and the critic's diagnosis of one sample.
+        """R, D, J, attribution and the critic's diagnosis of one sample, in named stages.
 
         ``exclude_ids``: knowledge items the agents were shown for this sample; they are left
         out of the evidence, so copying them earns nothing a paraphrase would not.
         """
+        cultures = self._cultures(culture, contrast)
+        work = self._segment(question, response, cultures, contrast_responses)
+        if not work.segments:
+            return _degenerate(culture, cultures, "blank")
+        self._embed(work)
+        self._evidence(work, set(exclude_ids or ()))
+        self._gate(work)
+        representativeness = self._representativeness(work)
+        attribution, distinctiveness = self._distinctiveness(work)
+        return self._diagnosis(work, representativeness, distinctiveness, attribution)
+
+    # -- the stages of a score ---------------------------------------------------------------
+
+    def _cultures(self, culture: str, contrast: list[str]) -> list[str]:
+        """The target first, then its compared cultures; each must have knowledge."""
         matrices = self.memory.matrices()
         cultures = [culture, *[c for c in dict.fromkeys(contrast) if c != culture]]
         for name in cultures:
@@ -191,96 +206,140 @@ class Scorer:
         if len(cultures) < 2:
             raise UserInputError(f"contrast for '{culture}': distinctiveness needs at least one "
                                  "related culture other than the target")
+        return cultures
+
+    def _segment(self, question: str, response: str, cultures: list[str],
+                 contrast_responses: dict[str, str] | None) -> _Pass:
+        """Names out (a name is not knowledge), the answer and the contrast answers split into
+        segments, repeats removed."""
+        matrices = self.memory.matrices()
         named = [*matrices, *cultures]
-        question = neutralize(question or "", named).strip()
-        segments = unique_segments(self._split(neutralize(response or "", named)))
-        if not segments:
-            return _degenerate(culture, cultures, "blank")
         evidence_texts = {
             other: unique_segments(self._split(neutralize(text, named)))
             for other, text in (contrast_responses or {}).items() if other in cultures[1:] and text.strip()
         }
-        texts = ([question] if question else []) + segments + [s for v in evidence_texts.values() for s in v]
-        vectors = self.memory.embedder.embed(texts)  # one batch per sample
-        query = vectors[0] if question else None
+        return _Pass(cultures=cultures, matrices=matrices, question=neutralize(question or "", named).strip(),
+                     segments=unique_segments(self._split(neutralize(response or "", named))),
+                     evidence_texts=evidence_texts)
+
+    def _embed(self, work: _Pass) -> None:
+        """One embedding batch per sample: question, segments, contrast segments; segments
+        whose vectors nearly repeat an earlier one are dropped (they say nothing new)."""
+        question, segments = work.question, work.segments
+        texts = ([question] if question else []) + segments + [s for v in work.evidence_texts.values() for s in v]
+        vectors = self.memory.embedder.embed(texts)
+        work.query = vectors[0] if question else None
         first = 1 if question else 0
         segment_vectors = vectors[first : first + len(segments)]
-        evidence, start = {}, first + len(segments)
-        for other, parts in evidence_texts.items():
-            evidence[other] = vectors[start : start + len(parts)]
+        start = first + len(segments)
+        for other, parts in work.evidence_texts.items():
+            work.evidence[other] = vectors[start : start + len(parts)]
             start += len(parts)
-        keep = distinct_rows(segment_vectors)  # near-repeats say nothing new either
-        segments = [segments[i] for i in keep]
-        segment_vectors = segment_vectors[keep]
-        excluded = set(exclude_ids or ())
-        target = matrices[culture]
+        keep = distinct_rows(segment_vectors)
+        work.segments = [segments[i] for i in keep]
+        work.vectors = segment_vectors[keep]
+
+    def _evidence(self, work: _Pass, excluded: set[str]) -> None:
+        """What may score this sample: each culture's items without the ones shown to the
+        agents (cross-fitting), the question's pool and core per culture, and the segments'
+        similarities to every culture's claims."""
+        cultures, matrices = work.cultures, work.matrices
+        work.excluded = excluded
+        target = work.target = matrices[cultures[0]]
         # The target's rows shown to the agents, found once: the rivals' counterparts, the copy
         # check and the critic's missing core all start from them.
-        shown_rows = np.asarray([i for i, item_id in enumerate(target.ids) if item_id in excluded], dtype=int)
-        held_out = self._held_out(matrices, culture, cultures, excluded, shown_rows)
-        views = {c: _View(matrices[c], held_out[c], self) for c in cultures}
+        work.shown_rows = np.asarray([i for i, item_id in enumerate(target.ids) if item_id in excluded], dtype=int)
+        held_out = self._held_out(matrices, cultures[0], cultures, excluded, work.shown_rows)
+        work.views = {c: _View(matrices[c], held_out[c], self) for c in cultures}
+        work.pools = {c: work.views[c].pool(work.query) for c in cultures}
+        work.cores = {c: pool[: self.settings.core_k] for c, pool in work.pools.items()}
+        work.all_sims, work.claim_sims = self._claim_similarities(work.vectors, cultures, work.query is not None)
 
-        pools = {c: views[c].pool(query) for c in cultures}
-        cores = {c: pool[: self.settings.core_k] for c, pool in pools.items()}
+    def _gate(self, work: _Pass) -> None:
+        """How much each segment bears on the question (``gate``), what the answer states on it
+        (``stated``, copies included) and each segment's relevance."""
+        cultures, views = work.cultures, work.views
         # What bears on the question is judged on all knowledge, shown items included: the gate
         # decides relevance, not credit, and the shown items are the most relevant ones.
-        gate_cores = {c: views[c].pool(query, hidden_too=True)[: self.settings.core_k] for c in cultures}
-        all_sims, claim_sims = self._claim_similarities(segment_vectors, cultures, query is not None)
+        gate_cores = {c: views[c].pool(work.query, hidden_too=True)[: self.settings.core_k] for c in cultures}
         core_vectors = [views[c].matrix.embeddings[idx] for c, idx in gate_cores.items() if idx.size]
-        neighbours = (all_sims, self._stacks().items, self.gate_neighbours) if all_sims is not None else None
-        gate, relevance = segment_weights(segment_vectors, query, core_vectors, self.settings, self._scaled,
-                                          neighbours)
+        neighbours = ((work.all_sims, self._stacks().items, self.gate_neighbours)
+                      if work.all_sims is not None else None)
+        gate, work.relevance = segment_weights(work.vectors, work.query, core_vectors, self.settings,
+                                               self._scaled, neighbours)
         if self.settings.skip_unreadable_script and self.memory.embedder.backend == DEFAULT_BACKEND:
             # MiniLM reads English: "물, 커피, 우유" is noise to it whose script alone points to
             # the one compared culture writing Hangul (D 0.15 -> 0.59 on BLEnD) — a country name
             # in disguise. The multilingual backend reads it and keeps it.
-            readable = np.asarray([latin_share(segment) >= 0.5 for segment in segments])
+            readable = np.asarray([latin_share(segment) >= 0.5 for segment in work.segments])
             gate = np.where(readable, gate, 0.0)
         # What the answer says on the question, copies included: the yardstick for the focus
         # and D's margin below. A copy earns nothing, but it stays the answer's statement, so
         # what is appended far behind it is still judged as padding.
-        stated = gate
-        if shown_rows.size:
+        work.stated = gate
+        work.copied = np.zeros(len(work.segments), dtype=bool)
+        if work.shown_rows.size:
             # Cross-fitting keeps a copied item from scoring against itself; a verbatim copy
             # still echoes the author's wording of its neighbours, so it also counts less.
-            shown = [target.texts[i] for i in shown_rows]
-            gate = np.where(copied_from(segments, shown), gate * self.settings.copy_weight, gate)
-        # Coverage is a maximum over segments, so what the gate lets in far behind the answer's
-        # best segment (a bare answer to another question) could still add to it: R, like D,
-        # hears the segments about as relevant to the question as the best one it states.
-        best_relevance = float(relevance[stated > 0].max()) if (stated > 0).any() else 0.0
-        counted = gate * near(relevance, best_relevance, self.r_margin)
-        recall, focus = coverage_and_focus(segment_vectors, gate, counted, stated, target, pools[culture],
-                                           cores[culture], self.settings, self._scaled)
-        representativeness = recall * focus ** self.settings.r_focus
-        missing = missing_core(segment_vectors, target, query, shown_rows if excluded else None, self.settings,
-                               self._scaled)
-        logits = self._logits(segment_vectors, cultures, views, evidence, claim_sims)
-        unshared, known = rival_and_own_evidence(
-            claim_sims, {c: views[c].mask for c in cultures}, evidence, segment_vectors, cultures, self._scaled,
-            self.rival_overlap_slope, self.settings)
-        flags = [] if cores[culture].size else ["no_relevant_knowledge"]
-        off_topic = [s for s, g in zip(segments, gate, strict=True) if g <= 0.0]
+            shown = [work.target.texts[i] for i in work.shown_rows]
+            work.copied = np.asarray(copied_from(work.segments, shown), dtype=bool)
+            gate = np.where(work.copied, gate * self.settings.copy_weight, gate)
+        work.gate = gate
+        stated = work.stated
+        work.best_relevance = float(work.relevance[stated > 0].max()) if (stated > 0).any() else 0.0
+
+    def _representativeness(self, work: _Pass) -> float:
+        """R = coverage x focus ** r_focus, from the segments about as relevant as the best.
+
+        Coverage is a maximum over segments, so what the gate lets in far behind the answer's
+        best segment (a bare answer to another question) could still add to it: R, like D,
+        hears the segments about as relevant to the question as the best one it states.
+        """
+        culture = work.cultures[0]
+        counted = work.gate * near(work.relevance, work.best_relevance, self.r_margin)
+        recall, work.focus = coverage_and_focus(work.vectors, work.gate, counted, work.stated, work.target,
+                                                work.pools[culture], work.cores[culture], self.settings,
+                                                self._scaled)
+        return recall * work.focus ** self.settings.r_focus
+
+    def _distinctiveness(self, work: _Pass) -> tuple[dict[str, float], float]:
+        """The attribution over the compared cultures and D: the target's probability among
+        the heard segments, times focus ** d_focus, times the share no rival already states."""
+        cultures, gate = work.cultures, work.gate
+        work.logits = self._logits(work.vectors, cultures, work.views, work.evidence, work.claim_sims)
+        work.unshared, known = rival_and_own_evidence(
+            work.claim_sims, {c: work.views[c].mask for c in cultures}, work.evidence, work.vectors, cultures,
+            self._scaled, self.rival_overlap_slope, self.settings)
         if gate.sum() <= 0.0:
-            attribution = dict.fromkeys(cultures, 0.0)
+            return dict.fromkeys(cultures, 0.0), 0.0
+        probs = pool_segments(work.logits, gate)
+        attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
+        # Attribution says whose answer this is; D also asks that it be an answer to the
+        # question, so the culture-typical trivia padded onto it does not buy D: D hears
+        # the segments about as relevant as the answer's most relevant one (a bare place
+        # name or dish padded onto a bare answer passes the gate but is far behind it).
+        heard = gate * near(work.relevance, work.best_relevance, self.d_margin)
+        distinctiveness = (float(pool_segments(work.logits, heard)[0]) * work.focus ** self.settings.d_focus
+                           * float((heard * work.unshared * known).sum() / heard.sum())
+                           if heard.sum() > 0 else 0.0)
+        return attribution, distinctiveness
+
+    def _diagnosis(self, work: _Pass, representativeness: float, distinctiveness: float,
+                   attribution: dict[str, float]) -> SampleScore:
+        """The score, with what the critic is told: generic or shared sentences, the missing
+        core, the off-topic ones, and the flags of a degenerate score."""
+        cultures, gate, culture = work.cultures, work.gate, work.cultures[0]
+        missing = missing_core(work.vectors, work.target, work.query, work.shown_rows if work.excluded else None,
+                               self.settings, self._scaled)
+        flags = [] if work.cores[culture].size else ["no_relevant_knowledge"]
+        off_topic = [s for s, g in zip(work.segments, gate, strict=True) if g <= 0.0]
+        if gate.sum() <= 0.0:
             flags.append("off_topic")
-            distinctiveness = 0.0
-        else:
-            probs = pool_segments(logits, gate)
-            attribution = dict(zip(cultures, (float(p) for p in probs), strict=True))
-            # Attribution says whose answer this is; D also asks that it be an answer to the
-            # question, so the culture-typical trivia padded onto it does not buy D: D hears
-            # the segments about as relevant as the answer's most relevant one (a bare place
-            # name or dish padded onto a bare answer passes the gate but is far behind it).
-            heard = gate * near(relevance, best_relevance, self.d_margin)
-            distinctiveness = (float(pool_segments(logits, heard)[0]) * focus ** self.settings.d_focus
-                               * float((heard * unshared * known).sum() / heard.sum())
-                               if heard.sum() > 0 else 0.0)
-        segment_probs = softmax(logits)[:, 0]
+        segment_probs = softmax(work.logits)[:, 0]
         cutoff = 1.2 / len(cultures)
         # Generic or shared: attributed to the target no more than to a rival, or stated by a
         # rival's knowledge (what D discounts).
-        generic = [s for s, p, g, u in zip(segments, segment_probs, gate, unshared, strict=True)
+        generic = [s for s, p, g, u in zip(work.segments, segment_probs, gate, work.unshared, strict=True)
                    if g > 0 and (p < cutoff or u < 0.5)]
         lam = self.settings.lam
         return SampleScore(
@@ -390,6 +449,37 @@ class Scorer:
                 m = np.maximum(m, self._scaled(vectors @ extra.T).max(axis=1))
             columns.append(m)
         return self.calibration().logits(np.stack(columns, axis=1), cultures)
+
+
+@dataclass
+class _Pass:
+    """One sample's score as it is computed: each stage of :meth:`Scorer.score` reads what the
+    earlier ones left here and adds its own (per segment, rows in segment order)."""
+
+    cultures: list[str]  # the target first
+    matrices: dict[str, CultureMatrix]
+    question: str  # names neutralized
+    segments: list[str]
+    evidence_texts: dict[str, list[str]]  # compared culture -> its contrast answer's segments
+    query: np.ndarray | None = None
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    evidence: dict[str, np.ndarray] = field(default_factory=dict)
+    excluded: set[str] = field(default_factory=set)
+    target: Any = None  # the target's CultureMatrix
+    shown_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    views: dict[str, _View] = field(default_factory=dict)
+    pools: dict[str, np.ndarray] = field(default_factory=dict)
+    cores: dict[str, np.ndarray] = field(default_factory=dict)
+    all_sims: np.ndarray | None = None
+    claim_sims: dict[str, np.ndarray] = field(default_factory=dict)
+    relevance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    gate: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    stated: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    copied: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    best_relevance: float = 0.0
+    focus: float = 1.0
+    logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    unshared: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 class _View:
