@@ -32,6 +32,41 @@ StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode
 Strategy = Literal["loop", "one-shot", "best-of-n"]
 
 
+def _shown_url(url: str) -> str:
+    """A URL as an error message may show it (quoted): never a user, password or query string."""
+    parts = urlsplit(url)
+    if parts.netloc:
+        return repr(urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")))
+    # Without "scheme://" nothing tells a password from a path: show it only when it cannot hold one.
+    return repr(url) if "@" not in url and "?" not in url else "the value (not shown: it may hold credentials)"
+
+
+def check_http_url(url: str | None, example: str) -> str | None:
+    """``url`` when it is an http(s) URL with a host (and a valid port), else ValueError.
+
+    Checked with the settings, before anything starts: httpx would otherwise report
+    "notaurl" only when first called, as an unreachable endpoint (UnsupportedProtocol), after
+    the run directory exists. Empty means unset, as the code that uses these fields reads it.
+    """
+    if not url:
+        return url
+    url = url.strip()
+    parts = urlsplit(url)
+    shown = _shown_url(url)
+    if "://" not in url:
+        raise ValueError(f"{shown} is not a URL: give http:// or https:// and a host, e.g. {example}")
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{shown}: the scheme must be http or https, not {parts.scheme!r} "
+                         f"(e.g. {example})")
+    if not parts.hostname:
+        raise ValueError(f"{shown} has no host (e.g. {example})")
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check: it raises on "x:abc" or "x:99999"
+    except ValueError as exc:
+        raise ValueError(f"{shown}: bad port ({exc})") from None
+    return url
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +78,11 @@ class RoleSettings(_Strict):
     base_url: str | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_base_url(cls, url: str | None) -> str | None:
+        return check_http_url(url, "http://127.0.0.1:8000/v1")
 
 
 class LLMSettings(_Strict):
@@ -93,9 +133,15 @@ class LLMSettings(_Strict):
     local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
 
+    @field_validator("base_url")
+    @classmethod
+    def _http_base_url(cls, url: str | None) -> str | None:
+        return check_http_url(url, "http://127.0.0.1:8000/v1")
+
     @field_validator("health_url")
     @classmethod
     def _no_secrets_in_health_url(cls, url: str | None) -> str | None:
+        url = check_http_url(url, "http://127.0.0.1:8000/health")
         if url and has_secrets(url):
             raise ValueError("must not carry credentials or a query string (it is probed "
                              "without them and written to the run's config)")
@@ -291,6 +337,11 @@ class MemorySettings(_Strict):
         default=True, description="Ask the culture expert for knowledge of cultures memory lacks"
     )
 
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        return check_http_url(url, "http://127.0.0.1:8000")
+
 
 class JudgeSettings(_Strict):
     """The held-out judge (DESIGN.md 2.4): the scorer on knowledge the loop never sees."""
@@ -320,6 +371,13 @@ class TelemetrySettings(_Strict):
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/gRPC collector, e.g. http://localhost:4317; unset = no export")
     service_name: str = Field(default="caredio", description="service.name of the exported spans")
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _http_endpoint(cls, url: str | None) -> str | None:
+        # The gRPC exporter takes "localhost:4317" too, but reads the scheme to choose TLS: without
+        # http:// it speaks TLS to a plain collector and every export fails, logged, mid-run.
+        return check_http_url(url, "http://localhost:4317")
 
 
 class Settings(BaseSettings):
@@ -521,14 +579,50 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise UserInputError(f"{path}: invalid TOML: {exc}") from None
 
 
-def describe_validation_error(exc: ValidationError, origin: str) -> str:
-    """One line naming the offending field, e.g. ``config.toml: llm.tmperature: extra ...``."""
+# The command-line flags of `caredio run` (and of eval and memory, a subset) by the field each
+# sets, so that a bad value is reported under the name the user typed.
+FLAGS = {
+    "cultures": "--cultures", "topics": "--topics", "samples_per_topic": "--samples-per-topic",
+    "loop.max_rounds": "--max-rounds", "out": "--out", "run_id": "--run-id",
+    "memory.path": "--memory", "memory.url": "--memory-url", "contrast": "--contrast",
+    "llm.base_url": "--base-url", "llm.model": "--model", "llm.gguf": "--gguf",
+    "llm.seed": "--seed", "concurrency": "--concurrency", "prompts_dir": "--prompts",
+    "strategy": "--strategy", "best_of_n": "--best-of-n", "judge.split": "--judge-split",
+    "executor": "--executor", "ray_address": "--ray-address", "ray_workers": "--ray-workers",
+    "checkpoint_url": "--checkpoint-url", "telemetry.otlp_endpoint": "--otlp-endpoint",
+}
+
+
+def _flag_of(loc: tuple[Any, ...], flags: dict[str, Any]) -> str | None:
+    """The flag that gave the field at ``loc`` (or the list holding it) its value, if one did."""
+    for end in range(len(loc), 0, -1):
+        flag = FLAGS.get(".".join(map(str, loc[:end])))
+        value: Any = flags
+        for part in loc[:end]:
+            value = value.get(part) if isinstance(value, dict) else None
+        if flag and value is not None and not isinstance(value, dict):
+            return flag
+    return None
+
+
+def describe_validation_error(exc: ValidationError, origin: str,
+                              flags: dict[str, Any] | None = None) -> str:
+    """One line naming the offending field, e.g. ``config.toml: llm.tmperature: extra ...``.
+
+    When ``flags`` (the command line's values, nested as the settings) set that field, the
+    flag is named instead of ``origin``: ``--base-url: llm.base_url: ...``.
+    """
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"]) or "(root)"
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown key"
+    elif first["type"] == "value_error":
+        message = message.removeprefix("Value error, ")  # pydantic's wrapping of our own reasons
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    flag = _flag_of(tuple(first["loc"]), flags or {})
+    if flag:
+        return f"{flag}: {field}: {message}{more}"
     return f"{origin}: {field}: {message}{more}"
 
 
@@ -552,7 +646,7 @@ def load_settings(config_file: str | Path | None = None, **flags: Any) -> Settin
     try:
         return Settings(**merged)
     except ValidationError as exc:
-        raise UserInputError(describe_validation_error(exc, origin)) from None
+        raise UserInputError(describe_validation_error(exc, origin, flag_values)) from None
 
 
 def _drop_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,11 @@ def resumed_settings(run_dir: Path, **overrides: Any) -> Settings:
             snapshot[key] = overrides[key]
     if overrides.get("executor") == "local":
         snapshot["ray_address"] = None
+    # What the resumer passed (flags), nested as the settings, so an error names the flag.
+    flags: dict[str, Any] = {key: value for key, value in overrides.items() if value}
+    if "base_url" in flags:
+        flags["llm"] = {"base_url": flags.pop("base_url")}
     try:
         return Settings(**snapshot)
     except ValidationError as exc:
-        raise UserInputError(describe_validation_error(exc, str(config_path))) from None
+        raise UserInputError(describe_validation_error(exc, str(config_path), flags)) from None

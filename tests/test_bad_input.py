@@ -89,6 +89,53 @@ def test_bad_flags(cli: Any, stub: Any, tmp_path: Path, flags: tuple[str, ...],
     _nothing_written(tmp_path / "runs")
 
 
+@pytest.mark.parametrize(("flags", "toml", "needles"), [
+    (("--base-url", "notaurl"), "", ("--base-url", "llm.base_url", "'notaurl' is not a URL")),
+    (("--base-url", "localhost:8000/v1"), "", ("--base-url", "is not a URL")),
+    (("--base-url", "ftp://example.org/v1"), "", ("--base-url", "scheme must be http or https")),
+    (("--base-url", "http:///v1"), "", ("--base-url", "no host")),
+    (("--base-url", "http://example.org:port/v1"), "", ("--base-url", "bad port")),
+    (("--memory-url", "chroma:8000"), "", ("--memory-url", "memory.url", "is not a URL")),
+    (("--otlp-endpoint", "localhost:4317"), "", ("--otlp-endpoint", "telemetry.otlp_endpoint")),
+    ((), '[llm.roles.refiner]\nbase_url = "refiner-host:8000"\n',
+     ("bad.toml", "llm.roles.refiner.base_url", "is not a URL")),
+    ((), '[llm]\nhealth_url = "/health"\n', ("bad.toml", "llm.health_url", "is not a URL")),
+    ((), '[memory]\nurl = "ws://chroma:8000"\n', ("bad.toml", "memory.url", "not 'ws'")),
+])
+def test_an_endpoint_that_is_not_an_http_url_is_bad_input(
+        cli: Any, stub: Any, tmp_path: Path, flags: tuple[str, ...], toml: str,
+        needles: tuple[str, ...]) -> None:
+    """Refused with the settings, before the endpoint is called or the run directory exists
+    (it used to exit 1 as "cannot reach the LLM endpoint notaurl (UnsupportedProtocol)")."""
+    asked = len(stub.requests)
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    # A repeated flag takes its last value: these replace the stub's --base-url.
+    code, _, err = cli(*_run_args(stub, tmp_path / "runs", "--config", str(config), *flags))
+    _one_line_error(code, err, *needles)
+    _nothing_written(tmp_path / "runs")
+    assert len(stub.requests) == asked
+
+
+def test_a_bad_endpoint_url_from_the_environment_is_bad_input(
+        cli: Any, stub: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CAREDIO_LLM__BASE_URL", "notaurl")
+    args = _run_args(stub, tmp_path / "runs")
+    del args[args.index("--base-url"):args.index("--base-url") + 2]
+    code, _, err = cli(*args)
+    _one_line_error(code, err, "environment", "llm.base_url", "'notaurl' is not a URL")
+    _nothing_written(tmp_path / "runs")
+
+
+def test_a_bad_endpoint_url_is_reported_without_its_credentials(cli: Any, stub: Any,
+                                                                 tmp_path: Path) -> None:
+    for url in ("alice:s3cret-pw@example.org/v1", "ftp://alice:s3cret-pw@example.org/v1?key=k3y-123"):
+        code, _, err = cli(*_run_args(stub, tmp_path / "runs", "--base-url", url))
+        _one_line_error(code, err, "--base-url")
+        assert "s3cret-pw" not in err and "k3y-123" not in err, err
+    _nothing_written(tmp_path / "runs")
+
+
 def test_unknown_culture_without_elicitation(cli: Any, stub: Any, tmp_path: Path) -> None:
     config = tmp_path / "job.toml"
     config.write_text("[memory]\nelicit_missing = false\n")
