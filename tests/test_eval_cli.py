@@ -234,6 +234,21 @@ def test_a_file_that_is_not_blend_shaped_is_refused(cli: Any, files: list[str], 
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("name", ["nonexistent.json", "Narnia_data.json"])
+def test_a_file_that_does_not_exist_is_reported_as_not_found(cli: Any, files: list[str], tmp_path: Path,
+                                                             name: str) -> None:
+    """Not "cannot tell the country from the file name": the file is not there at all."""
+    missing = tmp_path / name
+    code, _, err = cli("eval", *files, str(missing), "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path / "o"))
+    _one_line_error(code, err, f"{missing}: file not found")
+    assert not (tmp_path / "o").exists()
+    folder = tmp_path / "Omega_data.json"
+    folder.mkdir()
+    code, _, err = cli("eval", *files, str(folder), "--base-url", "http://127.0.0.1:9/v1", "--out", str(tmp_path / "o"))
+    _one_line_error(code, err, f"{folder}: is a directory")
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (["--countries", "Narnia"], "--countries: unknown country 'Narnia'"),
     (["--countries", "Alpah"], "did you mean 'Alpha'?"),

@@ -80,6 +80,11 @@ def read_files(paths: list[Path]) -> list[CountryFile]:
     """Every file read and checked whole before anything else happens; one country per file."""
     files: list[CountryFile] = []
     for path in paths:
+        # Before the name: "nonexistent.json" is missing, whatever its name would say.
+        if not path.exists():
+            raise UserInputError(f"{path}: file not found")
+        if path.is_dir():
+            raise UserInputError(f"{path}: is a directory, not a BLEnD {{Country}}_data.json file")
         country = country_of(path)
         if any(f.country == country for f in files):
             other = next(f.path for f in files if f.country == country)
