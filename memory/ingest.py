@@ -80,16 +80,63 @@ def read_jsonl(path: str | Path, culture: str | None = None, source: str = "user
     return items
 
 
+def _quote_opened(lines: list[str], start: int) -> int:
+    """The line (1-based) where the quoted field still open at the end of ``lines`` opened,
+    reading from line ``start`` (where a record begins), as the csv module's default dialect
+    quotes: a field that starts with '"' runs to the next '"' not doubled."""
+    opened, quoted, field_start = start, False, True
+    for number in range(start, len(lines) + 1):
+        line, index = lines[number - 1], 0
+        while index < len(line):
+            char = line[index]
+            if quoted:
+                if char == '"' and line[index + 1 : index + 2] == '"':
+                    index += 1  # an escaped quote inside the field
+                elif char == '"':
+                    quoted, field_start = False, False
+            elif char == '"' and field_start:
+                quoted, opened = True, number
+            else:
+                field_start = char in ",\r\n"
+            index += 1
+    return opened
+
+
 def read_csv(path: str | Path, culture: str | None = None, source: str = "user") -> list[KnowledgeItem]:
-    """CSV with a header row naming at least ``text`` (and ``culture`` unless --culture)."""
+    """CSV with a header row naming at least ``text`` (and ``culture`` unless --culture).
+
+    Read strictly: a quote left open would otherwise make the rest of the file one field of
+    one item, ingested as a success.
+    """
     path = Path(path)
     lines = [line for _, line in _lines(path)]
-    reader = csv.DictReader(lines)
-    if not reader.fieldnames or "text" not in reader.fieldnames:
-        raise UserInputError(f"{path}:1: the header needs a 'text' column")
+    consumed = 0  # lines the reader has taken so far: where the next record begins
+
+    def counted() -> Iterator[str]:
+        nonlocal consumed
+        for line in lines:
+            consumed += 1
+            yield line
+
+    reader = csv.DictReader(counted(), strict=True)
     items = []
-    for record in reader:
-        items.append(_item(dict(record), f"{path}:{reader.line_num}", culture, source))
+    record_start = 1
+    try:
+        if not reader.fieldnames or "text" not in reader.fieldnames:
+            raise UserInputError(f"{path}:1: the header needs a 'text' column")
+        record_start = consumed + 1
+        for record in reader:
+            items.append(_item(dict(record), f"{path}:{reader.line_num}", culture, source))
+            record_start = consumed + 1
+    except csv.Error as exc:
+        while record_start < len(lines) and not lines[record_start - 1].strip():
+            record_start += 1  # blank lines between records belong to none
+        if consumed >= len(lines) and "unexpected end of data" in str(exc):
+            raise UserInputError(f"{path}: line {_quote_opened(lines, record_start)}: unterminated "
+                                 "quote (the field runs to the end of the file)") from None
+        where = (f" (the record begins on line {record_start}: is a quote left open there?)"
+                 if record_start < consumed else "")
+        raise UserInputError(f"{path}: line {consumed}: malformed CSV: {exc}{where}") from None
     if not items:
         raise UserInputError(f"{path}: no knowledge items in the file")
     return items

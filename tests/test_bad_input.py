@@ -179,6 +179,15 @@ def _stats(cli: Any, memory: Path) -> Any:
      ("broken.jsonl", "2")),
     ("latin1.jsonl", '{"culture": "France", "text": "Caf\xe9 au lait."}\n'.encode("latin-1"),
      ("latin1.jsonl",)),
+    # A quote left open made the rest of the file one item, reported as a success.
+    ("open_quote.csv", b'culture,text\nJapan,Tea is served first.\nJapan,"Shoes come off\n'
+                       b'Korea,Kimchi is shared.\nKorea,People bow.\n',
+     ("open_quote.csv: line 3: unterminated quote",)),
+    ("open_header.csv", b'"culture,text\nJapan,Tea is served first.\n',
+     ("open_header.csv: line 1: unterminated quote",)),
+    ("closed_later.csv", b'culture,text\nJapan,"Shoes come off\nKorea,Kimchi is shared.\n'
+                         b'Korea,"People bow",often\n',
+     ("closed_later.csv: line 4: malformed CSV", "begins on line 2")),
 ])
 def test_bad_knowledge_file(cli: Any, tmp_path: Path, name: str, content: bytes,
                             needles: tuple[str, ...]) -> None:
@@ -192,6 +201,15 @@ def test_bad_knowledge_file(cli: Any, tmp_path: Path, name: str, content: bytes,
     code, _, err = cli("memory", "ingest", str(path), "--memory", str(memory))
     _one_line_error(code, err, *needles)
     assert _stats(cli, memory) == before  # nothing of the bad file went in
+
+
+def test_a_quoted_csv_field_may_span_lines(cli: Any, tmp_path: Path) -> None:
+    """Strict reading refuses an open quote, not the quoting CSV allows."""
+    path = tmp_path / "quoted.csv"
+    path.write_text('culture,text\nJapan,"Shoes come off\nat the door."\nJapan,"Tea is ""always"" first."\n')
+    code, out, err = cli("memory", "ingest", str(path), "--memory", str(tmp_path / "memory"))
+    assert code == 0, err
+    assert "2 items read" in out
 
 
 def test_unreadable_knowledge_file(cli: Any, tmp_path: Path) -> None:
