@@ -23,7 +23,7 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> 
     about input handling, and it loads and embeds the starter pack in no time.
     """
     import caredio.memory.embeddings as embeddings
-    monkeypatch.setitem(embeddings._shared, embeddings.DEFAULT_BACKEND, HashEmbedder())
+    monkeypatch.setitem(embeddings._shared, embeddings.shared_key("minilm"), HashEmbedder())
 
     return in_process_cli(monkeypatch, capsys)
 
@@ -288,8 +288,8 @@ def test_a_memory_directory_in_use_by_another_process_is_refused(cli: Any, tmp_p
     # Free again once the holder is gone; memories of one process share the directory.
     import caredio.memory.embeddings as embeddings
 
-    first = CulturalMemory.open(embeddings.default_embedder(), path=memory_dir)
-    second = CulturalMemory.open(embeddings.default_embedder(), path=memory_dir)
+    first = CulturalMemory.open(embeddings.embedder_for("minilm"), path=memory_dir)
+    second = CulturalMemory.open(embeddings.embedder_for("minilm"), path=memory_dir)
     assert first.count() == second.count()
     first.close()
     second.close()
