@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
-from caredio.memory.store import KnowledgeItem
+from caredio.memory.store import CLAIM_SEPARATOR, KnowledgeItem, stable_id
 
 CULTURE_ALIASES = {
     "us": "United States", "usa": "United States", "united states of america": "United States",
@@ -27,6 +28,57 @@ def canonical_culture(name: str) -> str:
     """One spelling per culture, so 'US', 'USA' and 'United States' share their knowledge."""
     cleaned = " ".join(name.replace("_", " ").split())
     return CULTURE_ALIASES.get(cleaned.lower(), CULTURE_ALIASES.get(name.lower(), cleaned))
+
+
+# The split of "question? answer" knowledge (see ``question_answer``): words a question opens
+# with, and the prepositions that may come before a wh-word ("At what age ...", "In which ...").
+_WH = frozenset({"what", "which", "who", "whom", "whose", "when", "where", "why", "how"})
+_ASKING = _WH | {"is", "are", "was", "were", "do", "does", "did", "can", "could", "should", "would",
+                 "will", "has", "have"}
+_LEADING = frozenset({"in", "at", "on", "from", "for", "during", "to", "with", "by", "among",
+                      "after", "before", "except"})
+# The question up to its only "?" (plus a parenthesized instruction after it, as BLEnD's
+# "(Provide Arabic numerals (e.g., 12) only.)"), whitespace, then an answer without a "?".
+_QUESTION_ANSWER = re.compile(r"^(?P<question>[^?]+\?(?:\s+\([^?]*\))?)\s+(?P<answer>[^?]+)$")
+
+
+def _opens_a_question(words: list[str]) -> bool:
+    """A question word first, or a preposition and then a wh-word ("At what age ...")."""
+    lowered = [word.lower() for word in words[:2]]
+    return bool(lowered) and (lowered[0] in _ASKING or (
+        lowered[0] in _LEADING and len(lowered) > 1 and lowered[1] in _WH))
+
+
+def _asks(question: str) -> bool:
+    if _opens_a_question(question.split()):
+        return True
+    # "In your country, what ...", "On average, how ...": a short opening phrase, then the question
+    opening, comma, rest = question.partition(",")
+    return bool(comma) and len(opening.split()) <= 8 and _opens_a_question(rest.split())
+
+
+def question_answer(text: str) -> str | None:
+    """``text`` written "context — claim" when it is clearly a question and its answer, else None.
+
+    "What is the most popular fruit in your country? mango" is embedded as a whole that the
+    question dominates, so a response saying "mango" is far from it and attribution falls
+    towards chance; as "... country? — mango" the store keeps the answer as the item's claim,
+    matched on its own (``claim_of`` in memory/store.py), as the BLEnD importer's items are.
+    Conservative: one "?" only, no sentence before it ("Tea matters. Why? ..." stays), the
+    question opens like one (a question word, or a preposition or short phrase and then one),
+    a space after the "?" (so a quoted "'How are you?' is ..." stays) and a non-empty answer.
+    """
+    if CLAIM_SEPARATOR in text:
+        return None  # already context — claim
+    match = _QUESTION_ANSWER.match(text)
+    if match is None:
+        return None
+    question, answer = match["question"].strip(), match["answer"].strip().lstrip("-–—:").strip()
+    asked = question[: question.index("?")]
+    # A sentence before the question ends in ". "; "(e.g. Monday)" does not count as one.
+    if not answer or re.search(r"[.!]\s", re.sub(r"\([^)]*\)", "", asked)) or not _asks(asked):
+        return None
+    return f"{question}{CLAIM_SEPARATOR}{answer}"
 
 
 def _item(record: dict[str, Any], where: str, culture: str | None, source: str) -> KnowledgeItem:
@@ -45,10 +97,15 @@ def _item(record: dict[str, Any], where: str, culture: str | None, source: str) 
         raise UserInputError(f"{where}: field 'weight' is not a number: {weight_value!r}") from None
     if not 0.0 < weight <= 1.0:
         raise UserInputError(f"{where}: field 'weight' must be in (0, 1], got {weight}")
-    topic = record.get("topic") or "general"
+    topic = str(record.get("topic") or "general")
+    text = " ".join(text.split())
+    split = question_answer(text) if source != "starter" else None
+    # The id stays that of the text as written: re-ingesting a file adds nothing twice, also
+    # into a memory made before such text was split.
+    item_id = str(record.get("id") or "") or stable_id(canonical_culture(name), topic, text)
     return KnowledgeItem(
-        culture=canonical_culture(name), text=" ".join(text.split()), topic=str(topic),
-        weight=weight, source=str(record.get("source") or source), id=str(record.get("id") or ""),
+        culture=canonical_culture(name), text=split or text, topic=topic,
+        weight=weight, source=str(record.get("source") or source), id=item_id,
     )
 
 

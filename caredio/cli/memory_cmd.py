@@ -54,6 +54,7 @@ def ingest_command(
 
     from caredio.cli.consoles import err_console
     from caredio.memory.ingest import read_knowledge
+    from caredio.memory.store import claim_of
 
     # Every file is read and validated before anything is written.
     batches = [(file, read_knowledge(file, fmt, culture)) for file in files]
@@ -65,8 +66,16 @@ def ingest_command(
         seconds = time.monotonic() - started
         cultures = sorted({item.culture for item in items})
         rate = f" ({added / seconds:.0f} items/s)" if added and seconds > 0 else ""
+        claimed = sum(1 for item in items if claim_of(item.text))
+        split = f"; {claimed} as 'question — answer'" if claimed else ""
         print(f"{file}: {len(items)} items read, {added} new, {len(items) - added} already present; "
-              f"cultures: {', '.join(cultures)}{rate}")
+              f"cultures: {', '.join(cultures)}{split}{rate}")
+        # A question kept whole is matched by its question, not its answer (docs/scorers.md).
+        asking = sum(1 for item in items if "?" in item.text and not claim_of(item.text))
+        if asking:
+            err_console.print(f"note: {file}: {asking} item(s) hold a '?' but were not read as "
+                              "'question — answer'; if they are, write them so (docs/scorers.md, "
+                              "\"How knowledge should be written\")", markup=False, soft_wrap=True)
 
 
 @memory_app.command("stats")
