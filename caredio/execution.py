@@ -26,6 +26,7 @@ from caredio.errors import EndpointDown
 from caredio.graph.local import LocalExecutor
 from caredio.graph.run import SampleExecutor, build_run_graph
 from caredio.graph.sample import Toolkit
+from caredio.graph.state import SampleSpec
 from caredio.job import Job, ensure_plan
 from caredio.questions import QuestionBook
 from caredio.records import TRAJECTORIES, RunRecorder, read_jsonl, templates_hash
@@ -93,11 +94,11 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
 
                 async with open_executor(job, run_dir, recorder, sink, events, agents,
                                          questions, (base_url, model)) as executor:
-                    graph = build_run_graph(executor, lambda: plan, select, events,
+                    graph = build_run_graph(InFlight(executor, samples_in_flight(settings)),
+                                            lambda: plan, select, events,
                                             settings.loop.max_rounds)
                     final = await graph.ainvoke(
-                        {}, {"max_concurrency": samples_in_flight(settings),
-                             "callbacks": callbacks, "run_name": f"caredio_run:{run_id}"})
+                        {}, {"callbacks": callbacks, "run_name": f"caredio_run:{run_id}"})
         summary = final["summary"]
         failures = [r for r in final["results"] if r["status"] == "failed"]
         summary["failures"] = [{k: r[k] for k in ("sample_id", "culture", "error")}
@@ -128,6 +129,27 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
             **summary,
         )
     return record
+
+
+class InFlight:
+    """The run's executor, with at most ``limit`` samples in its hands at once.
+
+    The run graph's limit, held here rather than by LangGraph's ``max_concurrency``: that one
+    wraps each waiting sample's coroutine in another that waits for a slot, and when a sample
+    stops the run (a lost service, a full disk) the waiting ones are cancelled before their
+    coroutine ever ran, which Python reports as "RuntimeWarning: coroutine 'arun_with_retry'
+    was never awaited" on standard error. Here every sample's node is running when it waits,
+    so a cancel simply ends it. (A tracer's ``optimize_sample`` span so includes the wait for
+    a slot; the sample's own graph, ``optimize_sample:<id>``, starts once it has one.)
+    """
+
+    def __init__(self, executor: SampleExecutor, limit: int) -> None:
+        self.executor = executor
+        self.slots = asyncio.Semaphore(limit)
+
+    async def optimize(self, spec: SampleSpec, callbacks: Any = None) -> dict[str, Any]:
+        async with self.slots:
+            return await self.executor.optimize(spec, callbacks)
 
 
 @contextlib.asynccontextmanager
