@@ -17,6 +17,11 @@ Three kinds, handled differently:
 * ``EmbeddedServerCrashed`` — an ``EndpointDown``: the embedded llama.cpp server died of a
   signal (SIGSEGV, SIGILL). That is the native build, not the endpoint: the one-line message
   names the signal and the command that rebuilds it (caredio/native_build.py).
+* ``ServiceLost`` — a shared service the run was using (the Chroma server of ``--memory-url``)
+  stopped answering part-way. Every later step would meet it too: the run stops at once.
+* ``RunStopped`` — a run stopped part-way by the above: one line naming the cause,
+  what is kept on disk and the ``caredio resume`` command; run.json says "interrupted".
+  Exit code 1 (not bad input), like every error that is not ``UserInputError``.
 
 Anything else is a bug in CAReDiO and is raised as it is.
 """
@@ -54,3 +59,12 @@ class EndpointDown(EndpointError):
 
 class EmbeddedServerCrashed(EndpointDown):
     """The embedded llama.cpp server was killed by a signal: its build cannot run here."""
+
+
+class ServiceLost(CaredioError):
+    """A shared service stopped answering mid-run (unlike ServiceUnreachable, not at start-up)."""
+
+
+class RunStopped(CaredioError):
+    """A run stopped part-way by a lost service; its finished samples are on disk and
+    ``caredio resume`` continues it."""

@@ -22,14 +22,14 @@ from caredio.checkpoints import open_checkpointer
 from caredio.config import ROLES, public_url
 from caredio.elicitation import elicit_missing
 from caredio.endpoint import endpoint
-from caredio.errors import EndpointDown
+from caredio.errors import EndpointDown, RunStopped, ServiceLost
 from caredio.graph.local import LocalExecutor
 from caredio.graph.run import SampleExecutor, build_run_graph
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
 from caredio.job import Job, ensure_plan
 from caredio.questions import QuestionBook
-from caredio.records import TRAJECTORIES, RunRecorder, read_jsonl, templates_hash
+from caredio.records import DATASET, PLAN, TRAJECTORIES, RunRecorder, read_jsonl, templates_hash
 from caredio.signals import terminate_as_interrupt
 from caredio.telemetry import SpanSink, otlp_provider
 from caredio.threads import configure_threads
@@ -47,7 +47,9 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
 
     Each sample's failure is recorded (run.json ``failures``, its trace line) and the run
     goes on; the status is "failed" only past ``max_failed_share``. An endpoint that is down
-    for good stops the run at once (EndpointError, with the resume command).
+    for good stops the run at once (EndpointError, with the resume command). So does a Chroma
+    server that stops answering: RunStopped, one line naming it with the resume command, and
+    run.json says "interrupted".
 
     ``callbacks`` (LangChain callback handlers: tracers such as LangSmith or Langfuse) follow
     the run into every sample graph and agent call (local executor); ``tracer_provider``
@@ -71,6 +73,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                                         settings.telemetry.service_name)
     spans = SpanSink(tracer_provider, run_id) if tracer_provider is not None else None
     events = guarded(on_event)
+    stopped: str | None = None  # why the run stopped part-way (a lost service)
+    cause: BaseException | None = None
     try:
         with terminate_as_interrupt():
             async with endpoint(settings) as (base_url, model, liveness):
@@ -117,8 +121,12 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
         raise EndpointDown(f"{exc}; the run stopped with {done} samples finished; continue it "
                            f"with `caredio resume {run_dir}`") from None
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"
-        raise
+        stopped = stopped_by(exc)
+        if stopped is None:  # a bug: raised as it is
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        # Cut off from outside, like Ctrl-C: nothing is wrong with the samples, resume goes on.
+        status, error, cause = "interrupted", stopped, exc
     finally:
         if spans is not None:
             spans.close(status)
@@ -128,7 +136,26 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
             tokens={role: dict(recorder.tokens[role]) for role in ROLES}, retries=recorder.retries,
             **summary,
         )
+    if stopped is not None:
+        raise RunStopped(stop_message(stopped, run_dir)) from cause
     return record
+
+
+def stopped_by(exc: BaseException) -> str | None:
+    """Why the run stopped part-way, in words naming the service, when the cause is outside
+    the run and every later step would meet it too; None for anything else."""
+    if isinstance(exc, ServiceLost):
+        return str(exc)
+    return None
+
+
+def stop_message(reason: str, run_dir: Path) -> str:
+    """One line: what stopped the run, what is kept, what to do, and the resume command."""
+    done = len(read_jsonl(run_dir / DATASET))
+    planned = len(read_jsonl(run_dir / PLAN))
+    kept = f"{done} of {planned}" if planned else f"{done}"
+    return (f"{reason}; the run stopped with {kept} samples finished, on disk in {run_dir}; "
+            f"once the server answers again, continue it with `caredio resume {run_dir}`")
 
 
 class InFlight:

@@ -9,6 +9,7 @@ silently mixing two vector spaces.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import threading
@@ -23,7 +24,7 @@ import numpy as np
 
 from caredio.config import public_url
 from caredio.conversation import sample_text
-from caredio.errors import ServiceUnreachable, UserInputError
+from caredio.errors import ServiceLost, ServiceUnreachable, UserInputError
 from caredio.memory.dirlock import MemoryDirLock
 from caredio.memory.embeddings import Embedder
 from caredio.memory.query_cache import QueryCache
@@ -176,11 +177,44 @@ def _server_settings(url: str, settings: Any) -> Any:
     return settings
 
 
+class ServerCalls:
+    """A Chroma server's client or collection whose calls name the server when it stops
+    answering (ServiceLost) instead of raising httpx's bare "ConnectError: Connection refused".
+
+    Every Chroma call of a memory goes through its client or its three collections, so this is
+    the one place that knows which service a lost connection belonged to.
+    """
+
+    def __init__(self, target: Any, label: str) -> None:
+        import httpx  # what Chroma's HTTP client raises when no answer comes
+
+        self._target = target
+        self._label = label
+        self._lost = httpx.TransportError
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return value(*args, **kwargs)
+            except self._lost as exc:  # refused, dropped, timed out: no answer at all
+                raise ServiceLost(f"the Chroma server at {self._label} (--memory-url) stopped "
+                                  f"answering ({type(exc).__name__}: {exc})") from exc
+
+        return call
+
+
 class CulturalMemory:
     """Knowledge and accepted samples, with embeddings from one backend."""
 
-    def __init__(self, client: Any, embedder: Embedder, label: str = "memory") -> None:
-        self.client = client
+    def __init__(self, client: Any, embedder: Embedder, label: str = "memory",
+                 server: bool = False) -> None:
+        self.server = server  # a Chroma server (--memory-url): its calls are ServerCalls
+        self.client = ServerCalls(client, label) if server else client
         self.embedder = embedder
         self.label = label
         self._lock = threading.Lock()
@@ -198,7 +232,7 @@ class CulturalMemory:
         label = public_url(url) if url else (str(path) if path else "ephemeral memory")
         lock = MemoryDirLock.acquire(path) if path and not url else None
         try:
-            memory = cls(make_client(path=path, url=url), embedder, label=label)
+            memory = cls(make_client(path=path, url=url), embedder, label=label, server=bool(url))
         except BaseException:
             if lock is not None:
                 lock.release()
@@ -217,6 +251,8 @@ class CulturalMemory:
                   "hnsw:space": "cosine"}
         collection = self.client.get_or_create_collection(name=name, embedding_function=None,
                                                           metadata=wanted)
+        if self.server:
+            collection = ServerCalls(collection, self.label)
         found = collection.metadata or {}
         if found.get("embedding_backend") != self.embedder.backend:
             raise UserInputError(

@@ -4,7 +4,8 @@
   no test can reach a hosted model (or any download) by accident.
 * ``embedder``: the real offline MiniLM embedder, loaded once per session.
 * ``fake_embedder``: the FAKE hash embedder, for tests about orchestration only.
-* ``chroma_server``: a real Chroma server (the installed ``chroma`` command) on loopback.
+* ``chroma_server``: a real Chroma server (the installed ``chroma`` command) on loopback;
+  ``killable_chroma_server``: the same, for a test that kills it and starts it again.
 * ``postgres_url``: a real Postgres server (tests/support/services.py) on loopback.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
   llama.cpp server, then resumed (nothing left to do), once per session; the tool tests read it.
@@ -18,12 +19,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import shutil
 import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -148,40 +145,16 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
             "memory": root / "memory", "settings": settings}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Any:
     """A real Chroma server (the `chroma` CLI of the installed package) on loopback."""
-    # chromadb is a core dependency, so its command is always installed: beside this Python
-    # (a venv used without activating it) or on PATH. Missing is a broken install, not a skip.
-    beside = Path(sys.executable).parent / "chroma"
-    binary = str(beside) if beside.exists() else shutil.which("chroma")
-    if binary is None:
-        pytest.fail("the chromadb package's `chroma` command is not installed")
-    port = _free_port()
-    proc = subprocess.Popen([binary, "run", "--path", str(tmp_path / "server"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"})
-    url = f"http://127.0.0.1:{port}"
+    from tests.support.services import ChromaServer
+
+    server = ChromaServer(tmp_path / "server").start()
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("the Chroma server did not come up")
-                time.sleep(0.3)
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -210,3 +183,16 @@ def in_process_cli(
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def killable_chroma_server(tmp_path: Path) -> Any:
+    """The real Chroma server of ``chroma_server`` as a ChromaServer (tests/support/services.py)
+    the test may kill mid-run and start again on the same port and data."""
+    from tests.support.services import ChromaServer
+
+    server = ChromaServer(tmp_path / "server").start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -5,8 +5,9 @@
   root, since Postgres refuses to run as root), trust authentication on 127.0.0.1 only.
 * Ray: a local head (``ray start --head``) whose worker processes run the sample workers, so a
   test can kill one worker process and watch the run go on.
+* Chroma: the installed ``chroma`` command, a server a test may kill and start again.
 
-Neither is a fake: the code under test talks to them as it would in production.
+None is a fake: the code under test talks to them as it would in production.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
@@ -155,3 +157,48 @@ def _stop_session(proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     proc.wait(timeout=30)
+
+
+class ChromaServer:
+    """A real Chroma server (the `chroma` command of the installed package) on loopback, which
+    a test may kill (SIGKILL, as a crash would) and start again on the same port and data."""
+
+    def __init__(self, path: Path) -> None:
+        # chromadb is a core dependency, so its command is always installed: beside this Python
+        # (a venv used without activating it) or on PATH. Missing is a broken install, not a skip.
+        beside = Path(sys.executable).parent / "chroma"
+        binary = str(beside) if beside.exists() else shutil.which("chroma")
+        if binary is None:
+            pytest.fail("the chromadb package's `chroma` command is not installed")
+        self.command = [binary, "run", "--path", str(path), "--host", "127.0.0.1",
+                        "--port", str(free_port())]
+        self.url = f"http://127.0.0.1:{self.command[-1]}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ChromaServer:
+        self.proc = subprocess.Popen(self.command, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL,
+                                     env={"ANONYMIZED_TELEMETRY": "False", "PATH": "/usr/bin:/bin"})
+
+        def answers() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                pytest.fail("the Chroma server did not come up")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/v2/heartbeat", timeout=2):
+                    return True
+            except OSError:
+                return False
+
+        wait_until(answers, "the Chroma server", limit=60)
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
