@@ -19,7 +19,9 @@ Three kinds, handled differently:
   names the signal and the command that rebuilds it (caredio/native_build.py).
 * ``ServiceLost`` — a shared service the run was using (the Chroma server of ``--memory-url``)
   stopped answering part-way. Every later step would meet it too: the run stops at once.
-* ``RunStopped`` — a run stopped part-way by the above: one line naming the cause,
+* ``WriteFailed`` — a file could not be written (the disk is full, over quota, read-only);
+  the message names the file. Also an ``OSError``, so code that handled the OSError still does.
+* ``RunStopped`` — a run stopped part-way by one of the two above: one line naming the cause,
   what is kept on disk and the ``caredio resume`` command; run.json says "interrupted".
   Exit code 1 (not bad input), like every error that is not ``UserInputError``.
 
@@ -65,6 +67,15 @@ class ServiceLost(CaredioError):
     """A shared service stopped answering mid-run (unlike ServiceUnreachable, not at start-up)."""
 
 
+class WriteFailed(CaredioError, OSError):
+    """A file could not be written. Built like an OSError (errno, strerror, the file's path);
+    its message names the path in words: "no space left on device writing runs/r/trace.jsonl"."""
+
+    def __str__(self) -> str:
+        reason = self.strerror or "cannot write"
+        return f"{reason[:1].lower()}{reason[1:]} writing {self.filename}"
+
+
 class RunStopped(CaredioError):
-    """A run stopped part-way by a lost service; its finished samples are on disk and
-    ``caredio resume`` continues it."""
+    """A run stopped part-way by a lost service or a failed write; its finished samples are on
+    disk and ``caredio resume`` continues it."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,17 +21,25 @@ from caredio.acceptance import accept_into_memory
 from caredio.agent_factory import Agents, build_agents, requests_at_once, samples_in_flight
 from caredio.agents.base import TurnContext
 from caredio.checkpoints import open_checkpointer
-from caredio.config import ROLES, public_url
+from caredio.config import ROLES, Settings, public_url
 from caredio.elicitation import elicit_missing
 from caredio.endpoint import endpoint
-from caredio.errors import EndpointDown, RunStopped, ServiceLost
+from caredio.errors import EndpointDown, RunStopped, ServiceLost, WriteFailed
 from caredio.graph.local import LocalExecutor
 from caredio.graph.run import SampleExecutor, build_run_graph
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
 from caredio.job import Job, ensure_plan
 from caredio.questions import QuestionBook
-from caredio.records import DATASET, PLAN, TRAJECTORIES, RunRecorder, read_jsonl, templates_hash
+from caredio.records import (
+    CHECKPOINTS,
+    DATASET,
+    PLAN,
+    TRAJECTORIES,
+    RunRecorder,
+    read_jsonl,
+    templates_hash,
+)
 from caredio.signals import terminate_as_interrupt
 from caredio.telemetry import SpanSink, otlp_provider
 from caredio.threads import configure_threads
@@ -38,6 +48,7 @@ from caredio.tracing import LoggingTraceSink, MultiSink, TraceSink
 log = logging.getLogger(__name__)
 
 Event = Callable[[str, dict[str, Any]], None]
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Event,
@@ -48,8 +59,9 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
     Each sample's failure is recorded (run.json ``failures``, its trace line) and the run
     goes on; the status is "failed" only past ``max_failed_share``. An endpoint that is down
     for good stops the run at once (EndpointError, with the resume command). So does a Chroma
-    server that stops answering: RunStopped, one line naming it with the resume command, and
-    run.json says "interrupted".
+    server that stops answering or a file of the run that cannot be written (a full disk):
+    RunStopped, one line naming it with the resume command, and run.json says "interrupted"
+    (its last write has space held for it, see RunRecorder.hold_space).
 
     ``callbacks`` (LangChain callback handlers: tracers such as LangSmith or Langfuse) follow
     the run into every sample graph and agent call (local executor); ``tracer_provider``
@@ -73,9 +85,11 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                                         settings.telemetry.service_name)
     spans = SpanSink(tracer_provider, run_id) if tracer_provider is not None else None
     events = guarded(on_event)
-    stopped: str | None = None  # why the run stopped part-way (a lost service)
+    stopped: str | None = None  # why the run stopped part-way (a lost service, a full disk)
     cause: BaseException | None = None
+    unrecorded: WriteFailed | None = None  # run.json's last write failed too
     try:
+        recorder.hold_space()
         with terminate_as_interrupt():
             async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write_run(endpoint=public_url(base_url), model=model,
@@ -121,7 +135,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
         raise EndpointDown(f"{exc}; the run stopped with {done} samples finished; continue it "
                            f"with `caredio resume {run_dir}`") from None
     except Exception as exc:
-        stopped = stopped_by(exc)
+        stopped = stopped_by(exc, run_dir, settings)
         if stopped is None:  # a bug: raised as it is
             error = f"{type(exc).__name__}: {exc}"
             raise
@@ -130,32 +144,53 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
     finally:
         if spans is not None:
             spans.close(status)
-        record = recorder.write_run(
-            status=status, error=error, finished_at=time.time(),
-            wall_seconds=round(time.time() - started, 1),
-            tokens={role: dict(recorder.tokens[role]) for role in ROLES}, retries=recorder.retries,
-            **summary,
-        )
+        recorder.free_space()  # the space held for this last write
+        try:
+            record = recorder.write_run(
+                status=status, error=error, finished_at=time.time(),
+                wall_seconds=round(time.time() - started, 1),
+                tokens={role: dict(recorder.tokens[role]) for role in ROLES},
+                retries=recorder.retries, **summary,
+            )
+        except WriteFailed as exc:
+            if stopped is None:
+                raise
+            unrecorded = exc  # said in the stop's one line below; resume does not need run.json
     if stopped is not None:
-        raise RunStopped(stop_message(stopped, run_dir)) from cause
+        raise RunStopped(stop_message(stopped, cause, run_dir, unrecorded)) from cause
     return record
 
 
-def stopped_by(exc: BaseException) -> str | None:
-    """Why the run stopped part-way, in words naming the service, when the cause is outside
-    the run and every later step would meet it too; None for anything else."""
-    if isinstance(exc, ServiceLost):
+def stopped_by(exc: BaseException, run_dir: Path, settings: Settings) -> str | None:
+    """Why the run stopped part-way, in words naming the service or file, when the cause is
+    outside the run and every later step would meet it too; None for anything else."""
+    if isinstance(exc, (ServiceLost, WriteFailed)):
         return str(exc)
+    if (isinstance(exc, sqlite3.OperationalError) and not settings.checkpoint_url
+            and exc.sqlite_errorcode == sqlite3.SQLITE_FULL):  # the run's own checkpoint file
+        return f"{exc} writing {run_dir / CHECKPOINTS}"
     return None
 
 
-def stop_message(reason: str, run_dir: Path) -> str:
+def stop_message(reason: str, cause: BaseException | None, run_dir: Path,
+                 unrecorded: WriteFailed | None) -> str:
     """One line: what stopped the run, what is kept, what to do, and the resume command."""
     done = len(read_jsonl(run_dir / DATASET))
     planned = len(read_jsonl(run_dir / PLAN))
     kept = f"{done} of {planned}" if planned else f"{done}"
+    if isinstance(cause, ServiceLost):
+        then = "once the server answers again, continue it"
+    elif isinstance(cause, sqlite3.Error) or getattr(cause, "errno", None) in DISK_FULL:
+        then = "make room (or move the directory to a roomier disk), then continue it"
+    else:  # read-only, permissions, I/O error: nothing a full disk's remedy would fix
+        then = "once the file can be written again, continue it"
+    unsaid = ""
+    if unrecorded is not None:
+        why = (unrecorded.strerror or "cannot write").lower()
+        unsaid = (f"run.json could not be updated either ({why}) "
+                  "and still says \"running\", which resume does not need; ")
     return (f"{reason}; the run stopped with {kept} samples finished, on disk in {run_dir}; "
-            f"once the server answers again, continue it with `caredio resume {run_dir}`")
+            f"{unsaid}{then} with `caredio resume {run_dir}`")
 
 
 class InFlight:

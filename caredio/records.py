@@ -9,6 +9,7 @@ written twice.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -21,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from caredio.errors import UserInputError
+from caredio.errors import UserInputError, WriteFailed
 from caredio.prompts import PromptTemplate
 
 DATASET = "dataset.jsonl"
@@ -33,20 +34,31 @@ CONFIG = "config.json"
 CHECKPOINTS = "checkpoints.sqlite"
 PLAN = "plan.jsonl"
 LOCK = ".lock"
+RESERVE = ".reserve"
+# Disk set aside for run.json's last write (a few KB as a rule; ~200 bytes more per failed
+# sample listed): a run stopped by a full disk still records how it ended.
+RESERVE_BYTES = 256 * 1024
 PROMPTS = "prompts"
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
-    """Write to a temporary file, fsync, rename: readers see the old file or the whole new one."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    """Write to a temporary file, fsync, rename: readers see the old file or the whole new one.
+
+    A write that fails (a full disk) leaves the old file and no temporary one, and is raised as
+    WriteFailed naming ``path``."""
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as handle:
             handle.write(data.encode("utf-8") if isinstance(data, str) else data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, WriteFailed):
+            raise WriteFailed(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 
@@ -66,20 +78,33 @@ def atomic_folder(target: Path) -> Iterator[Path]:
 
 
 def append_line(path: Path, record: dict[str, Any]) -> None:
-    """Append one JSON line and flush it.
+    """Append one JSON line, written whole or not at all.
 
-    A crash mid-write leaves a torn last line without its newline; the next line starts on a
-    line of its own, so the torn one is skipped by :func:`read_jsonl` instead of swallowing
-    the new record.
+    A write that fails (a full disk) is taken back to the file's previous end and raised as
+    WriteFailed naming ``path``. A crash mid-write can still leave a torn last line without its
+    newline; the next line starts on a line of its own, so the torn one is skipped by
+    :func:`read_jsonl` instead of swallowing the new record.
     """
     data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-    with path.open("ab+") as handle:
-        if handle.seek(0, os.SEEK_END):
-            handle.seek(-1, os.SEEK_END)
-            if handle.read(1) != b"\n":
-                data = b"\n" + data
-        handle.write(data)
-        handle.flush()
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise WriteFailed(exc.errno, exc.strerror, str(path)) from exc
+    try:
+        end = os.fstat(fd).st_size
+        if end and os.pread(fd, 1, end - 1) != b"\n":
+            data = b"\n" + data
+        view = memoryview(data)
+        while view:  # os.write may write part of it (a disk filling up) and say how much
+            view = view[os.write(fd, view):]
+    except OSError as exc:
+        # Truncating frees space, so this works on a full disk too; if even it fails, readers
+        # skip the torn line (see above).
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, end)
+        raise WriteFailed(exc.errno, exc.strerror, str(path)) from exc
+    finally:
+        os.close(fd)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -154,8 +179,8 @@ class RunRecorder:
         with self._lock:
             if key in self._version_keys:
                 return
-            self._version_keys.add(key)
             self._append(TRAJECTORIES, version)
+            self._version_keys.add(key)  # only once on disk: a failed write is not "written"
 
     def write_sample(self, line: dict[str, Any]) -> bool:
         """Append a dataset line unless the sample is already there; True if written."""
@@ -163,16 +188,16 @@ class RunRecorder:
             sample_id = line["metadata"]["sample_id"]
             if sample_id in self._dataset_ids:
                 return False
-            self._dataset_ids.add(sample_id)
             self._append(DATASET, line)
+            self._dataset_ids.add(sample_id)
             return True
 
     # -- trace sink: counts tokens per role as turns go by -----------------------------------
 
     def emit(self, record: dict[str, Any]) -> None:
         with self._lock:
-            self._count(record)
             self._append(TRACE, record)
+            self._count(record)  # after: run.json counts what the trace holds
 
     def _count(self, record: dict[str, Any]) -> None:
         usage = self.tokens[record["agent"]]
@@ -182,6 +207,24 @@ class RunRecorder:
         self.retries += int(record.get("retries") or 0)
 
     # -- run.json ----------------------------------------------------------------------------
+
+    def hold_space(self) -> None:
+        """Set RESERVE_BYTES of the run directory's disk aside until :meth:`free_space`, so the
+        run's last status can be written even after its other files filled the disk."""
+        path = self.dir / RESERVE
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+            try:
+                _allocate(fd, RESERVE_BYTES)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            path.unlink(missing_ok=True)
+            raise WriteFailed(exc.errno, exc.strerror, str(path)) from exc
+
+    def free_space(self) -> None:
+        """Give the space of :meth:`hold_space` back (for run.json's last write)."""
+        (self.dir / RESERVE).unlink(missing_ok=True)
 
     def read_run(self) -> dict[str, Any]:
         path = self.dir / RUN_JSON
@@ -195,6 +238,19 @@ class RunRecorder:
             text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
             atomic_write(self.dir / RUN_JSON, text)
             return record
+
+
+def _allocate(fd: int, size: int) -> None:
+    """Make the file ``size`` bytes long with its blocks allocated (not a sparse file)."""
+    if hasattr(os, "posix_fallocate"):  # not on macOS
+        try:
+            os.posix_fallocate(fd, 0, size)
+            return
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            # A file system that cannot fallocate (EINVAL, EOPNOTSUPP): zeros written hold it too.
+    os.pwrite(fd, bytes(size), 0)
 
 
 @contextlib.contextmanager

@@ -1,25 +1,30 @@
 """A run stopped part-way by something outside it: the Chroma server of ``--memory-url`` killed
-with SIGKILL mid-run.
+with SIGKILL mid-run, and the file system of ``--out`` filling up (a real tmpfs: a real ENOSPC
+from the kernel, not an injected one).
 
-Real `caredio` processes and a real Chroma server; the LLM is the FAKE stub server and the
-embedder the FAKE HashEmbedder (CLI_WITH_FAKE_EMBEDDER): the tests are about how a run stops
-and resumes, not about what it makes. Each checks the one line on standard error (the service,
-what is kept, the resume command), exit code 1, run.json's status, that no warning or traceback
-leaks out, that no line is torn, and that the very resume command the line gives finishes every
-sample with no line written twice.
+Real `caredio` processes, a real Chroma server, a real file system; the LLM is the FAKE stub
+server and the embedder the FAKE HashEmbedder (CLI_WITH_FAKE_EMBEDDER): the tests are about how
+a run stops and resumes, not about what it makes. Each checks the one line on standard error
+(the service or file, what is kept, the resume command), exit code 1, run.json's status, that
+no warning or traceback leaks out, that no line is torn, and that the very resume command the
+line gives finishes every sample with no line written twice.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
-from caredio.records import DATASET, TRACE, TRAJECTORIES, read_jsonl
-from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, wait_for
-from tests.support.services import ChromaServer
+import pytest
+
+from caredio.execution import stopped_by
+from caredio.records import CHECKPOINTS, DATASET, TRACE, TRAJECTORIES, read_jsonl
+from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, stub_settings, wait_for
+from tests.support.services import ChromaServer, small_disk
 from tests.support.stub_server import StubOpenAIServer
 
 PLANNED = 27  # 3 cultures x 3 topics x 3 samples, as in the issue
@@ -74,6 +79,7 @@ def _status(run_dir: Path, line: str) -> dict[str, object]:
     record = json.loads((run_dir / "run.json").read_text())
     assert record["status"] == "interrupted", record
     assert line.startswith(f"error: {record['error']}; the run stopped"), (line, record["error"])
+    assert not (run_dir / ".reserve").exists()  # the space held for run.json was given back
     return record
 
 
@@ -124,3 +130,39 @@ def test_a_chroma_server_killed_mid_run_is_named_in_one_line_and_resume_finishes
 
         chroma.start()  # the same server again, same port and data
         _resume_as_told(tmp_path, line, run_dir)
+
+
+def test_a_full_disk_mid_run_is_named_in_one_line_and_resume_finishes(tmp_path: Path) -> None:
+    # 2.5 MB: the run's setup fits (config, prompts, plan, the space held for run.json), its
+    # checkpoints and lines do not (~3.5 MB at their largest).
+    with small_disk(tmp_path / "disk", "2500k") as disk, StubOpenAIServer(latency=0.01) as stub:
+        run_dir = disk.path / "runs" / "r"
+        proc = _run(tmp_path, stub.url, disk.path / "runs", "--memory", ":memory:")
+        line = _stop_line(tmp_path, proc, run_dir)
+        # Which file meets the full disk first depends on timing; whichever it is, it is named.
+        full = re.match(rf"error: (no space left on device|database or disk is full) writing "
+                        rf"{re.escape(str(run_dir))}/(\S+);", line)
+        assert full and full.group(2) in (TRACE, TRAJECTORIES, DATASET, CHECKPOINTS), line
+        assert "make room (or move the directory to a roomier disk), then continue it" in line
+        _status(run_dir, line)
+        _whole_lines(run_dir)
+
+        disk.grow("64m")  # room made where the run is, so the printed command is the one to run
+        _resume_as_told(tmp_path, line, run_dir)
+
+
+def test_a_full_disk_under_the_checkpoint_file_is_named_like_any_other(tmp_path: Path) -> None:
+    """SQLite reports a full disk as its own error (SQLITE_FULL), not as an OSError; which of
+    the run's files meets the full disk first is a matter of timing, so this branch is shown
+    here on a real SQLite file filled up on a real small disk."""
+    with small_disk(tmp_path / "disk", "200k") as disk:
+        connection = sqlite3.connect(disk.path / CHECKPOINTS)
+        connection.execute("create table t (b blob)")
+        with pytest.raises(sqlite3.OperationalError) as full:
+            for _ in range(100):
+                connection.execute("insert into t values (?)", (bytes(10_000),))
+                connection.commit()
+        connection.close()
+    settings = stub_settings("http://127.0.0.1:9", str(tmp_path))
+    assert (stopped_by(full.value, disk.path, settings)
+            == f"database or disk is full writing {disk.path / CHECKPOINTS}")

@@ -6,6 +6,7 @@
 * Ray: a local head (``ray start --head``) whose worker processes run the sample workers, so a
   test can kill one worker process and watch the run go on.
 * Chroma: the installed ``chroma`` command, a server a test may kill and start again.
+* A small disk: a tmpfs a run fills up (real ENOSPC), mounted where the tests run as root.
 
 None is a fake: the code under test talks to them as it would in production.
 """
@@ -202,3 +203,29 @@ class ChromaServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             self.proc.wait(timeout=30)
+
+
+class SmallDisk(NamedTuple):
+    path: Path
+
+    def grow(self, size: str) -> None:
+        """Make room, as a user would: the same file system, files and all, now ``size``."""
+        subprocess.run(["mount", "-o", f"remount,size={size}", str(self.path)], check=True,
+                       capture_output=True)
+
+
+@contextlib.contextmanager
+def small_disk(mount_point: Path, size: str) -> Iterator[SmallDisk]:
+    """A real file system of ``size`` (a tmpfs, mounted here: it needs root) that a run can fill
+    up, so its writes meet a real ENOSPC from the kernel. Unmounted after, files and all."""
+    mount_point.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                              str(mount_point)], capture_output=True, text=True)
+    if mounted.returncode:
+        missing_service(f"a tmpfs mount (root): {mounted.stderr.strip()}")
+    try:
+        yield SmallDisk(mount_point)
+    finally:
+        # Lazily if still busy (a process of the test not yet gone): never left mounted.
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
