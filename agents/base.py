@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 
 from caredio.errors import EndpointError, ModelOutputError
-from caredio.llm import CallResult, RoleLLM
+from caredio.llm.client import CallResult, RoleLLM
 from caredio.prompts import PromptTemplate
-from caredio.tracing import TraceSink
+from caredio.tracing.sinks import TraceSink
 
 T = TypeVar("T", bound=BaseModel)
 

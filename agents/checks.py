@@ -4,7 +4,7 @@ A reply can parse and still be unusable: ``{"question": ""}``, a "question" that
 ("The question you asked about South Korea's etiquette", a pasted knowledge statement), an
 answer that names the culture it should show. Such a reply is a model-output problem like a
 parse error: the field types below reject it during validation, the error is fed back to the
-model and the turn re-asked (``caredio.llm``), and a turn that never gets a usable reply fails
+model and the turn re-asked (``caredio.llm.client``), and a turn that never gets a usable reply fails
 its sample, so nothing unusable reaches dataset.jsonl.
 
 Which cultures a text must not name comes from the pydantic validation context of the call
@@ -21,8 +21,8 @@ from pydantic import AfterValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from caredio.culture_names import named_in
+from caredio.llm.structured import LAST_TRY, UNUSABLE
 from caredio.memory.names import neutralize
-from caredio.structured import LAST_TRY, UNUSABLE
 
 MIN_QUESTION_CHARS = 8  # letters and digits: "Why?" asks nothing a dataset can use
 MIN_ANSWER_WORDS = 3  # "We" (seen from SmolLM2-135M as a whole rewrite) answers nothing

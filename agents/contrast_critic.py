@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from caredio.agents.base import TurnContext, run_turn
 from caredio.agents.checks import Items, Text
-from caredio.llm import RoleLLM
+from caredio.llm.client import RoleLLM
 from caredio.prompts import PromptTemplate
 
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from caredio.agents.base import TurnContext, run_turn
 from caredio.agents.checks import Answer, Question, answer_rules, question_rules
-from caredio.llm import RoleLLM
+from caredio.llm.client import RoleLLM
 from caredio.prompts import PromptTemplate
 
 

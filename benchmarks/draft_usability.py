@@ -59,7 +59,7 @@ async def _drafts(base_url: str, model: str, prompts: str | None, repeats: int,
     from caredio.agents.base import TurnContext
     from caredio.config import LLMSettings
     from caredio.errors import ModelOutputError
-    from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
+    from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
     from caredio.memory.ingest import starter_pack
     from caredio.prompts import load_templates
     from caredio.topics import load_topics
@@ -121,7 +121,7 @@ def main() -> None:
                                                args.temperature))
         model = args.model
     else:
-        from caredio.local_llm import LocalLLMServer
+        from caredio.llm.embedded import LocalLLMServer
 
         with LocalLLMServer() as server:
             records, seconds = asyncio.run(_drafts(server.base_url, server.model, args.prompts,

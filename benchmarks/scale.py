@@ -44,8 +44,9 @@ from orchestration import CULTURES, TOPICS, _load, start_stub  # noqa: E402
 
 def ray_run(url: str, postgres: str, workers: int, samples: int, rounds: int,
             concurrency: int, latency: float, out: str) -> dict[str, Any]:
-    from caredio.records import RunRecorder, read_jsonl
-    from caredio.runner import execute, prepare
+    from caredio.run.execution import execute
+    from caredio.run.job import prepare
+    from caredio.rundir.recorder import RunRecorder, read_jsonl
     from tests.support.jobs import stub_settings
 
     per_topic = samples // (len(CULTURES) * len(TOPICS))

@@ -64,7 +64,7 @@ def _cpu_seconds(pid: int) -> float:
 def llm_round(threads: int, calls: int, max_tokens: int) -> dict[str, float]:
     import httpx
 
-    from caredio.local_llm import LocalLLMServer
+    from caredio.llm.embedded import LocalLLMServer
 
     with LocalLLMServer(threads=threads) as server:
         assert server.process is not None

@@ -35,9 +35,9 @@ from caredio.graph.state import SampleState, Version
 from caredio.memory.judge import JUDGE_KEYS, Judge, MemoryPart, judge_fields
 from caredio.memory.scoring import SampleScore, Scorer
 from caredio.memory.store import CulturalMemory
-from caredio.questions import QuestionBook
-from caredio.records import RecordWriter
-from caredio.tracing import TraceSink
+from caredio.run.questions import QuestionBook
+from caredio.rundir.recorder import RecordWriter
+from caredio.tracing.sinks import TraceSink
 
 log = logging.getLogger(__name__)
 

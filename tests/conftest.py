@@ -79,7 +79,7 @@ def _embedded_build_crash() -> str | None:
     """The installed build's crash line, from one real start (self-test included), or None."""
     if not _build_crash:
         from caredio.errors import EmbeddedServerCrashed
-        from caredio.local_llm import LocalLLMServer
+        from caredio.llm.embedded import LocalLLMServer
 
         try:
             with LocalLLMServer(threads=1):
@@ -117,7 +117,7 @@ def fake_embedder() -> Any:
 def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str, Any]:
     """A real run: 2 cultures x 1 topic x 1 sample, 2 rounds, on the embedded server."""
     from caredio.config import load_settings
-    from caredio.runner import resume_run, start_run
+    from caredio.run.runner import resume_run, start_run
 
     root = tmp_path_factory.mktemp("demo")
     events: list[tuple[str, dict[str, Any]]] = []

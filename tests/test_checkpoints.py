@@ -1,5 +1,5 @@
 """The run directory's SQLite checkpointer: LangGraph's own SqliteSaver with each async method
-one hop to the one thread that holds the connection (caredio.checkpoints).
+one hop to the one thread that holds the connection (caredio.graph.checkpoints).
 
 Real SQLite files and a real LangGraph graph; no fakes.
 """
@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypedDict
 
 from langgraph.graph import END, START, StateGraph
 
-from caredio.checkpoints import ThreadedSqliteSaver, open_checkpointer
+from caredio.graph.checkpoints import ThreadedSqliteSaver, open_checkpointer
 
 
 class Counted(TypedDict):

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from caredio.compare import compare, markdown
+from caredio.tools.compare import compare, markdown
 from tests.conftest import in_process_cli
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from caredio.records import read_jsonl
-from caredio.runner import start_run
+from caredio.run.runner import start_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 

@@ -11,9 +11,9 @@ from typing import Any
 
 from caredio.cli.memory_cmd import read_samples
 from caredio.conversation import line_text, question_response
-from caredio.export import hf_rows
 from caredio.memory.selection import select_detailed
 from caredio.memory.store import CulturalMemory
+from caredio.tools.export import hf_rows
 
 LINE = {
     "messages": [

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from caredio.native_build import (
+from caredio.llm.native_build import (
     NATIVE_ARGS,
     PORTABLE_ARGS,
     cpu_flags,
@@ -37,7 +37,7 @@ def test_the_embedded_llama_cpp_build_completes_on_this_cpu() -> None:
     """CI's guard: the installed build answers a completion. Red with the CPU's flags and the
     rebuild command when it crashes (the native build on an AMX Xeon VM did)."""
     from caredio.errors import EmbeddedServerCrashed
-    from caredio.local_llm import LocalLLMServer
+    from caredio.llm.embedded import LocalLLMServer
 
     crash = None
     try:

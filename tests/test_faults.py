@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from caredio.errors import EndpointDown, EndpointError
-from caredio.records import read_jsonl
-from caredio.runner import resume_run, start_run
+from caredio.run.runner import resume_run, start_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer, dead_url
 

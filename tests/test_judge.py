@@ -16,12 +16,12 @@ import pytest
 
 from caredio.config import JudgeSettings, ScoringSettings, load_settings
 from caredio.errors import UserInputError
-from caredio.job import prepare
 from caredio.memory.ingest import starter_pack
 from caredio.memory.judge import JUDGE, LOOP, Judge, MemoryPart, in_judge_part, loop_scorer
 from caredio.memory.store import CulturalMemory, KnowledgeItem
-from caredio.records import read_jsonl
-from caredio.runner import start_run
+from caredio.run.job import prepare
+from caredio.run.runner import start_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.jobs import HashEmbedder, stub_settings
 from tests.support.stub_server import StubOpenAIServer
 

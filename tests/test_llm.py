@@ -1,6 +1,6 @@
 """RoleLLM against the FAKE stub server: fallback chain, retries, parse-error feedback, limits.
 
-No timing is asserted: delays are observed through ``caredio.llm._sleep`` (patched to
+No timing is asserted: delays are observed through ``caredio.llm.client._sleep`` (patched to
 record and not wait) or are computed values of the limiter.
 """
 
@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-import caredio.limits
-import caredio.llm
+import caredio.llm.client
+import caredio.llm.limits
 from caredio.config import LLMSettings
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
-from caredio.llm import CallResult, MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
 from tests.support.stub_server import FaultPlan, StubOpenAIServer, dead_url
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say it."}]
@@ -35,8 +35,8 @@ def delays(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     async def no_wait(seconds: float) -> None:
         seen.append(seconds)
 
-    monkeypatch.setattr(caredio.llm, "_sleep", no_wait)
-    monkeypatch.setattr(caredio.limits, "_sleep", no_wait)  # the run-wide 429 pause too
+    monkeypatch.setattr(caredio.llm.client, "_sleep", no_wait)
+    monkeypatch.setattr(caredio.llm.limits, "_sleep", no_wait)  # the run-wide 429 pause too
     return seen
 
 
@@ -174,7 +174,7 @@ def test_requests_per_minute_spaces_request_starts(monkeypatch: pytest.MonkeyPat
     async def no_wait(seconds: float) -> None:
         waits.append(seconds)
 
-    monkeypatch.setattr(caredio.limits, "_sleep", no_wait)
+    monkeypatch.setattr(caredio.llm.limits, "_sleep", no_wait)
     limiter = RequestLimiter(8, requests_per_minute=60)
 
     async def three() -> None:
@@ -191,7 +191,7 @@ def test_role_clients_share_one_tls_context_and_still_answer(monkeypatch: pytest
     not once per role client. Counted at the loading itself, whatever builds the context."""
     import ssl
 
-    from caredio.liveness import shared_ssl_context
+    from caredio.llm.liveness import shared_ssl_context
 
     shared_ssl_context()  # the process's one context, built before counting
     loads: list[int] = []

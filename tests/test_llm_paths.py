@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableLambda
 
 from caredio.agents.contrast_critic import Critique
 from caredio.config import LLMSettings
-from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 
 MESSAGES = [{"role": "system", "content": "You are an insider."},
@@ -66,7 +66,7 @@ def test_direct_and_langchain_paths_send_the_same_request_and_parse_alike(method
 
 def test_a_direct_call_keeps_token_usage_and_retries() -> None:
     """What the trace records (tokens, retries) comes out of the direct path too."""
-    from caredio.llm import CallResult
+    from caredio.llm.client import CallResult
 
     with StubOpenAIServer(faults=FaultPlan(script=("500",))) as stub:
         llm = RoleLLM("contrast_critic", LLMSettings(backoff=0.01), RequestLimiter(2),
@@ -80,7 +80,7 @@ def test_a_direct_call_keeps_token_usage_and_retries() -> None:
 def test_a_reask_on_either_path_is_hotter_and_keeps_the_earlier_failed_replies(listened: bool) -> None:
     """Issue 13's re-ask (hotter, the failed replies fed back in order) over issue 12's direct
     path as well as the langchain one: red if the merge drops either from one of the paths."""
-    from caredio.llm import REASK_TEMPERATURE_FLOOR, REASK_TEMPERATURE_STEP
+    from caredio.llm.client import REASK_TEMPERATURE_FLOOR, REASK_TEMPERATURE_STEP
 
     with StubOpenAIServer(faults=FaultPlan(script=("invalid_json", "invalid_json"))) as stub:
         llm = RoleLLM("contrast_critic", LLMSettings(temperature=0.2, parse_retries=2),
@@ -110,7 +110,7 @@ def test_a_reply_cut_off_at_max_tokens_is_asked_again_on_either_path(listened: b
     unusable and re-asked, named as such, whether the SDK's parse() (langchain's path) or our
     own check on the reply's JSON (the direct path) sees it. Red if the direct path drops the
     check: the half reply is then refused only as broken JSON, under another name."""
-    from caredio.llm import CallResult
+    from caredio.llm.client import CallResult
 
     with StubOpenAIServer(faults=FaultPlan(script=("cut_off",))) as stub:
         llm = RoleLLM("contrast_critic", LLMSettings(parse_retries=1), RequestLimiter(2),

@@ -20,8 +20,8 @@ from caredio.memory.ingest import starter_pack
 from caredio.memory.scoring import SampleScore
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import load_templates
-from caredio.records import RunRecorder, read_jsonl
-from caredio.runner import build_agents
+from caredio.run.agent_factory import build_agents
+from caredio.rundir.recorder import RunRecorder, read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import StubOpenAIServer
 

@@ -23,9 +23,9 @@ from caredio.agents.culture_expert import ElicitedKnowledge, ExpertAnswer, Exper
 from caredio.agents.refiner import RefinedQuestion, RefinedResponse
 from caredio.culture_names import named_in
 from caredio.errors import ModelOutputError
-from caredio.records import read_jsonl
-from caredio.runner import resume_run, start_run
-from caredio.structured import LAST_TRY, parse_reply
+from caredio.llm.structured import LAST_TRY, parse_reply
+from caredio.run.runner import resume_run, start_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.jobs import HashEmbedder, stub_settings
 from tests.support.schema_example import example_from_schema
 from tests.support.stub_server import StubOpenAIServer, _prompt_schema

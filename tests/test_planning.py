@@ -12,9 +12,9 @@ from typing import Any
 
 from caredio.config import MAX_ROUNDS, Settings
 from caredio.memory.ingest import starter_pack
-from caredio.questions import QuestionBook
-from caredio.records import read_jsonl
-from caredio.runner import start_run
+from caredio.run.questions import QuestionBook
+from caredio.run.runner import start_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import StubOpenAIServer
 

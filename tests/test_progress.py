@@ -22,9 +22,9 @@ from rich.console import Console
 import caredio.cli.run_display as run_display
 from caredio.cli.run_display import RunDisplay
 from caredio.config import LLMSettings
-from caredio.llm import CallResult, MethodMemory, RequestLimiter, RoleLLM
-from caredio.records import read_jsonl
-from caredio.runner import start_run
+from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
+from caredio.run.runner import start_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.jobs import HashEmbedder, stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 
@@ -83,7 +83,7 @@ def test_the_json_schema_probe_is_not_a_warning_but_a_real_500_is(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import BaseModel
 
-    import caredio.llm
+    import caredio.llm.client
 
     class Answer(BaseModel):
         text: str
@@ -91,7 +91,7 @@ def test_the_json_schema_probe_is_not_a_warning_but_a_real_500_is(
     async def no_wait(seconds: float) -> None:
         return None
 
-    monkeypatch.setattr(caredio.llm, "_sleep", no_wait)
+    monkeypatch.setattr(caredio.llm.client, "_sleep", no_wait)
     messages = [{"role": "user", "content": "Say it."}]
     # The first request probes json_schema (rejected twice, as llama.cpp does); then function
     # calling works and is confirmed; then an injected 500 hits the confirmed method.
@@ -99,7 +99,7 @@ def test_the_json_schema_probe_is_not_a_warning_but_a_real_500_is(
         llm = _llm(stub.url)
 
         async def calls() -> None:
-            with caplog.at_level(logging.INFO, logger="caredio.llm"):
+            with caplog.at_level(logging.INFO, logger="caredio.llm.client"):
                 await llm.structured(messages, Answer, CallResult())
                 probe = [r for r in caplog.records if "InternalServerError (500)" in r.getMessage()]
                 assert probe and all(r.levelno == logging.INFO for r in probe)
@@ -145,8 +145,8 @@ def _hand_made_run(tmp_path: Path, turns: list[dict[str, Any]]) -> Path:
 
 def test_coverage_colours_mean_best_j_on_its_true_scale(tmp_path: Path) -> None:
     """The scale ran to 1.6 while every value was at most 1: all cells one flat colour."""
-    from caredio.report import coverage_figure
-    from caredio.rundata import open_run
+    from caredio.rundir.reader import open_run
+    from caredio.tools.report import coverage_figure
 
     run = open_run(_hand_made_run(tmp_path, []))
     figure = coverage_figure(run, run.trajectories)
@@ -159,8 +159,8 @@ def test_coverage_colours_mean_best_j_on_its_true_scale(tmp_path: Path) -> None:
 
 
 def test_cost_keeps_time_at_the_endpoint_and_time_in_the_queue_apart(tmp_path: Path) -> None:
-    from caredio.report import cost_by_agent
-    from caredio.rundata import open_run
+    from caredio.rundir.reader import open_run
+    from caredio.tools.report import cost_by_agent
 
     def turn(agent: str, latency: int, request: int | None, queue: int | None) -> dict[str, Any]:
         record = {"sample_id": "a", "round": 0, "agent": agent, "input_tokens": 1, "output_tokens": 1,

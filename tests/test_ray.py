@@ -20,10 +20,10 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from caredio.coordination import HolderReleased, RunCoordinator
 from caredio.memory.judge import in_judge_part
-from caredio.records import read_jsonl
-from caredio.runner import resume_run
+from caredio.run.executors.coordination import HolderReleased, RunCoordinator
+from caredio.run.runner import resume_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.actors import InProcessActor
 from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible, wait_for
 from tests.support.services import RAY_ENV, RayCluster, ray_cluster, session_processes
@@ -261,8 +261,8 @@ def test_a_429s_pause_is_in_force_before_its_permit_goes_to_another_worker() -> 
     import threading
 
     from caredio.config import LLMSettings
-    from caredio.llm import MethodMemory, RoleLLM
-    from caredio.ray_worker import HOLDER, RemoteLimiter
+    from caredio.llm.client import MethodMemory, RoleLLM
+    from caredio.run.executors.ray_worker import HOLDER, RemoteLimiter
 
     pause = 0.3
     b_waits = threading.Event()  # set once b's call waits at the coordinator for the permit

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from caredio.errors import UserInputError
-from caredio.records import RunRecorder, read_jsonl
-from caredio.runner import resume_run, start_run
+from caredio.run.runner import resume_run, start_run
+from caredio.rundir.recorder import RunRecorder, read_jsonl
 from tests.support.jobs import (
     CLI_WITH_FAKE_EMBEDDER,
     fake_cli_env,
@@ -214,7 +214,7 @@ def test_the_sqlite_checkpointer_commits_through_a_killed_process_without_an_fsy
     resume from it), no fsync per checkpoint. FULL (SQLite's default) would fsync each step."""
     import asyncio
 
-    from caredio.checkpoints import open_checkpointer
+    from caredio.graph.checkpoints import open_checkpointer
 
     async def pragmas() -> tuple[str, int]:
         async with open_checkpointer(None, tmp_path) as saver:

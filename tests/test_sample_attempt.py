@@ -20,15 +20,15 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
 
-from caredio.agent_factory import build_agents
 from caredio.config import LLMSettings
-from caredio.coordination import RunCoordinator
-from caredio.graph.local import LocalExecutor
 from caredio.graph.sample import Toolkit
-from caredio.job import prepare
-from caredio.llm import MethodMemory, RoleLLM
-from caredio.questions import QuestionBook
-from caredio.ray_worker import HOLDER, RemoteLimiter
+from caredio.llm.client import MethodMemory, RoleLLM
+from caredio.run.agent_factory import build_agents
+from caredio.run.executors.coordination import RunCoordinator
+from caredio.run.executors.local import LocalExecutor
+from caredio.run.executors.ray_worker import HOLDER, RemoteLimiter
+from caredio.run.job import prepare
+from caredio.run.questions import QuestionBook
 from tests.support.actors import InProcessActor
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer

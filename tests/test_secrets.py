@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from caredio.errors import UserInputError
-from caredio.runner import resume_run
+from caredio.run.runner import resume_run
 from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env
 from tests.support.recording_proxy import RecordingProxy
 from tests.support.stub_server import StubOpenAIServer
@@ -56,8 +56,8 @@ def test_planted_key_and_url_password_appear_nowhere(tmp_path: Path, fake_embedd
 
 def test_the_key_goes_in_the_header_and_nowhere_else(tmp_path: Path, fake_embedder: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from caredio.records import read_jsonl
-    from caredio.runner import start_run
+    from caredio.run.runner import start_run
+    from caredio.rundir.recorder import read_jsonl
     from tests.support.jobs import stub_settings
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)

@@ -15,8 +15,8 @@ import pytest
 from caredio.config import LoopSettings
 from caredio.errors import UserInputError
 from caredio.graph.strategies import candidates, loop_calls
-from caredio.records import read_jsonl
-from caredio.runner import resume_run, start_run
+from caredio.run.runner import resume_run, start_run
+from caredio.rundir.recorder import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 

@@ -10,7 +10,7 @@ import pytest
 
 from caredio.config import ThreadSettings, load_settings
 from caredio.errors import UserInputError
-from caredio.local_llm import LocalLLMServer
+from caredio.llm.embedded import LocalLLMServer
 from caredio.threads import configure_threads, default_threads, llm_threads
 
 

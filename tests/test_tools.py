@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from caredio.cli.main import cli
-from caredio.records import read_jsonl
+from caredio.rundir.recorder import read_jsonl
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()

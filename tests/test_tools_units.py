@@ -16,9 +16,9 @@ import pytest
 
 from caredio.cli import trace_view
 from caredio.errors import UserInputError
-from caredio.export import dataset_card, export, hf_rows, sharegpt_record
 from caredio.memory.selection import select_detailed
-from caredio.rundata import open_run
+from caredio.rundir.reader import open_run
+from caredio.tools.export import dataset_card, export, hf_rows, sharegpt_record
 
 
 def turn(sample: str, round_: int, agent: str = "refiner") -> dict[str, Any]:
@@ -144,7 +144,7 @@ def test_dataset_line_without_metadata_is_named_by_line(tmp_path: Path) -> None:
 
 
 def test_report_of_a_run_without_versions_is_refused(tmp_path: Path) -> None:
-    from caredio.report import write_report
+    from caredio.tools.report import write_report
 
     run = make_run(tmp_path)
     with pytest.raises(UserInputError, match="no scored versions"):

@@ -36,7 +36,7 @@ def _python() -> Check:
 
 
 def _build() -> Check:
-    from caredio.native_build import build_features, cpu_flags, features_seen, llama_cpp_version
+    from caredio.llm.native_build import build_features, cpu_flags, features_seen, llama_cpp_version
 
     version = llama_cpp_version()
     if version is None:
@@ -51,7 +51,7 @@ def _build() -> Check:
 
 
 def _model() -> Check:
-    from caredio.local_llm import packaged_gguf
+    from caredio.llm.embedded import packaged_gguf
 
     try:
         path = packaged_gguf()
@@ -64,8 +64,8 @@ def _model() -> Check:
 
 def _server() -> Check:
     from caredio.errors import EmbeddedServerCrashed
-    from caredio.local_llm import LocalLLMServer
-    from caredio.native_build import rebuild_command
+    from caredio.llm.embedded import LocalLLMServer
+    from caredio.llm.native_build import rebuild_command
 
     started = time.monotonic()
     try:

@@ -204,8 +204,8 @@ def compare_command(
 ) -> None:
     """Directories side by side: means with 95% intervals, and paired differences against the first."""
     from caredio.cli.consoles import console, err_console
-    from caredio.compare import compare, interval_text, row_digits, write_plot
     from caredio.errors import UserInputError
+    from caredio.tools.compare import compare, interval_text, row_digits, write_plot
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UserInputError(f"--plot: {plot} must end in .png")

@@ -20,7 +20,7 @@ def serve_command(
     threads: int = typer.Option(None, "--threads", metavar="N", help="llama.cpp threads." + default("half the CPUs, at least 1")),
 ) -> None:
     """Serve the embedded model on 127.0.0.1 until Ctrl-C, for other tools to use."""
-    from caredio.local_llm import LocalLLMServer
+    from caredio.llm.embedded import LocalLLMServer
 
     stop = {"now": False}
 

@@ -30,8 +30,7 @@ def _settings(memory: str | None, memory_url: str | None) -> Any:
 
 def _open(memory: str | None, memory_url: str | None, starter: bool = False, settings: Any = None) -> Any:
     """The memory; with ``starter``, the starter pack loaded as ``caredio run`` loads it."""
-    from caredio.job import load_starter_pack
-    from caredio.runner import open_memory
+    from caredio.run.job import load_starter_pack, open_memory
 
     settings = settings or _settings(memory, memory_url)
     store = open_memory(settings)
@@ -178,7 +177,7 @@ def _loop_evidence(record: dict[str, Any], where: str) -> dict[str, Any]:
 def run_evidence(run_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The loop's evidence for every version of a run, by (sample id, question, response)."""
     from caredio.errors import UserInputError
-    from caredio.records import TRAJECTORIES, read_jsonl
+    from caredio.rundir.recorder import TRAJECTORIES, read_jsonl
 
     path = run_dir / TRAJECTORIES
     if not path.is_file():

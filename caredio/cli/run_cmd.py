@@ -88,7 +88,8 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
         from caredio.config import load_settings
-        from caredio.runner import new_run_id, start_run
+        from caredio.run.job import new_run_id
+        from caredio.run.runner import start_run
 
         for flag, value in (("--out", out), ("--run-id", run_id), ("--memory", memory),
                             ("--memory-url", memory_url), ("--base-url", base_url), ("--model", model),
@@ -137,7 +138,7 @@ def register(cli: typer.Typer) -> None:
         checkpoint_url: str = typer.Option(None, "--checkpoint-url", metavar="URL", help="The run's Postgres checkpoint store, needed when its URL held a password (never stored)." + default("the run's checkpoint store")),
     ) -> None:
         """Finish an interrupted run: done samples are kept, the others continue from their last step."""
-        from caredio.runner import resume_run
+        from caredio.run.runner import resume_run
 
         display = RunDisplay(console, quiet=quiet)
         try:

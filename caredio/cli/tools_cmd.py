@@ -48,7 +48,7 @@ def trace_command(
     """Agent turns: template and hash, model, tokens, latency, retries, prompt, output, scores."""
     from caredio.cli import trace_view
     from caredio.errors import UserInputError
-    from caredio.rundata import open_run
+    from caredio.rundir.reader import open_run
 
     trace_view.check_filters(agent, round_)
     run = open_run(run_dir)
@@ -110,7 +110,7 @@ def select_command(
     ),
 ) -> None:
     """Pick the best samples (objective J) with diversity; write selected.jsonl."""
-    from caredio.export import select_run
+    from caredio.tools.export import select_run
 
     result = select_run(run_dir, budget, per_culture, diversity, duplicate_threshold)
     table = Table(
@@ -163,7 +163,7 @@ def export_command(
     ),
 ) -> None:
     """Write the dataset in a fine-tuning format (the HF folder gets a dataset card)."""
-    from caredio.export import export
+    from caredio.tools.export import export
 
     path, count = export(run_dir, fmt, out, selected)
     print(f"exported {count} samples as {fmt} to {path}")
@@ -171,7 +171,7 @@ def export_command(
 
 def report_command(run_dir: Path = RUN_DIR) -> None:
     """Write report.html (self-contained) and PNG figures into the run directory."""
-    from caredio.report import write_report
+    from caredio.tools.report import write_report
 
     html, figures = write_report(run_dir)
     for figure in figures:

@@ -1,7 +1,7 @@
 """Running an eval: validate everything, write the plan, ask the model, grade, summarize.
 
-The model is reached exactly as a run reaches it (:func:`caredio.runner.endpoint` starts the
-embedded server or checks the configured one; :class:`caredio.llm.RoleLLM` brings the
+The model is reached exactly as a run reaches it (:func:`caredio.llm.endpoint.endpoint` starts the
+embedded server or checks the configured one; :class:`caredio.llm.client.RoleLLM` brings the
 request limiter, retries with backoff, ``Retry-After`` and the endpoint-down check). An item
 whose call fails after its retries is recorded with its error and the eval goes on; an
 endpoint that is down for good stops it with the resume command. Every check on the input
@@ -34,8 +34,10 @@ from caredio.evaluation.evaldir import EvalRecorder, open_eval, refuse_occupied
 from caredio.evaluation.grading import grade
 from caredio.evaluation.results import summarize, write_plot
 from caredio.evaluation.tasks import TASKS, build_items, eval_templates, pick_countries, read_files
-from caredio.llm import CallResult, MethodMemory, RequestLimiter, RoleLLM
-from caredio.runner import _terminate_as_interrupt, endpoint, new_run_id, preflight
+from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.endpoint import endpoint, preflight
+from caredio.run.job import new_run_id
+from caredio.run.signals import terminate_as_interrupt
 
 log = logging.getLogger(__name__)
 Event = Callable[[str, dict[str, Any]], None]
@@ -227,7 +229,7 @@ async def execute(settings: Settings, recorder: EvalRecorder, items: list[dict[s
     on_event("planned", {"planned": len(items), "todo": len(todo)})
     status, error = "failed", None
     try:
-        with _terminate_as_interrupt():
+        with terminate_as_interrupt():
             async with endpoint(settings) as (base_url, model, liveness):
                 recorder.write(endpoint=public_url(base_url), model=model,
                                embedded_model=settings.llm.base_url is None)

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
-from caredio.records import CONFIG, RUN_JSON, append_line, atomic_write, directory_lock, read_jsonl
+from caredio.rundir.recorder import CONFIG, RUN_JSON, append_line, atomic_write, directory_lock, read_jsonl
 
 EVAL_JSON = "eval.json"
 ITEMS = "items.jsonl"

@@ -122,7 +122,7 @@ app()
 def trace_totals(run_dir: Path) -> dict[str, Any]:
     """Tokens, calls and retries per role summed from trace.jsonl, shaped like run.json's."""
     from caredio.config import ROLES
-    from caredio.records import read_jsonl
+    from caredio.rundir.recorder import read_jsonl
 
     tokens = {role: {"input": 0, "output": 0, "calls": 0} for role in ROLES}
     retries = 0

@@ -6,8 +6,8 @@ from typing import Any
 
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.config import ROLES, Settings
-from caredio.liveness import Liveness
-from caredio.llm import MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.liveness import Liveness
 from caredio.prompts import PromptTemplate
 
 Agents = tuple[CultureExpert, ContrastCritic, Refiner]

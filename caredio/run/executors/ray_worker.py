@@ -20,18 +20,18 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from caredio.agent_factory import build_agents
 from caredio.config import Settings
-from caredio.coordination import HolderReleased
-from caredio.graph.local import LocalExecutor
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
-from caredio.job import EPHEMERAL, load_starter_pack, loop_parts, open_memory
-from caredio.limits import EndpointHealth
-from caredio.liveness import Liveness
+from caredio.llm.limits import EndpointHealth
+from caredio.llm.liveness import Liveness
 from caredio.memory.embeddings import Embedder
 from caredio.prompts import PromptTemplate
-from caredio.questions import QuestionBook
+from caredio.run.agent_factory import build_agents
+from caredio.run.executors.coordination import HolderReleased
+from caredio.run.executors.local import LocalExecutor
+from caredio.run.job import EPHEMERAL, load_starter_pack, loop_parts, open_memory
+from caredio.run.questions import QuestionBook
 from caredio.threads import configure_threads
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class SampleWorker:
     async def _ready(self) -> LocalExecutor:
         async with self._opening:
             if self._executor is None:
-                from caredio.checkpoints import _postgres_saver_class
+                from caredio.graph.checkpoints import _postgres_saver_class
 
                 assert self.settings.checkpoint_url
                 saver = await self._resources.enter_async_context(

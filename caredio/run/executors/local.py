@@ -16,8 +16,8 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 
-from caredio.checkpoints import thread_id
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
+from caredio.graph.checkpoints import thread_id
 from caredio.graph.sample import Toolkit, dataset_line, judged_of
 from caredio.graph.state import SampleSpec
 from caredio.graph.strategies import build_strategy_graph, sample_step_limit

@@ -35,9 +35,9 @@ from pydantic import BaseModel
 
 from caredio.config import LLMSettings, public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
-from caredio.limits import EndpointHealth, RequestLimiter
-from caredio.liveness import Liveness, shared_ssl_context
-from caredio.structured import (
+from caredio.llm.limits import EndpointHealth, RequestLimiter
+from caredio.llm.liveness import Liveness, shared_ssl_context
+from caredio.llm.structured import (
     LAST_TRY,
     METHOD_CHAIN,
     MethodMemory,

@@ -17,8 +17,8 @@ import asyncio
 from collections import Counter
 from typing import Any
 
-from caredio.limits import RequestLimiter
-from caredio.questions import QuestionBook
+from caredio.llm.limits import RequestLimiter
+from caredio.run.questions import QuestionBook
 
 Key = tuple[str, str]
 

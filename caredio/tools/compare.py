@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caredio.compare_runs import COSTS
 from caredio.errors import UserInputError
 from caredio.stats import Estimate, bootstrap_mean, paired_difference
+from caredio.tools.compare_runs import COSTS
 
 ALL = "all"
 
@@ -61,7 +61,7 @@ class Comparison:
     def verdicts(self) -> list[str]:
         """What the overall rows say, in words: who is higher, and whether it is outside the interval."""
         if self.kind == "run":
-            from caredio.compare_runs import run_verdicts
+            from caredio.tools.compare_runs import run_verdicts
 
             return run_verdicts(self)
         base = self.measured[0].label
@@ -134,7 +134,7 @@ def load_eval(path: Path) -> Measured:
 
 
 def load_run(path: Path) -> Measured:
-    from caredio.compare_runs import load_run_dir
+    from caredio.tools.compare_runs import load_run_dir
 
     return load_run_dir(path)
 
@@ -144,7 +144,7 @@ LOADERS: dict[str, Callable[[Path], Measured]] = {"eval": load_eval, "run": load
 
 def kind_of(path: Path) -> str:
     from caredio.evaluation.evaldir import is_eval_dir
-    from caredio.records import CONFIG, RUN_JSON
+    from caredio.rundir.recorder import CONFIG, RUN_JSON
 
     if not path.is_dir():
         raise UserInputError(f"{path}: no such directory")
@@ -171,7 +171,7 @@ def compare(paths: list[Path]) -> Comparison:
         for m in measured:
             m.label = str(m.path)
     if kind == "run":
-        from caredio.compare_runs import fairness_notes
+        from caredio.tools.compare_runs import fairness_notes
 
         fairness_notes(measured)
     keys: list[tuple[str, str]] = []

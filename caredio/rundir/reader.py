@@ -2,7 +2,7 @@
 
 The tools must work on a finished run, a failed one and one that is still being written, so
 every file is optional except the one that makes a directory a run (``run.json`` or
-``config.json``); torn last lines are skipped by :func:`caredio.records.read_jsonl`. A
+``config.json``); torn last lines are skipped by :func:`caredio.rundir.recorder.read_jsonl`. A
 directory that is not a run is refused with a one-line reason naming the file, before any
 output exists.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
-from caredio.records import (
+from caredio.rundir.recorder import (
     CONFIG,
     DATASET,
     PROMPTS,

@@ -28,7 +28,7 @@ from caredio.memory.judge import LOOP, Judge, MemoryPart, loop_scorer
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import PromptTemplate, load_templates
-from caredio.records import PLAN, RunRecorder, atomic_write, read_jsonl
+from caredio.rundir.recorder import PLAN, RunRecorder, atomic_write, read_jsonl
 from caredio.topics import Topic, load_topics, resolve_topics
 
 log = logging.getLogger(__name__)

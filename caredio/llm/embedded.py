@@ -29,7 +29,7 @@ from types import TracebackType
 import httpx
 
 from caredio.errors import EmbeddedServerCrashed, EndpointDown, EndpointError, UserInputError
-from caredio.native_build import crash_line
+from caredio.llm.native_build import crash_line
 from caredio.threads import llm_threads
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ output method and the error, if any. Spans carry no prompt or reply text (the tr
 has them): nothing a span exports can hold a secret.
 
 Turned on by ``[telemetry] otlp_endpoint`` (an OTLP/gRPC collector, e.g.
-``http://localhost:4317``), or by handing :func:`caredio.runner.start_run` a tracer provider
+``http://localhost:4317``), or by handing :func:`caredio.run.runner.start_run` a tracer provider
 of your own (tests use an in-memory exporter). LangChain callbacks and tracers (LangSmith,
 Langfuse, OpenInference) are the other way in: they are passed to the run graph and reach
 every sample graph and agent call.

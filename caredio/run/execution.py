@@ -17,21 +17,22 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from caredio.acceptance import accept_into_memory
-from caredio.agent_factory import Agents, build_agents, requests_at_once, samples_in_flight
 from caredio.agents.base import TurnContext
-from caredio.checkpoints import open_checkpointer
 from caredio.config import ROLES, Settings, public_url
-from caredio.elicitation import elicit_missing
-from caredio.endpoint import endpoint
 from caredio.errors import EndpointDown, RunStopped, ServiceLost, WriteFailed
-from caredio.graph.local import LocalExecutor
+from caredio.graph.checkpoints import open_checkpointer
 from caredio.graph.run import SampleExecutor, build_run_graph
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
-from caredio.job import Job, ensure_plan
-from caredio.questions import QuestionBook
-from caredio.records import (
+from caredio.llm.endpoint import endpoint
+from caredio.run.agent_factory import Agents, build_agents, requests_at_once, samples_in_flight
+from caredio.run.elicitation import elicit_missing
+from caredio.run.executors.local import LocalExecutor
+from caredio.run.job import Job, ensure_plan
+from caredio.run.questions import QuestionBook
+from caredio.run.selection import accept_into_memory
+from caredio.run.signals import terminate_as_interrupt
+from caredio.rundir.recorder import (
     CHECKPOINTS,
     DATASET,
     PLAN,
@@ -40,10 +41,9 @@ from caredio.records import (
     read_jsonl,
     templates_hash,
 )
-from caredio.signals import terminate_as_interrupt
-from caredio.telemetry import SpanSink, otlp_provider
 from caredio.threads import configure_threads
-from caredio.tracing import LoggingTraceSink, MultiSink, TraceSink
+from caredio.tracing.otel import SpanSink, otlp_provider
+from caredio.tracing.sinks import LoggingTraceSink, MultiSink, TraceSink
 
 log = logging.getLogger(__name__)
 
@@ -221,7 +221,7 @@ async def open_executor(job: Job, run_dir: Path, recorder: RunRecorder, sink: Tr
     """The run's executor: the per-sample graph here (default), or Ray workers."""
     settings = job.settings
     if settings.executor == "ray":
-        from caredio.ray_executor import RayExecutor
+        from caredio.run.executors.ray import RayExecutor
 
         async with RayExecutor.started(job, recorder, sink, on_event, questions,
                                        *endpoint_model) as executor:

@@ -16,23 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from caredio.acceptance import accept_into_memory
-from caredio.agent_factory import build_agents
-from caredio.checkpoints import check_postgres
-from caredio.config import Settings, public_url, secrets_scrubbed
-from caredio.endpoint import endpoint, preflight
-from caredio.execution import execute
-from caredio.job import Job, new_run_id, open_memory, prepare
+from caredio.config import Settings, secrets_scrubbed
+from caredio.graph.checkpoints import check_postgres
+from caredio.llm.endpoint import preflight
 from caredio.memory.embeddings import Embedder
-from caredio.records import RunRecorder
-from caredio.resumption import resumed_settings
-from caredio.signals import run_coroutine, terminate_as_interrupt
+from caredio.run.execution import execute
+from caredio.run.job import new_run_id, prepare
+from caredio.run.resumption import resumed_settings
+from caredio.run.signals import run_coroutine
+from caredio.rundir.recorder import RunRecorder
 from caredio.threads import configure_threads
 
 Event = Callable[[str, dict[str, Any]], None]
-_terminate_as_interrupt = terminate_as_interrupt  # the eval engine's name for it
-__all__ = ["Job", "accept_into_memory", "build_agents", "endpoint", "execute", "new_run_id",
-           "open_memory", "preflight", "prepare", "public_url", "resume_run", "start_run"]
 
 
 def check_services(settings: Settings, missing: list[str]) -> None:
@@ -40,7 +35,7 @@ def check_services(settings: Settings, missing: list[str]) -> None:
     if settings.checkpoint_url:
         asyncio.run(check_postgres(settings.checkpoint_url))
     if settings.executor == "ray":
-        from caredio.ray_executor import check_ray_settings
+        from caredio.run.executors.ray import check_ray_settings
 
         check_ray_settings(settings, missing)
 

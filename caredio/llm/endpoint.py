@@ -11,8 +11,8 @@ import httpx
 
 from caredio.config import Settings, public_url
 from caredio.errors import EndpointError
-from caredio.liveness import Liveness, shared_ssl_context
-from caredio.local_llm import LocalLLMServer
+from caredio.llm.embedded import LocalLLMServer
+from caredio.llm.liveness import Liveness, shared_ssl_context
 from caredio.threads import llm_threads
 
 

@@ -24,10 +24,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from caredio.records import PLAN, read_jsonl
+from caredio.rundir.recorder import PLAN, read_jsonl
 
 if TYPE_CHECKING:
-    from caredio.compare import Comparison, Measured
+    from caredio.tools.compare import Comparison, Measured
 
 ALL = "all"
 SCORES = ("objective", "representativeness", "distinctiveness")
@@ -54,8 +54,8 @@ def _plan_keys(run_dir: Path) -> dict[str, str]:
 
 
 def load_run_dir(path: Path) -> Measured:
-    from caredio.compare import Measured
-    from caredio.rundata import open_run
+    from caredio.rundir.reader import open_run
+    from caredio.tools.compare import Measured
 
     run = open_run(path)
     lines = run.samples()

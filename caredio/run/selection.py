@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from caredio.conversation import question_response
-from caredio.job import Job
 from caredio.memory.selection import select
-from caredio.records import SELECTED, atomic_write, read_jsonl
+from caredio.run.job import Job
+from caredio.rundir.recorder import SELECTED, atomic_write, read_jsonl
 
 
 def accept_into_memory(job: Job, run_dir: Path) -> None:

@@ -3,7 +3,7 @@
 Formats are the ones fine-tuning stacks read without glue code: OpenAI chat JSONL (only the
 ``messages`` key, since OpenAI's fine-tuning API rejects unknown keys), ShareGPT JSON
 (``conversations`` of ``from``/``value`` turns, as LLaMA-Factory and axolotl expect), TRL's
-prompt-completion JSONL with a LoRA recipe (:mod:`caredio.handoff`) and a
+prompt-completion JSONL with a LoRA recipe (:mod:`caredio.tools.handoff`) and a
 Hugging Face ``datasets`` folder with a dataset card that says where the data came from: the
 model, the template hashes and the licenses of the knowledge it was grounded in. Files are
 written to a temporary name and renamed, so a failure leaves nothing half-written.
@@ -22,8 +22,8 @@ from typing import Any
 from caredio.conversation import line_text, question_response
 from caredio.errors import UserInputError
 from caredio.memory.selection import Pick, select_detailed
-from caredio.records import SELECTED, atomic_folder, atomic_write
-from caredio.rundata import RunData, open_run
+from caredio.rundir.reader import RunData, open_run
+from caredio.rundir.recorder import SELECTED, atomic_folder, atomic_write
 
 log = logging.getLogger(__name__)
 FORMATS = ("openai", "sharegpt", "hf", "trl")
@@ -101,7 +101,7 @@ def earlier_samples(run: RunData, embedder: Any) -> tuple[list[str], Any]:
     if not url and (not path or path == ":memory:" or not Path(path).exists()):
         return [], None
     from caredio.config import Settings
-    from caredio.runner import open_memory
+    from caredio.run.job import open_memory
 
     memory = open_memory(Settings(**run.config), embedder)
     ids, vectors = memory.sample_embeddings(exclude_run=run.run_id)
@@ -140,7 +140,7 @@ def export(
             + "\n",
         )
     elif fmt == "trl":
-        from caredio.handoff import write_trl
+        from caredio.tools.handoff import write_trl
 
         write_trl(run, lines, target, selected)
     else:

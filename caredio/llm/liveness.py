@@ -7,7 +7,7 @@ between streamed tokens), so the retry queues behind it, times out too, and the 
 finally declares a working server down. So when an endpoint has a health URL — the embedded
 server always has one — a call is given up only after ``timeout`` seconds in which the health
 URL did not answer once; while it answers, the call runs to its end. The breaker
-(:class:`caredio.limits.EndpointHealth`) still stops a run whose endpoint stopped answering.
+(:class:`caredio.llm.limits.EndpointHealth`) still stops a run whose endpoint stopped answering.
 
 For the embedded llama-cpp-python server the health URL is ``/openapi.json``: served by the
 HTTP event loop while the model generates in a worker thread (its ``/v1/models`` waits for the

@@ -30,7 +30,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from caredio.config import public_url, url_secrets
 from caredio.errors import ServiceUnreachable, UserInputError
-from caredio.records import CHECKPOINTS
+from caredio.rundir.recorder import CHECKPOINTS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

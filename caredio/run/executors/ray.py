@@ -26,12 +26,12 @@ from typing import Any
 
 from caredio.config import Settings
 from caredio.errors import CaredioError, ServiceUnreachable, UserInputError
-from caredio.graph.local import failed_result
 from caredio.graph.state import SampleSpec
-from caredio.job import EPHEMERAL, Job
-from caredio.questions import QuestionBook
-from caredio.records import RunRecorder
-from caredio.tracing import TraceSink
+from caredio.run.executors.local import failed_result
+from caredio.run.job import EPHEMERAL, Job
+from caredio.run.questions import QuestionBook
+from caredio.rundir.recorder import RunRecorder
+from caredio.tracing.sinks import TraceSink
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +110,9 @@ class RayExecutor:
                       questions: QuestionBook, base_url: str, model: str,
                       ) -> AsyncIterator[RayExecutor]:
         ray = _ray()
-        from caredio.checkpoints import setup_postgres
-        from caredio.coordination import RunCoordinator
-        from caredio.ray_worker import SampleWorker
+        from caredio.graph.checkpoints import setup_postgres
+        from caredio.run.executors.coordination import RunCoordinator
+        from caredio.run.executors.ray_worker import SampleWorker
 
         settings = job.settings
         assert settings.checkpoint_url
