@@ -57,7 +57,7 @@ async def _drafts(base_url: str, model: str, prompts: str | None, repeats: int,
                   temperature: float) -> tuple[list[dict[str, Any]], float]:
     from caredio.agents import CultureExpert
     from caredio.agents.base import TurnContext
-    from caredio.config import LLMSettings
+    from caredio.config.settings import LLMSettings
     from caredio.errors import ModelOutputError
     from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
     from caredio.memory.ingest import starter_pack

@@ -63,7 +63,7 @@ def _stderr(message: str) -> None:
 
 def run_settings(args: argparse.Namespace, label: str, best_of_n: int | None = None) -> Any:
     """The settings of one run: everything shared, the strategy (or loop variant) its own."""
-    from caredio.config import load_settings
+    from caredio.config.loading import load_settings
 
     loop: dict[str, Any] = {"max_rounds": args.max_rounds, **VARIANTS.get(label, {})}
     llm: dict[str, Any] = {"seed": args.seed, "temperature": args.temperature,
@@ -176,7 +176,7 @@ def rejudge(run_dir: Path, dest: Path, split: float, embedder: Any = None) -> Pa
     The loop's own scores are left as the run recorded them."""
     import shutil
 
-    from caredio.config import JudgeSettings, ScoringSettings
+    from caredio.config.settings import JudgeSettings, ScoringSettings
     from caredio.memory.embeddings import embedder_for
     from caredio.memory.ingest import starter_pack
     from caredio.memory.judge import Judge, judge_fields
@@ -214,7 +214,7 @@ def trajectory_analysis(run_dir: Path, margin: float = 0.05) -> dict[str, Any]:
     (every version is judged): the version kept vs the first and the last, and each refinement
     step's change of J on the loop's scorer against the change on the judge — overall, for
     steps that lost more than ``margin`` of R, and per step kind (alternation order)."""
-    from caredio.config import LoopSettings
+    from caredio.config.settings import LoopSettings
     from caredio.graph.routing import base_version
     from caredio.rundir.recorder import read_jsonl
     from caredio.stats import bootstrap_mean

@@ -18,7 +18,7 @@ def embedded(max_tokens: int, repeats: int) -> dict[str, Any]:
     from llama_cpp import Llama
 
     from caredio.agents.culture_expert import ExpertAnswer
-    from caredio.config import LLMSettings
+    from caredio.config.settings import LLMSettings
     from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
     from caredio.llm.embedded import LocalLLMServer, packaged_gguf
     from caredio.prompts import load_templates

@@ -285,7 +285,7 @@ def side_by_side(configs: list[tuple[int, int]], rounds: int, latency: float, re
                  per_slot: list[int | None] | None = None,
                  embed_threads: list[int] | None = None,
                  thread_cpu: bool = False) -> list[dict[str, Any]]:
-    from caredio.config import ThreadSettings
+    from caredio.config.settings import ThreadSettings
     from caredio.memory.embeddings import SentenceTransformerEmbedder
     from caredio.threads import configure_threads
 

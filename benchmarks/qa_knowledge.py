@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import blend_cases
 import scorer_validation
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.blend import country_names
 from caredio.memory.embeddings import embedder_for
 from caredio.memory.ingest import read_knowledge

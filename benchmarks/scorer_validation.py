@@ -42,7 +42,7 @@ import blend_cases
 import gaming
 import scorer_variants
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.embeddings import embedder_for
 from caredio.memory.ingest import starter_pack
 from caredio.memory.scoring import Scorer

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.attribution import Calibration, relevance
 from caredio.memory.names import neutralize
 from caredio.memory.scoring import Scorer, most_likely

@@ -25,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import blend_cases
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.embeddings import default_embedder
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory, KnowledgeItem, claim_of

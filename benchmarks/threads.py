@@ -37,7 +37,7 @@ EMBED_CHILD = """
 import json, os, sys, time
 threads = int(sys.argv[1])
 import torch
-from caredio.config import ThreadSettings
+from caredio.config.settings import ThreadSettings
 from caredio.threads import configure_threads
 # The setting, not torch.set_num_threads: the embedder applies the configured count when it
 # loads (a bare set_num_threads was overridden by the default, so both rounds ran 1 thread).

@@ -19,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from caredio.config import ThreadSettings
+from caredio.config.settings import ThreadSettings
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from caredio.config import public_url, url_secrets
+from caredio.config.urls import public_url, url_secrets
 from caredio.errors import ServiceUnreachable, UserInputError
 from caredio.rundir.recorder import CHECKPOINTS
 

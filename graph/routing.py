@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from caredio.config import LoopSettings
+from caredio.config.settings import LoopSettings
 from caredio.graph.state import Version
 
 FINALIZE = "finalize"

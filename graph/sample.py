@@ -20,7 +20,7 @@ from langgraph.graph import END, START, StateGraph
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
 from caredio.agents.contrast_critic import critique_text
-from caredio.config import LoopSettings
+from caredio.config.settings import LoopSettings
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.graph.routing import (
     FINALIZE,

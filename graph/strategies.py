@@ -25,7 +25,7 @@ from typing import Any
 
 from langgraph.graph import END, START, StateGraph
 
-from caredio.config import LoopSettings
+from caredio.config.settings import LoopSettings
 from caredio.errors import ModelOutputError
 from caredio.graph.routing import (
     FINALIZE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from caredio.config import public_url
+from caredio.config.urls import public_url
 from caredio.errors import UserInputError
 from caredio.memory.store import KNOWLEDGE, SAMPLES, make_client
 

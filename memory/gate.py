@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.neighbours import answered_questions
 
 Scale = Callable[[np.ndarray], np.ndarray]

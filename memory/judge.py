@@ -22,7 +22,7 @@ from typing import Any, Literal, cast
 
 import numpy as np
 
-from caredio.config import JudgeSettings, ScoringSettings
+from caredio.config.settings import JudgeSettings, ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.embeddings import Embedder, embedder_for
 from caredio.memory.scoring import SampleScore, Scorer

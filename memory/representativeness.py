@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.gate import Scale
 from caredio.memory.store import CultureMatrix
 

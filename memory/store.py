@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import numpy as np
 
-from caredio.config import public_url
+from caredio.config.urls import public_url
 from caredio.conversation import sample_text
 from caredio.errors import ServiceLost, ServiceUnreachable, UserInputError
 from caredio.memory.dirlock import MemoryDirLock

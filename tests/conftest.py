@@ -116,7 +116,7 @@ def fake_embedder() -> Any:
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[str, Any]:
     """A real run: 2 cultures x 1 topic x 1 sample, 2 rounds, on the embedded server."""
-    from caredio.config import load_settings
+    from caredio.config.loading import load_settings
     from caredio.run.runner import resume_run, start_run
 
     root = tmp_path_factory.mktemp("demo")

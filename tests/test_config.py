@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from caredio.config import MAX_ROUNDS, LLMSettings, load_settings
+from caredio.config.loading import load_settings
+from caredio.config.settings import MAX_ROUNDS, LLMSettings
 from caredio.errors import UserInputError
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from caredio.config import MemorySettings
+from caredio.config.settings import MemorySettings
 from caredio.errors import UserInputError
 from caredio.memory.embeddings import DEFAULT_BACKEND, SentenceTransformerEmbedder
 from caredio.memory.onnx_encoder import resolve_runtime

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.memory.ingest import starter_pack
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory

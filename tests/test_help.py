@@ -82,7 +82,7 @@ def test_every_option_shows_its_default(monkeypatch: pytest.MonkeyPatch,
 def test_run_help_states_the_config_defaults(monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """The defaults written into the help are the ones the config really has."""
-    from caredio.config import Settings
+    from caredio.config.settings import Settings
 
     settings = Settings()
     out = _help(monkeypatch, capsys, 400, ["run"])

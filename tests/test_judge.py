@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from caredio.config import JudgeSettings, ScoringSettings, load_settings
+from caredio.config.loading import load_settings
+from caredio.config.settings import JudgeSettings, ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.ingest import starter_pack
 from caredio.memory.judge import JUDGE, LOOP, Judge, MemoryPart, in_judge_part, loop_scorer

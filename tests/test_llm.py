@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 import caredio.llm.client
 import caredio.llm.limits
-from caredio.config import LLMSettings
+from caredio.config.settings import LLMSettings
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
 from tests.support.stub_server import FaultPlan, StubOpenAIServer, dead_url

@@ -17,7 +17,7 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.runnables import RunnableLambda
 
 from caredio.agents.contrast_critic import Critique
-from caredio.config import LLMSettings
+from caredio.config.settings import LLMSettings
 from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 

@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from caredio.config import MAX_ROUNDS, Settings
+from caredio.config.settings import MAX_ROUNDS, Settings
 from caredio.memory.ingest import starter_pack
 from caredio.run.questions import QuestionBook
 from caredio.run.runner import start_run

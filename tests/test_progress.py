@@ -21,7 +21,7 @@ from rich.console import Console
 
 import caredio.cli.run_display as run_display
 from caredio.cli.run_display import RunDisplay
-from caredio.config import LLMSettings
+from caredio.config.settings import LLMSettings
 from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
 from caredio.run.runner import start_run
 from caredio.rundir.recorder import read_jsonl

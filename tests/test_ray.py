@@ -260,7 +260,7 @@ def test_a_429s_pause_is_in_force_before_its_permit_goes_to_another_worker() -> 
     import asyncio
     import threading
 
-    from caredio.config import LLMSettings
+    from caredio.config.settings import LLMSettings
     from caredio.llm.client import MethodMemory, RoleLLM
     from caredio.run.executors.ray_worker import HOLDER, RemoteLimiter
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from caredio.config import LoopSettings
+from caredio.config.settings import LoopSettings
 from caredio.graph.routing import (
     FINALIZE,
     REFINE_QUESTION,

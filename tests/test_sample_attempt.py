@@ -20,7 +20,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
 
-from caredio.config import LLMSettings
+from caredio.config.settings import LLMSettings
 from caredio.graph.sample import Toolkit
 from caredio.llm.client import MethodMemory, RoleLLM
 from caredio.run.agent_factory import build_agents

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from caredio.config import ScoringSettings
+from caredio.config.settings import ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.blend import read_blend
 from caredio.memory.names import mentions, neutralize

@@ -11,7 +11,7 @@ import itertools
 from pathlib import Path
 from typing import Any
 
-from caredio.config import Settings
+from caredio.config.settings import Settings
 from caredio.memory.store import CulturalMemory
 from caredio.run.runner import start_run
 from caredio.rundir.recorder import read_jsonl

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from caredio.config import LoopSettings
+from caredio.config.settings import LoopSettings
 from caredio.errors import UserInputError
 from caredio.graph.strategies import candidates, loop_calls
 from caredio.run.runner import resume_run, start_run

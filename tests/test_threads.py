@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from caredio.config import ThreadSettings, load_settings
+from caredio.config.loading import load_settings
+from caredio.config.settings import ThreadSettings
 from caredio.errors import UserInputError
 from caredio.llm.embedded import LocalLLMServer
 from caredio.threads import configure_threads, default_threads, llm_threads

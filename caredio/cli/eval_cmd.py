@@ -161,7 +161,7 @@ def eval_command(
 ) -> None:
     """Measure a model's cultural alignment on BLEnD-style short-answer and multiple-choice questions."""
     from caredio.cli.consoles import console, err_console
-    from caredio.config import load_settings
+    from caredio.config.loading import load_settings
     from caredio.errors import UserInputError
     from caredio.evaluation.engine import EvalOptions, resume_eval, start_eval
 

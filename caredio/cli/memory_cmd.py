@@ -20,7 +20,7 @@ MEMORY_URL_HELP = options.MEMORY_URL_HELP + options.default("none")
 
 
 def _settings(memory: str | None, memory_url: str | None) -> Any:
-    from caredio.config import load_settings
+    from caredio.config.loading import load_settings
     from caredio.threads import configure_threads
 
     settings = load_settings(memory={"path": memory, "url": memory_url})

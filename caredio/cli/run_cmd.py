@@ -87,7 +87,7 @@ def register(cli: typer.Typer) -> None:
         otlp_endpoint: str = typer.Option(None, "--otlp-endpoint", metavar="URL", help="OTLP/gRPC collector that receives every agent turn as an OpenTelemetry span, e.g. http://localhost:4317." + default("none, no spans exported")),
     ) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
-        from caredio.config import load_settings
+        from caredio.config.loading import load_settings
         from caredio.run.job import new_run_id
         from caredio.run.runner import start_run
 

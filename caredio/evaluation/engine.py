@@ -20,14 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caredio.config import (
-    LLMSettings,
-    Settings,
-    describe_validation_error,
-    is_redacted,
-    public_url,
-    secrets_scrubbed,
-)
+from caredio.config.loading import describe_validation_error
+from caredio.config.secrets import secrets_scrubbed
+from caredio.config.settings import LLMSettings, Settings
+from caredio.config.urls import is_redacted, public_url
 from caredio.errors import EndpointDown, EndpointError, UserInputError
 from caredio.evaluation import leakage
 from caredio.evaluation.evaldir import EvalRecorder, open_eval, refuse_occupied

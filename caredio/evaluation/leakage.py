@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from caredio.config import is_redacted
+from caredio.config.urls import is_redacted
 from caredio.conversation import question_response
 from caredio.errors import UserInputError
 from caredio.evaluation.tasks import CountryFile

@@ -33,7 +33,8 @@ from langchain_openai.chat_models.base import BaseChatOpenAI
 from openai.types.chat import ChatCompletion
 from pydantic import BaseModel
 
-from caredio.config import LLMSettings, public_url
+from caredio.config.settings import LLMSettings
+from caredio.config.urls import public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.llm.limits import EndpointHealth, RequestLimiter
 from caredio.llm.liveness import Liveness, shared_ssl_context

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from caredio.config import Settings, public_url
+from caredio.config.settings import Settings
+from caredio.config.urls import public_url
 from caredio.errors import EndpointError
 from caredio.llm.embedded import LocalLLMServer
 from caredio.llm.liveness import Liveness, shared_ssl_context

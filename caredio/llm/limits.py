@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from caredio.config import public_url
+from caredio.config.urls import public_url
 from caredio.errors import EndpointDown
 
 _sleep = asyncio.sleep  # a seam for tests

@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from caredio.config import public_url
+from caredio.config.urls import public_url
 from caredio.errors import EndpointDown
 
 log = logging.getLogger(__name__)

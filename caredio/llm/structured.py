@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from caredio.config import StructuredMethod
+from caredio.config.settings import StructuredMethod
 from caredio.errors import ModelOutputError
 
 T = TypeVar("T", bound=BaseModel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
-from caredio.config import ROLES, Settings
+from caredio.config.settings import ROLES, Settings
 from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
 from caredio.llm.liveness import Liveness
 from caredio.prompts import PromptTemplate

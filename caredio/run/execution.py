@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from caredio.agents.base import TurnContext
-from caredio.config import ROLES, Settings, public_url
+from caredio.config.settings import ROLES, Settings
+from caredio.config.urls import public_url
 from caredio.errors import EndpointDown, RunStopped, ServiceLost, WriteFailed
 from caredio.graph.checkpoints import open_checkpointer
 from caredio.graph.run import SampleExecutor, build_run_graph

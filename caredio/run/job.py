@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from caredio.config import Settings
+from caredio.config.settings import Settings
 from caredio.errors import UserInputError
 from caredio.graph.state import SampleSpec
 from caredio.memory.embeddings import Embedder, embedder_for

@@ -10,7 +10,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from caredio.config import Settings, describe_validation_error, is_redacted
+from caredio.config.loading import describe_validation_error
+from caredio.config.settings import Settings
+from caredio.config.urls import is_redacted
 from caredio.errors import UserInputError
 
 

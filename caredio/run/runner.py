@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from caredio.config import Settings, secrets_scrubbed
+from caredio.config.secrets import secrets_scrubbed
+from caredio.config.settings import Settings
 from caredio.graph.checkpoints import check_postgres
 from caredio.llm.endpoint import preflight
 from caredio.memory.embeddings import Embedder

@@ -100,7 +100,7 @@ def earlier_samples(run: RunData, embedder: Any) -> tuple[list[str], Any]:
     path, url = memory_config.get("path"), memory_config.get("url")
     if not url and (not path or path == ":memory:" or not Path(path).exists()):
         return [], None
-    from caredio.config import Settings
+    from caredio.config.settings import Settings
     from caredio.run.job import open_memory
 
     memory = open_memory(Settings(**run.config), embedder)

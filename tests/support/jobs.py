@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from caredio.config import Settings, load_settings
+from caredio.config.loading import load_settings
+from caredio.config.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -121,7 +122,7 @@ app()
 
 def trace_totals(run_dir: Path) -> dict[str, Any]:
     """Tokens, calls and retries per role summed from trace.jsonl, shaped like run.json's."""
-    from caredio.config import ROLES
+    from caredio.config.settings import ROLES
     from caredio.rundir.recorder import read_jsonl
 
     tokens = {role: {"input": 0, "output": 0, "calls": 0} for role in ROLES}

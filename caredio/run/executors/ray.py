@@ -24,7 +24,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from caredio.config import Settings
+from caredio.config.settings import Settings
 from caredio.errors import CaredioError, ServiceUnreachable, UserInputError
 from caredio.graph.state import SampleSpec
 from caredio.run.executors.local import failed_result

@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
-from caredio.config import Settings
+from caredio.config.settings import Settings
 from caredio.graph.sample import Toolkit
 from caredio.graph.state import SampleSpec
 from caredio.llm.limits import EndpointHealth

@@ -1,70 +1,32 @@
-"""Configuration: a TOML file, ``CAREDIO_*`` environment variables and CLI flags.
+"""The settings of a run: one typed model per table of the config file.
 
-Precedence, highest first: flags, environment, TOML file, defaults. Unknown keys are
-errors (a typo in a config file must not be silently ignored). API keys are never part
-of the settings: they are read from the environment when a client is built, so they
-cannot reach the config snapshot a run writes to disk.
+Unknown keys are errors (a typo in a config file must not be silently ignored). API keys are
+never part of the settings: they are read from the environment when a client is built, so they
+cannot reach the config snapshot a run writes to disk (:meth:`Settings.snapshot`).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import hashlib
 import json
-import logging
-import os
-import tomllib
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from caredio.errors import UserInputError
+from caredio.config.urls import check_http_url, has_secrets, redact_url
 
 ROLES = ("culture_expert", "contrast_critic", "refiner")
-REDACTED = "REDACTED"
+
+
 MAX_ROUNDS = 100  # past this a sample is rewritten far beyond any measured gain; a typo guard
+
+
 StructuredMethod = Literal["auto", "json_schema", "function_calling", "json_mode", "prompt"]
+
+
 Strategy = Literal["loop", "one-shot", "best-of-n"]
-
-
-def _shown_url(url: str) -> str:
-    """A URL as an error message may show it (quoted): never a user, password or query string."""
-    parts = urlsplit(url)
-    if parts.netloc:
-        return repr(urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", "")))
-    # Without "scheme://" nothing tells a password from a path: show it only when it cannot hold one.
-    return repr(url) if "@" not in url and "?" not in url else "the value (not shown: it may hold credentials)"
-
-
-def check_http_url(url: str | None, example: str) -> str | None:
-    """``url`` when it is an http(s) URL with a host (and a valid port), else ValueError.
-
-    Checked with the settings, before anything starts: httpx would otherwise report
-    "notaurl" only when first called, as an unreachable endpoint (UnsupportedProtocol), after
-    the run directory exists. Empty means unset, as the code that uses these fields reads it.
-    """
-    if not url:
-        return url
-    url = url.strip()
-    parts = urlsplit(url)
-    shown = _shown_url(url)
-    if "://" not in url:
-        raise ValueError(f"{shown} is not a URL: give http:// or https:// and a host, e.g. {example}")
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError(f"{shown}: the scheme must be http or https, not {parts.scheme!r} "
-                         f"(e.g. {example})")
-    if not parts.hostname:
-        raise ValueError(f"{shown} has no host (e.g. {example})")
-    try:
-        parts.port  # noqa: B018 - parsing the port is the check: it raises on "x:abc" or "x:99999"
-    except ValueError as exc:
-        raise ValueError(f"{shown}: bad port ({exc})") from None
-    return url
 
 
 class _Strict(BaseModel):
@@ -464,198 +426,3 @@ class Settings(BaseSettings):
     def config_hash(self) -> str:
         blob = json.dumps(self.snapshot(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
-
-
-def public_url(url: str) -> str:
-    """A URL fit for records and logs: no user, password or query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def has_secrets(url: str | None) -> bool:
-    """Whether a URL carries credentials (user, password) or a query string (keys hide there)."""
-    if not url:
-        return False
-    parts = urlsplit(url)
-    return bool(parts.username or parts.password or parts.query)
-
-
-def redact_url(url: str | None) -> str | None:
-    """The URL to write to disk: with secrets, its public part marked ``REDACTED``."""
-    if url is None or not has_secrets(url):
-        return url
-    parts = urlsplit(public_url(url))
-    return urlunsplit((parts.scheme, f"{REDACTED}@{parts.netloc}", parts.path, "", ""))
-
-
-def is_redacted(url: str | None) -> bool:
-    return bool(url) and urlsplit(url).username == REDACTED
-
-
-def url_secrets(url: str | None) -> list[str]:
-    """What of a URL must never be logged: ``user:password@``, the password, its Basic token."""
-    if not url or not has_secrets(url):
-        return []
-    parts = urlsplit(url)
-    found = [parts.query] if parts.query else []
-    if parts.username or parts.password:
-        userinfo = parts.netloc.rsplit("@", 1)[0]
-        found += [userinfo + "@", base64.b64encode(
-            f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()).decode()]
-        if parts.password:
-            found += [parts.password, unquote(parts.password)]
-    return [secret for secret in found if len(secret) >= 4]
-
-
-class SecretFilter(logging.Filter):
-    """Scrubs given secrets from every record a handler emits, whoever logged it.
-
-    Third-party loggers (httpx logs each request URL, credentials included) are not ours
-    to change, so the filter sits on the handlers.
-    """
-
-    def __init__(self, secrets: list[str]) -> None:
-        super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, "***")
-            record.msg, record.args = message, ()
-        return True
-
-
-def settings_secrets(settings: Settings) -> list[str]:
-    """Every secret a run of these settings knows: API keys from the environment, URL parts."""
-    keys = [os.environ.get(settings.llm.api_key_env), os.environ.get("CAREDIO_API_KEY")]
-    urls = [settings.llm.base_url, settings.memory.url, settings.checkpoint_url,
-            *(role.base_url for role in settings.llm.roles.values())]
-    found = [key for key in keys if key and len(key) >= 4]
-    for url in urls:
-        found += url_secrets(url)
-    return found
-
-
-@contextlib.contextmanager
-def secrets_scrubbed(settings: Settings) -> Iterator[None]:
-    """While a run goes: no handler of the root logger writes one of the run's secrets."""
-    secret_filter = SecretFilter(settings_secrets(settings))
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(secret_filter)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(secret_filter)
-
-
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in top.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise UserInputError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserInputError(f"{path}: cannot read config: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserInputError(f"{path}: invalid TOML: {exc}") from None
-
-
-# The command-line flags of `caredio run` (and of eval and memory, a subset) by the field each
-# sets, so that a bad value is reported under the name the user typed.
-FLAGS = {
-    "cultures": "--cultures", "topics": "--topics", "samples_per_topic": "--samples-per-topic",
-    "loop.max_rounds": "--max-rounds", "out": "--out", "run_id": "--run-id",
-    "memory.path": "--memory", "memory.url": "--memory-url", "contrast": "--contrast",
-    "llm.base_url": "--base-url", "llm.model": "--model", "llm.gguf": "--gguf",
-    "llm.seed": "--seed", "concurrency": "--concurrency", "prompts_dir": "--prompts",
-    "strategy": "--strategy", "best_of_n": "--best-of-n", "judge.split": "--judge-split",
-    "executor": "--executor", "ray_address": "--ray-address", "ray_workers": "--ray-workers",
-    "checkpoint_url": "--checkpoint-url", "telemetry.otlp_endpoint": "--otlp-endpoint",
-}
-
-
-def _flag_of(loc: tuple[Any, ...], flags: dict[str, Any]) -> str | None:
-    """The flag that gave the field at ``loc`` (or the list holding it) its value, if one did."""
-    for end in range(len(loc), 0, -1):
-        flag = FLAGS.get(".".join(map(str, loc[:end])))
-        value: Any = flags
-        for part in loc[:end]:
-            value = value.get(part) if isinstance(value, dict) else None
-        if flag and value is not None and not isinstance(value, dict):
-            return flag
-    return None
-
-
-def describe_validation_error(exc: ValidationError, origin: str,
-                              flags: dict[str, Any] | None = None) -> str:
-    """One line naming the offending field, e.g. ``config.toml: llm.tmperature: extra ...``.
-
-    When ``flags`` (the command line's values, nested as the settings) set that field, the
-    flag is named instead of ``origin``: ``--base-url: llm.base_url: ...``.
-    """
-    first = exc.errors()[0]
-    field = ".".join(str(part) for part in first["loc"]) or "(root)"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif first["type"] == "value_error":
-        message = message.removeprefix("Value error, ")  # pydantic's wrapping of our own reasons
-    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
-    flag = _flag_of(tuple(first["loc"]), flags or {})
-    if flag:
-        return f"{flag}: {field}: {message}{more}"
-    return f"{origin}: {field}: {message}{more}"
-
-
-def load_settings(config_file: str | Path | None = None, **flags: Any) -> Settings:
-    """Resolve settings: flags > environment > TOML file > defaults.
-
-    ``flags`` use nested dicts for sub-tables (``llm={"model": ...}``); ``None`` values are
-    dropped so an unset flag never hides the file or the environment.
-    """
-    file_values = read_toml(config_file) if config_file else {}
-    flag_values = _drop_none(flags)
-    origin = str(config_file) if config_file else "settings"
-    # Environment sits between the file and the flags: pydantic-settings applies init
-    # kwargs over the environment, so the file is validated first and re-applied below.
-    try:
-        env_only = Settings()
-    except ValidationError as exc:
-        raise UserInputError(describe_validation_error(exc, "environment")) from None
-    env_set = env_only.model_dump(exclude_unset=True)
-    merged = _deep_merge(_deep_merge(file_values, env_set), flag_values)
-    try:
-        return Settings(**merged)
-    except ValidationError as exc:
-        raise UserInputError(describe_validation_error(exc, origin, flag_values)) from None
-
-
-def _drop_none(values: dict[str, Any]) -> dict[str, Any]:
-    cleaned: dict[str, Any] = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            inner = _drop_none(value)
-            if inner:
-                cleaned[key] = inner
-        elif value is not None:
-            cleaned[key] = value
-    return cleaned
