@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from caredio.memory.blend import BlendAnswer, BlendQuestion, items_of, read_blend_questions
-from caredio.memory.store import KnowledgeItem
+from caredio.memory.items import KnowledgeItem
 
 DEFAULT_BLEND = Path(__file__).resolve().parents[2] / "shared" / "data" / "blend"
 MAJORITY = 3  # of BLEnD's 5 annotators: more than half gave this answer

@@ -82,7 +82,7 @@ def run_settings(args: argparse.Namespace, label: str, best_of_n: int | None = N
 
 def loop_calls_per_sample(run_dir: Path) -> float:
     """Mean LLM calls (turns, retries not counted) per kept sample of a finished run."""
-    from caredio.rundir.recorder import read_jsonl
+    from caredio.rundir.files import read_jsonl
 
     kept = {line["metadata"]["sample_id"] for line in read_jsonl(run_dir / "dataset.jsonl")}
     turns = [t for t in read_jsonl(run_dir / "trace.jsonl") if t["sample_id"] in kept]
@@ -181,7 +181,7 @@ def rejudge(run_dir: Path, dest: Path, split: float, embedder: Any = None) -> Pa
     from caredio.memory.ingest import starter_pack
     from caredio.memory.judge import Judge, judge_fields
     from caredio.memory.store import CulturalMemory
-    from caredio.rundir.recorder import read_jsonl
+    from caredio.rundir.files import read_jsonl
 
     config = json.loads((run_dir / "config.json").read_text())
     memory = CulturalMemory.open(embedder or embedder_for(config["memory"]["embedding"]))
@@ -216,7 +216,7 @@ def trajectory_analysis(run_dir: Path, margin: float = 0.05) -> dict[str, Any]:
     steps that lost more than ``margin`` of R, and per step kind (alternation order)."""
     from caredio.config.settings import LoopSettings
     from caredio.graph.routing import base_version
-    from caredio.rundir.recorder import read_jsonl
+    from caredio.rundir.files import read_jsonl
     from caredio.stats import bootstrap_mean
 
     loop = LoopSettings(**json.loads((run_dir / "config.json").read_text())["loop"])

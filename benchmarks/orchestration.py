@@ -148,7 +148,8 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     from caredio.run.agent_factory import samples_in_flight
     from caredio.run.execution import execute
     from caredio.run.job import prepare
-    from caredio.rundir.recorder import RunRecorder, read_jsonl
+    from caredio.rundir.files import read_jsonl
+    from caredio.rundir.recorder import RunRecorder
     from tests.support.jobs import stub_settings
 
     per_topic, rest = divmod(samples, len(CULTURES) * len(TOPICS))

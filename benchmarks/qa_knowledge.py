@@ -50,8 +50,9 @@ from caredio.config.settings import ScoringSettings
 from caredio.memory.blend import country_names
 from caredio.memory.embeddings import embedder_for
 from caredio.memory.ingest import read_knowledge
+from caredio.memory.items import CLAIM_SEPARATOR, KnowledgeItem, claim_of
 from caredio.memory.scoring import Scorer
-from caredio.memory.store import CLAIM_SEPARATOR, CulturalMemory, KnowledgeItem, claim_of
+from caredio.memory.store import CulturalMemory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -46,7 +46,8 @@ def ray_run(url: str, postgres: str, workers: int, samples: int, rounds: int,
             concurrency: int, latency: float, out: str) -> dict[str, Any]:
     from caredio.run.execution import execute
     from caredio.run.job import prepare
-    from caredio.rundir.recorder import RunRecorder, read_jsonl
+    from caredio.rundir.files import read_jsonl
+    from caredio.rundir.recorder import RunRecorder
     from tests.support.jobs import stub_settings
 
     per_topic = samples // (len(CULTURES) * len(TOPICS))

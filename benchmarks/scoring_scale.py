@@ -27,8 +27,9 @@ import blend_cases
 
 from caredio.config.settings import ScoringSettings
 from caredio.memory.embeddings import default_embedder
+from caredio.memory.items import KnowledgeItem, claim_of
 from caredio.memory.scoring import Scorer
-from caredio.memory.store import CulturalMemory, KnowledgeItem, claim_of
+from caredio.memory.store import CulturalMemory
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BLOCK = 100  # samples scored by one scorer before the other takes its turn

@@ -30,7 +30,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from caredio.config.urls import public_url, url_secrets
 from caredio.errors import ServiceUnreachable, UserInputError
-from caredio.rundir.recorder import CHECKPOINTS
+from caredio.rundir.formats import CHECKPOINTS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from caredio.config.settings import LoopSettings
-from caredio.graph.state import Version
+from caredio.rundir.formats import Version
 
 FINALIZE = "finalize"
 REFINE_QUESTION = "refine_question"

@@ -18,7 +18,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
-from caredio.graph.state import RunState, SampleSpec
+from caredio.graph.state import RunState
+from caredio.rundir.formats import PlanEntry
 
 log = logging.getLogger(__name__)
 Event = Callable[[str, dict[str, Any]], None]
@@ -27,12 +28,12 @@ Event = Callable[[str, dict[str, Any]], None]
 class SampleExecutor(Protocol):
     """Optimizes one planned sample somewhere; returns its result (completed or failed)."""
 
-    async def optimize(self, spec: SampleSpec, callbacks: Any = None) -> dict[str, Any]: ...
+    async def optimize(self, spec: PlanEntry, callbacks: Any = None) -> dict[str, Any]: ...
 
 
 def build_run_graph(
     executor: SampleExecutor,
-    planner: Callable[[], list[SampleSpec]],
+    planner: Callable[[], list[PlanEntry]],
     select: Callable[[], Awaitable[None]],
     on_event: Event,
     max_rounds: int,
@@ -52,7 +53,7 @@ def build_run_graph(
     def fan_out(state: RunState) -> list[Send]:
         return [Send("optimize_sample", spec) for spec in state["plan"]]
 
-    async def optimize_sample(spec: SampleSpec, config: RunnableConfig) -> dict[str, Any]:
+    async def optimize_sample(spec: PlanEntry, config: RunnableConfig) -> dict[str, Any]:
         # The run's callbacks and tracers go along, so they follow every sample and agent call.
         return {"results": [await executor.optimize(spec, config.get("callbacks"))]}
 

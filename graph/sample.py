@@ -31,11 +31,12 @@ from caredio.graph.routing import (
     decide,
     rejected,
 )
-from caredio.graph.state import SampleState, Version
-from caredio.memory.judge import JUDGE_KEYS, Judge, MemoryPart, judge_fields
+from caredio.graph.state import SampleState
+from caredio.memory.judge import Judge, MemoryPart, judge_fields
+from caredio.memory.questions import QuestionBook
 from caredio.memory.scoring import SampleScore, Scorer
 from caredio.memory.store import CulturalMemory
-from caredio.run.questions import QuestionBook
+from caredio.rundir.formats import JUDGE_SCORES, Version
 from caredio.rundir.recorder import RecordWriter
 from caredio.tracing.sinks import TraceSink
 
@@ -225,7 +226,7 @@ def record_version(toolkit: Toolkit, version: Version) -> None:
 def judged_of(version: Version) -> dict[str, float]:
     """The judge's scores a version was recorded with (empty without a judge)."""
     line: dict[str, Any] = dict(version)
-    return {key: line[key] for key in JUDGE_KEYS if key in line}
+    return {key: line[key] for key in JUDGE_SCORES if key in line}
 
 
 def finalize_node(toolkit: Toolkit) -> Any:

@@ -45,7 +45,8 @@ from caredio.graph.sample import (
     record_version,
     score_state,
 )
-from caredio.graph.state import SampleSpec, SampleState
+from caredio.graph.state import SampleState
+from caredio.rundir.formats import PlanEntry
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +78,7 @@ def candidates(strategy: str, best_of_n: int | None, loop: LoopSettings, contras
     return max(2, loop_calls(loop, contrast) - 1 - contrast)
 
 
-def sample_step_limit(toolkit: Toolkit, spec: SampleSpec) -> int:
+def sample_step_limit(toolkit: Toolkit, spec: PlanEntry) -> int:
     """LangGraph's recursion limit for one sample of this strategy (see routing.step_limit)."""
     if toolkit.strategy == "loop":
         return step_limit(toolkit.loop)

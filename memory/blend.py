@@ -25,8 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
-from caredio.memory.ingest import canonical_culture
-from caredio.memory.store import KnowledgeItem, stable_id
+from caredio.memory.items import KnowledgeItem, canonical_culture, stable_id
 
 SOURCE = "blend"
 ANNOTATORS = 5  # BLEnD collects five native annotators' answers per question

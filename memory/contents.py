@@ -13,7 +13,8 @@ from pathlib import Path
 
 from caredio.config.urls import public_url
 from caredio.errors import UserInputError
-from caredio.memory.store import KNOWLEDGE, SAMPLES, make_client
+from caredio.memory.chroma import make_client
+from caredio.memory.store import KNOWLEDGE, SAMPLES
 
 PAGE = 5000
 CHROMA_FILE = "chroma.sqlite3"

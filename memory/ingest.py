@@ -15,20 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
-from caredio.memory.store import CLAIM_SEPARATOR, KnowledgeItem, stable_id
-
-CULTURE_ALIASES = {
-    "us": "United States", "usa": "United States", "united states of america": "United States",
-    "uk": "United Kingdom", "great britain": "United Kingdom", "south_korea": "South Korea",
-    "korea": "South Korea", "republic of korea": "South Korea", "prc": "China",
-}
-
-
-def canonical_culture(name: str) -> str:
-    """One spelling per culture, so 'US', 'USA' and 'United States' share their knowledge."""
-    cleaned = " ".join(name.replace("_", " ").split())
-    return CULTURE_ALIASES.get(cleaned.lower(), CULTURE_ALIASES.get(name.lower(), cleaned))
-
+from caredio.memory.items import CLAIM_SEPARATOR, KnowledgeItem, canonical_culture, stable_id
 
 # The split of "question? answer" knowledge (see ``question_answer``): words a question opens
 # with, and the prepositions that may come before a wh-word ("At what age ...", "In which ...").

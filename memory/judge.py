@@ -24,16 +24,18 @@ import numpy as np
 
 from caredio.config.settings import JudgeSettings, ScoringSettings
 from caredio.errors import UserInputError
+from caredio.memory.crossfit import shown_half
 from caredio.memory.embeddings import Embedder, embedder_for
+from caredio.memory.items import CultureMatrix, KnowledgeItem
 from caredio.memory.scoring import SampleScore, Scorer
-from caredio.memory.store import CulturalMemory, CultureMatrix, KnowledgeItem, shown_half
+from caredio.memory.store import CulturalMemory
+from caredio.rundir.formats import JUDGE_SCORES
 
 log = logging.getLogger(__name__)
 
 LOOP: Literal["loop"] = "loop"
 JUDGE: Literal["judge"] = "judge"
 Part = Literal["loop", "judge"]
-JUDGE_KEYS = ("judge_representativeness", "judge_distinctiveness", "judge_objective")
 
 
 def judge_share(item_id: str) -> float:
@@ -208,4 +210,4 @@ def judge_fields(score: SampleScore | None) -> dict[str, float]:
     if score is None:
         return {}
     values = (score.representativeness, score.distinctiveness, score.objective)
-    return {key: round(value, 4) for key, value in zip(JUDGE_KEYS, values, strict=True)}
+    return {key: round(value, 4) for key, value in zip(JUDGE_SCORES, values, strict=True)}

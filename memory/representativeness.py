@@ -12,7 +12,7 @@ import numpy as np
 
 from caredio.config.settings import ScoringSettings
 from caredio.memory.gate import Scale
-from caredio.memory.store import CultureMatrix
+from caredio.memory.items import CultureMatrix
 
 # The critic hears of an item as missing when most annotators or sources agree on it and no
 # segment comes halfway to saying it.

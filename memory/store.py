@@ -9,203 +9,37 @@ silently mixing two vector spaces.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import threading
-import uuid
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import numpy as np
 
 from caredio.config.urls import public_url
-from caredio.conversation import sample_text
-from caredio.errors import ServiceLost, ServiceUnreachable, UserInputError
+from caredio.errors import UserInputError
+from caredio.memory.chroma import ServerCalls, make_client
+from caredio.memory.crossfit import shown_half
 from caredio.memory.dirlock import MemoryDirLock
 from caredio.memory.embeddings import Embedder
+from caredio.memory.items import CultureMatrix, KnowledgeItem, claim_of
 from caredio.memory.query_cache import QueryCache
+from caredio.memory.samples import AcceptedSamples
 
 log = logging.getLogger(__name__)
 
+
 KNOWLEDGE = "knowledge"
+
+
 CLAIMS = "knowledge_claims"
+
+
 SAMPLES = "samples"
-CLAIM_SEPARATOR = " — "
+
+
 WARM_LIMIT = 2048  # items kept in the embedder cache when added in one call
-
-
-@dataclass
-class KnowledgeItem:
-    culture: str
-    text: str
-    topic: str = "general"
-    weight: float = 1.0
-    source: str = "user"
-    id: str = ""
-    # The id of the dataset question the item answers (BLEnD's "Al-en-01"), so an evaluation
-    # can leave that question out; empty when unknown (older memories: matched by text).
-    question_id: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.id:
-            self.id = stable_id(self.culture, self.topic, self.text)
-
-    def metadata(self) -> dict[str, Any]:
-        meta: dict[str, Any] = {"culture": self.culture, "topic": self.topic,
-                                "weight": float(self.weight), "source": self.source}
-        if self.question_id:
-            meta["question_id"] = self.question_id
-        return meta
-
-
-def accepted_id(run_id: str, sample_id: str) -> str:
-    """The id of an accepted sample in memory: unique across runs."""
-    return f"{run_id}/{sample_id}"
-
-
-def claim_of(text: str) -> str | None:
-    """The claim of an item written "context — claim" (the BLEnD importer writes its items so).
-
-    A short answer ("injera") is far from "What do people eat at weddings? — injera" because the
-    context dominates that embedding; the claim alone matches it. Scorers compare a response
-    with both views of such an item. ``None`` when the item has no separate claim.
-    """
-    head, sep, tail = text.partition(CLAIM_SEPARATOR)
-    return tail.strip() if sep and head.strip() and tail.strip() else None
-
-
-def shown_half(candidates: list[KnowledgeItem], key: str, k: int) -> list[KnowledgeItem]:
-    """About half of ``candidates`` (at most ``k``), chosen by a hash of ``key`` and item id."""
-    shown = [item for item in candidates
-             if hashlib.sha1(f"{key}\x1f{item.id}".encode()).digest()[0] % 2 == 0]
-    return shown[:k]
-
-
-def stable_id(*parts: str) -> str:
-    """Same content, same id: re-ingesting a file adds nothing twice."""
-    return hashlib.sha1("\x1f".join(parts).encode()).hexdigest()[:20]
-
-
-@dataclass
-class CultureMatrix:
-    """One culture's knowledge as arrays, for scoring without a round trip per item."""
-
-    ids: list[str]
-    texts: list[str]
-    topics: list[str]
-    weights: np.ndarray
-    embeddings: np.ndarray
-    sources: list[str] = field(default_factory=list)
-    # The claim view of each item (see ``claim_of``); the full embedding where it has none.
-    claims: np.ndarray | None = None
-
-    @property
-    def claim_embeddings(self) -> np.ndarray:
-        return self.embeddings if self.claims is None else self.claims
-
-    @property
-    def centroid(self) -> np.ndarray:
-        mean = self.embeddings.mean(axis=0)
-        return mean / (np.linalg.norm(mean) or 1.0)
-
-
-def make_client(path: str | Path | None = None, url: str | None = None) -> Any:
-    """Chroma client: a server when a URL is given, a directory when a path is, else in-memory."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
-
-    quiet = ChromaSettings(anonymized_telemetry=False)
-    if url:
-        parsed = urlparse(url)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise UserInputError(f"memory.url: not an http(s) URL: {public_url(url)!r}")
-        port = parsed.port or (443 if parsed.scheme == "https" else 8000)
-        settings = _server_settings(url, quiet)  # a URL that cannot work is refused unasked
-        _check_server(f"{parsed.scheme}://{parsed.hostname}:{port}", url)
-        try:
-            return chromadb.HttpClient(host=parsed.hostname, port=port,
-                                       ssl=parsed.scheme == "https", settings=settings)
-        except ValueError as exc:  # chromadb's way of saying the heartbeat found no server
-            if "Could not connect" not in str(exc):
-                raise
-            raise ServiceUnreachable(f"cannot reach the Chroma server {public_url(url)}; is it "
-                                     "running? (--memory-url)") from None
-    if path:
-        Path(path).mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=quiet)
-    # Chroma keeps one in-process system for every EphemeralClient, so two ephemeral memories
-    # would share their collections; each gets a database of its own instead.
-    shared = chromadb.EphemeralClient(settings=quiet)
-    database = f"ephemeral-{uuid.uuid4().hex}"
-    chromadb.AdminClient(shared.get_settings()).create_database(database)
-    return chromadb.EphemeralClient(settings=quiet, database=database)
-
-
-def _check_server(base: str, url: str, timeout: float = 10.0) -> None:
-    """Any HTTP answer from the server within ``timeout``: a refused, dropped or silent
-    connection stops the command at start-up (exit 2) instead of hanging it."""
-    import httpx
-
-    parsed = urlparse(url)
-    auth = ((unquote(parsed.username), unquote(parsed.password or ""))
-            if parsed.username else None)
-    try:
-        httpx.get(f"{base}/api/v2/heartbeat", timeout=timeout, auth=auth)
-    except httpx.TransportError as exc:
-        raise ServiceUnreachable(f"cannot reach the Chroma server {public_url(url)} "
-                                 f"({type(exc).__name__}); is it running? (--memory-url)") from None
-
-
-def _server_settings(url: str, settings: Any) -> Any:
-    """Credentials in a Chroma server URL (``http://user:password@host``) become Chroma's own
-    basic authentication; nothing else in a URL can carry them (a query string is refused)."""
-    parsed = urlparse(url)
-    if parsed.query or parsed.params:
-        raise UserInputError(f"memory.url: a query string is not supported ({public_url(url)}); "
-                             "give credentials as http://user:password@host:port")
-    if parsed.username is None and parsed.password is None:
-        return settings
-    if not parsed.username or not parsed.password:
-        raise UserInputError(f"memory.url: give both a user and a password for Chroma's basic "
-                             f"authentication ({public_url(url)})")
-    settings.chroma_client_auth_provider = "chromadb.auth.basic_authn.BasicAuthClientProvider"
-    settings.chroma_client_auth_credentials = f"{unquote(parsed.username)}:{unquote(parsed.password)}"
-    return settings
-
-
-class ServerCalls:
-    """A Chroma server's client or collection whose calls name the server when it stops
-    answering (ServiceLost) instead of raising httpx's bare "ConnectError: Connection refused".
-
-    Every Chroma call of a memory goes through its client or its three collections, so this is
-    the one place that knows which service a lost connection belonged to.
-    """
-
-    def __init__(self, target: Any, label: str) -> None:
-        import httpx  # what Chroma's HTTP client raises when no answer comes
-
-        self._target = target
-        self._label = label
-        self._lost = httpx.TransportError
-
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if not callable(value):
-            return value
-
-        @functools.wraps(value)
-        def call(*args: Any, **kwargs: Any) -> Any:
-            try:
-                return value(*args, **kwargs)
-            except self._lost as exc:  # refused, dropped, timed out: no answer at all
-                raise ServiceLost(f"the Chroma server at {self._label} (--memory-url) stopped "
-                                  f"answering ({type(exc).__name__}: {exc})") from exc
-
-        return call
 
 
 class CulturalMemory:
@@ -223,7 +57,7 @@ class CulturalMemory:
         self._dir_lock: MemoryDirLock | None = None
         self.knowledge = self._collection(KNOWLEDGE)
         self.claims = self._collection(CLAIMS)
-        self.samples = self._collection(SAMPLES)
+        self.samples = AcceptedSamples(self._collection(SAMPLES), embedder)
 
     @classmethod
     def open(cls, embedder: Embedder, path: str | Path | None = None, url: str | None = None) -> CulturalMemory:
@@ -247,6 +81,7 @@ class CulturalMemory:
             self._dir_lock = None
 
     def _collection(self, name: str) -> Any:
+        """A collection of this memory, refused when another embedding backend built it."""
         wanted = {"embedding_backend": self.embedder.backend, "dim": self.embedder.dim,
                   "hnsw:space": "cosine"}
         collection = self.client.get_or_create_collection(name=name, embedding_function=None,
@@ -442,40 +277,6 @@ class CulturalMemory:
             "memory": self.label,
             "embedding_backend": self.embedder.backend,
             "knowledge_items": self.count(),
-            "samples": int(self.samples.count()),
+            "samples": self.samples.count(),
             "cultures": per_culture,
         }
-
-    # -- accepted samples --------------------------------------------------------------------
-
-    def add_samples(self, records: list[dict[str, Any]]) -> None:
-        """Accepted samples, so later runs and selection can avoid near-duplicates.
-
-        Stored as ``run_id/sample_id``: sample ids repeat from run to run (culture-topic-index),
-        and every run's accepted samples must stay. Accepting a run again replaces its own.
-        """
-        if not records:
-            return
-        texts = [sample_text(r["question"], r["response"]) for r in records]
-        vectors = self.embedder.embed(texts)
-        self.samples.upsert(
-            ids=[accepted_id(r["run_id"], r["sample_id"]) for r in records],
-            documents=texts,
-            embeddings=vectors.tolist(),
-            metadatas=[{k: r[k] for k in ("sample_id", "culture", "topic", "run_id", "question",
-                                           "objective", "representativeness", "distinctiveness")}
-                       for r in records],
-        )
-
-    def accepted_questions(self, culture: str, topic: str, limit: int) -> list[str]:
-        """Questions of samples accepted for this culture and topic (by any run)."""
-        found = self.samples.get(where={"$and": [{"culture": culture}, {"topic": topic}]},
-                                 include=["metadatas"], limit=limit)
-        return [str(meta["question"]) for meta in found["metadatas"] if meta.get("question")]
-
-    def sample_embeddings(self, exclude_run: str | None = None) -> tuple[list[str], np.ndarray]:
-        where = {"run_id": {"$ne": exclude_run}} if exclude_run else None
-        found = self.samples.get(where=where, include=["embeddings"])
-        vectors = np.asarray(found["embeddings"], dtype=np.float32).reshape(-1, self.embedder.dim)
-        return list(found["ids"]), vectors
-

@@ -225,7 +225,8 @@ def test_unreadable_knowledge_file(cli: Any, tmp_path: Path) -> None:
 def test_memory_built_with_another_embedding_backend(cli: Any, stub: Any, tmp_path: Path) -> None:
     import numpy as np
 
-    from caredio.memory.store import CulturalMemory, KnowledgeItem
+    from caredio.memory.items import KnowledgeItem
+    from caredio.memory.store import CulturalMemory
 
     class OtherEmbedder:
         backend = "other:toy-model"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from caredio.run.runner import start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 

@@ -52,8 +52,8 @@ def test_a_line_accepted_into_memory_is_its_own_near_duplicate(fake_embedder: An
     in the line."""
     memory = CulturalMemory.open(fake_embedder)
     question, response = question_response(LINE["messages"])
-    memory.add_samples([{**LINE["metadata"], "question": question, "response": response}])
-    ids, vectors = memory.sample_embeddings()
+    memory.samples.add([{**LINE["metadata"], "question": question, "response": response}])
+    ids, vectors = memory.samples.embeddings()
     result = select_detailed([LINE], fake_embedder, budget=1, prior_ids=ids,
                              prior_vectors=vectors)
     assert result.picks == []

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from caredio.memory.embeddings import DEFAULT_BACKEND
-from caredio.rundir.recorder import read_jsonl
-from caredio.tracing.sinks import TRACE_FIELDS
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.formats import TRACE_FIELDS
 from tests.support.jobs import trace_totals
 
 pytestmark = pytest.mark.e2e

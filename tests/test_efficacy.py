@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from benchmarks import efficacy
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.stub_server import StubOpenAIServer
 
 TOPICS = "food_drink,greetings_etiquette"

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 
-from caredio.memory.store import CulturalMemory, KnowledgeItem
-from caredio.rundir.recorder import read_jsonl
+from caredio.memory.items import KnowledgeItem
+from caredio.memory.store import CulturalMemory
+from caredio.rundir.files import read_jsonl
 from tests.conftest import in_process_cli
 from tests.eval_fixtures import COUNTRY_ANSWERS, blend_entry, snack_files
 from tests.support.jobs import HashEmbedder

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from caredio.evaluation.grading import grade
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.conftest import BLEND_DIR, in_process_cli
 
 pytestmark = pytest.mark.e2e

@@ -17,7 +17,8 @@ from caredio.evaluation import leakage
 from caredio.evaluation.grading import contains_answer, grade, match_short_answer, parse_choice, share_a_word
 from caredio.evaluation.tasks import build_items, eval_templates, pick_countries, read_files
 from caredio.memory.blend import read_blend
-from caredio.memory.store import CulturalMemory, KnowledgeItem
+from caredio.memory.items import KnowledgeItem
+from caredio.memory.store import CulturalMemory
 from caredio.stats import bootstrap_mean, paired_difference
 from tests.eval_fixtures import blend_entry, snack_files, write_blend
 from tests.support.jobs import HashEmbedder

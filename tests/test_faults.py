@@ -15,7 +15,7 @@ import pytest
 
 from caredio.errors import EndpointDown, EndpointError
 from caredio.run.runner import resume_run, start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer, dead_url
 

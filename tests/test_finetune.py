@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.conftest import in_process_cli
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -18,11 +18,12 @@ from caredio.config.loading import load_settings
 from caredio.config.settings import JudgeSettings, ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.ingest import starter_pack
+from caredio.memory.items import KnowledgeItem
 from caredio.memory.judge import JUDGE, LOOP, Judge, MemoryPart, in_judge_part, loop_scorer
-from caredio.memory.store import CulturalMemory, KnowledgeItem
+from caredio.memory.store import CulturalMemory
 from caredio.run.job import prepare
 from caredio.run.runner import start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import HashEmbedder, stub_settings
 from tests.support.stub_server import StubOpenAIServer
 

@@ -14,7 +14,7 @@ import pytest
 
 from caredio.errors import EndpointDown
 from caredio.run.runner import start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import StubOpenAIServer
 

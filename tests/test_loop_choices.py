@@ -15,13 +15,14 @@ import pytest
 
 from caredio.graph.routing import best_version
 from caredio.graph.sample import Toolkit, build_sample_graph
-from caredio.graph.state import SampleSpec
 from caredio.memory.ingest import starter_pack
 from caredio.memory.scoring import SampleScore
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import load_templates
 from caredio.run.agent_factory import build_agents
-from caredio.rundir.recorder import RunRecorder, read_jsonl
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.formats import PlanEntry
+from caredio.rundir.recorder import RunRecorder
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import StubOpenAIServer
 
@@ -79,7 +80,7 @@ def _run(tmp_path: Path, fake_embedder: Any, **loop: Any) -> tuple[list[dict[str
         recorder = RunRecorder.create(tmp_path / "run", settings.snapshot(), templates)
         toolkit = Toolkit(expert, critic, refiner, memory, TableScorer(),  # type: ignore[arg-type]
                           recorder, recorder, settings.loop)
-        spec = SampleSpec(sample_id="s", run_id="run", culture="Japan", topic="greetings_etiquette",
+        spec = PlanEntry(sample_id="s", run_id="run", culture="Japan", topic="greetings_etiquette",
                           topic_name="Greetings", topic_description="How people greet",
                           contrast=["China"], index=0)
         final = asyncio.run(build_sample_graph(toolkit).ainvoke(dict(spec), {"recursion_limit": 20}))

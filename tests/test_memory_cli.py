@@ -144,7 +144,7 @@ def test_score_reproduces_the_runs_scores_with_its_evidence(cli: Any, demo_run: 
                                                             tmp_path: Path) -> None:
     """The loop scores with the contrast answers and without the items its agents saw: given
     the run's trajectories, `caredio score` says exactly what the run said."""
-    from caredio.rundir.recorder import read_jsonl
+    from caredio.rundir.files import read_jsonl
 
     run_dir, memory = demo_run["run_dir"], demo_run["memory"]
     versions = [v for v in read_jsonl(run_dir / "trajectories.jsonl") if "contrast_answers" in v]

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from caredio.run.runner import start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 

@@ -25,7 +25,7 @@ from caredio.culture_names import named_in
 from caredio.errors import ModelOutputError
 from caredio.llm.structured import LAST_TRY, parse_reply
 from caredio.run.runner import resume_run, start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import HashEmbedder, stub_settings
 from tests.support.schema_example import example_from_schema
 from tests.support.stub_server import StubOpenAIServer, _prompt_schema

@@ -12,9 +12,9 @@ from typing import Any
 
 from caredio.config.settings import MAX_ROUNDS, Settings
 from caredio.memory.ingest import starter_pack
-from caredio.run.questions import QuestionBook
+from caredio.memory.questions import QuestionBook
 from caredio.run.runner import start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import StubOpenAIServer
 

@@ -24,7 +24,7 @@ from caredio.cli.run_display import RunDisplay
 from caredio.config.settings import LLMSettings
 from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
 from caredio.run.runner import start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import HashEmbedder, stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 

@@ -13,7 +13,8 @@ import pytest
 
 from caredio.memory.blend import read_blend_questions
 from caredio.memory.ingest import question_answer
-from caredio.memory.store import CulturalMemory, claim_of
+from caredio.memory.items import claim_of
+from caredio.memory.store import CulturalMemory
 from tests.conftest import in_process_cli
 from tests.support.jobs import HashEmbedder
 from tests.test_blend import blend_subset

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from caredio.memory.judge import in_judge_part
 from caredio.run.executors.coordination import HolderReleased, RunCoordinator
 from caredio.run.runner import resume_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.actors import InProcessActor
 from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible, wait_for
 from tests.support.services import RAY_ENV, RayCluster, ray_cluster, session_processes

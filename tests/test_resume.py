@@ -18,7 +18,8 @@ import pytest
 
 from caredio.errors import UserInputError
 from caredio.run.runner import resume_run, start_run
-from caredio.rundir.recorder import RunRecorder, read_jsonl
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.recorder import RunRecorder
 from tests.support.jobs import (
     CLI_WITH_FAKE_EMBEDDER,
     fake_cli_env,

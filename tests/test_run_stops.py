@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from caredio.run.execution import stopped_by
-from caredio.rundir.recorder import CHECKPOINTS, DATASET, TRACE, TRAJECTORIES, read_jsonl
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.formats import CHECKPOINTS, DATASET, TRACE, TRAJECTORIES
 from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, stub_settings, wait_for
 from tests.support.services import ChromaServer, small_disk
 from tests.support.stub_server import StubOpenAIServer

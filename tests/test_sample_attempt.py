@@ -23,12 +23,12 @@ from pydantic import BaseModel
 from caredio.config.settings import LLMSettings
 from caredio.graph.sample import Toolkit
 from caredio.llm.client import MethodMemory, RoleLLM
+from caredio.memory.questions import QuestionBook
 from caredio.run.agent_factory import build_agents
 from caredio.run.executors.coordination import RunCoordinator
 from caredio.run.executors.local import LocalExecutor
 from caredio.run.executors.ray_worker import HOLDER, RemoteLimiter
 from caredio.run.job import prepare
-from caredio.run.questions import QuestionBook
 from tests.support.actors import InProcessActor
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer

@@ -14,10 +14,11 @@ import pytest
 from caredio.config.settings import ScoringSettings
 from caredio.errors import UserInputError
 from caredio.memory.blend import read_blend
+from caredio.memory.items import KnowledgeItem
 from caredio.memory.names import mentions, neutralize
 from caredio.memory.scoring import Scorer, split_segments
 from caredio.memory.segments import copied_from, unique_segments
-from caredio.memory.store import CulturalMemory, KnowledgeItem
+from caredio.memory.store import CulturalMemory
 from tests.test_blend import blend_subset
 
 QUESTIONS = 40

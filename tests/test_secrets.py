@@ -57,7 +57,7 @@ def test_planted_key_and_url_password_appear_nowhere(tmp_path: Path, fake_embedd
 def test_the_key_goes_in_the_header_and_nowhere_else(tmp_path: Path, fake_embedder: Any,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from caredio.run.runner import start_run
-    from caredio.rundir.recorder import read_jsonl
+    from caredio.rundir.files import read_jsonl
     from tests.support.jobs import stub_settings
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)

@@ -14,7 +14,7 @@ from typing import Any
 from caredio.config.settings import Settings
 from caredio.memory.store import CulturalMemory
 from caredio.run.runner import start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import StubOpenAIServer
 
@@ -47,12 +47,12 @@ def test_a_later_run_keeps_what_earlier_runs_accepted(tmp_path: Path, fake_embed
             assert record["status"] == "completed"
             assert len(read_jsonl(tmp_path / "runs" / run_id / "selected.jsonl")) == 2
     memory = CulturalMemory.open(fake_embedder, path=memory_dir)
-    stored = memory.samples.get(include=["metadatas"])
+    stored = memory.samples.collection.get(include=["metadatas"])
     # Both runs planned the same sample ids (culture-topic-index); both runs' samples stay.
     assert sorted(m["run_id"] for m in stored["metadatas"]) == ["first"] * 2 + ["second"] * 2
     by_run = sorted((m["run_id"], m["sample_id"]) for m in stored["metadatas"])
     assert by_run == [(run, sample) for run in ("first", "second")
                       for sample in ("china-food_drink-000", "japan-food_drink-000")]
     # What a third run's near-duplicate rule compares against: both earlier runs.
-    ids, vectors = memory.sample_embeddings(exclude_run="third")
+    ids, vectors = memory.samples.embeddings(exclude_run="third")
     assert len(ids) == len(set(ids)) == 4 and vectors.shape == (4, fake_embedder.dim)

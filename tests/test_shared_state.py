@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 
 from caredio.run.runner import resume_run, start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import CLI_WITH_FAKE_EMBEDDER, fake_cli_env, stub_settings
 from tests.support.services import free_port
 from tests.support.stub_server import StubOpenAIServer

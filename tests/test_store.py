@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from caredio.errors import ServiceUnreachable, UserInputError
-from caredio.memory.store import CulturalMemory, KnowledgeItem, make_client
+from caredio.memory.chroma import make_client
+from caredio.memory.items import KnowledgeItem
+from caredio.memory.store import CulturalMemory
 from tests.support.recording_proxy import RecordingProxy
 
 ITEMS = [

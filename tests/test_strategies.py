@@ -16,7 +16,7 @@ from caredio.config.settings import LoopSettings
 from caredio.errors import UserInputError
 from caredio.graph.strategies import candidates, loop_calls
 from caredio.run.runner import resume_run, start_run
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 from tests.support.jobs import stub_settings
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 

@@ -21,7 +21,7 @@ import pytest
 from typer.testing import CliRunner
 
 from caredio.cli.main import cli
-from caredio.rundir.recorder import read_jsonl
+from caredio.rundir.files import read_jsonl
 
 pytestmark = pytest.mark.e2e
 runner = CliRunner()

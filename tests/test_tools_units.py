@@ -138,7 +138,7 @@ def test_open_run_refuses_non_runs_and_bad_json(tmp_path: Path) -> None:
 
 def test_dataset_line_without_metadata_is_named_by_line(tmp_path: Path) -> None:
     run = make_run(tmp_path, dataset=[line("a1", "A", 0.5, "x"), {"messages": []}])
-    with pytest.raises(UserInputError, match=r"dataset\.jsonl:2: expected 'messages'"):
+    with pytest.raises(UserInputError, match=r"dataset\.jsonl:2: metadata: missing"):
         export(run, "openai")
     assert not (run / "export").exists()
 

@@ -53,7 +53,7 @@ def ingest_command(
 
     from caredio.cli.consoles import err_console
     from caredio.memory.ingest import read_knowledge
-    from caredio.memory.store import claim_of
+    from caredio.memory.items import claim_of
 
     # Every file is read and validated before anything is written.
     batches = [(file, read_knowledge(file, fmt, culture)) for file in files]
@@ -104,7 +104,7 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     """Generic sample lines ``{culture, question, response}`` or this project's dataset lines."""
     from caredio.conversation import question_response
     from caredio.errors import UserInputError
-    from caredio.memory.ingest import canonical_culture
+    from caredio.memory.items import canonical_culture
 
     samples = []
     question: Any
@@ -160,7 +160,7 @@ def _loop_evidence(record: dict[str, Any], where: str) -> dict[str, Any]:
     """What the loop scored a version with: its contrast cultures and answers, and the items
     its agents were shown (held out of the scoring)."""
     from caredio.errors import UserInputError
-    from caredio.memory.ingest import canonical_culture
+    from caredio.memory.items import canonical_culture
 
     answers = record.get("contrast_answers")
     if not isinstance(answers, dict) or not all(isinstance(v, str) for v in answers.values()):
@@ -177,7 +177,8 @@ def _loop_evidence(record: dict[str, Any], where: str) -> dict[str, Any]:
 def run_evidence(run_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     """The loop's evidence for every version of a run, by (sample id, question, response)."""
     from caredio.errors import UserInputError
-    from caredio.rundir.recorder import TRAJECTORIES, read_jsonl
+    from caredio.rundir.files import read_jsonl
+    from caredio.rundir.formats import TRAJECTORIES
 
     path = run_dir / TRAJECTORIES
     if not path.is_file():
@@ -211,7 +212,7 @@ def register(cli: typer.Typer) -> None:
         with --run RUN_DIR, uses it and reproduces the run's scores.
         """
         from caredio.cli.consoles import console, err_console
-        from caredio.memory.ingest import canonical_culture
+        from caredio.memory.items import canonical_culture
         from caredio.memory.scoring import Scorer
 
         samples = read_samples(file)

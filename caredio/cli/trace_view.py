@@ -22,8 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from caredio.errors import UserInputError
+from caredio.rundir.formats import RUN_JSON, TRACE
 from caredio.rundir.reader import AGENTS, RunData
-from caredio.rundir.recorder import RUN_JSON, TRACE
 
 HEAD_CHARS = 360
 AGENT_STYLE = {"culture_expert": "cyan", "contrast_critic": "magenta", "refiner": "green"}

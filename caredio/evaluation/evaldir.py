@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
-from caredio.rundir.recorder import CONFIG, RUN_JSON, append_line, atomic_write, directory_lock, read_jsonl
+from caredio.rundir.files import append_line, atomic_write, directory_lock, read_jsonl
+from caredio.rundir.formats import CONFIG, RUN_JSON
 
 EVAL_JSON = "eval.json"
 ITEMS = "items.jsonl"

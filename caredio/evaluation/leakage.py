@@ -31,8 +31,9 @@ from caredio.conversation import question_response
 from caredio.errors import UserInputError
 from caredio.evaluation.tasks import CountryFile
 from caredio.memory.contents import MemoryContents, read_contents
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.formats import DATASET, TRAJECTORIES
 from caredio.rundir.reader import open_run
-from caredio.rundir.recorder import DATASET, TRAJECTORIES, read_jsonl
 
 log = logging.getLogger(__name__)
 MIN_WORDS = 4  # shorter questions ("Favourite sport?") would match any text by chance

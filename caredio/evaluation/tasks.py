@@ -33,7 +33,7 @@ from typing import Any
 from caredio.errors import UserInputError
 from caredio.evaluation.grading import LETTERS, share_a_word
 from caredio.memory.blend import BlendQuestion, read_blend_questions
-from caredio.memory.ingest import canonical_culture
+from caredio.memory.items import canonical_culture
 from caredio.prompts import PromptTemplate, TemplateSpec, check_template
 
 TASKS = ("saq", "mcq")

@@ -8,7 +8,7 @@ import logging
 from caredio.agents import CultureExpert
 from caredio.agents.base import TurnContext
 from caredio.errors import EndpointError
-from caredio.memory.store import KnowledgeItem
+from caredio.memory.items import KnowledgeItem
 from caredio.run.job import Job
 
 log = logging.getLogger(__name__)

@@ -24,24 +24,17 @@ from caredio.errors import EndpointDown, RunStopped, ServiceLost, WriteFailed
 from caredio.graph.checkpoints import open_checkpointer
 from caredio.graph.run import SampleExecutor, build_run_graph
 from caredio.graph.sample import Toolkit
-from caredio.graph.state import SampleSpec
 from caredio.llm.endpoint import endpoint
+from caredio.memory.questions import QuestionBook
 from caredio.run.agent_factory import Agents, build_agents, requests_at_once, samples_in_flight
 from caredio.run.elicitation import elicit_missing
 from caredio.run.executors.local import LocalExecutor
 from caredio.run.job import Job, ensure_plan
-from caredio.run.questions import QuestionBook
 from caredio.run.selection import accept_into_memory
 from caredio.run.signals import terminate_as_interrupt
-from caredio.rundir.recorder import (
-    CHECKPOINTS,
-    DATASET,
-    PLAN,
-    TRAJECTORIES,
-    RunRecorder,
-    read_jsonl,
-    templates_hash,
-)
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.formats import CHECKPOINTS, DATASET, PLAN, TRAJECTORIES, PlanEntry
+from caredio.rundir.recorder import RunRecorder, templates_hash
 from caredio.threads import configure_threads
 from caredio.tracing.otel import SpanSink, otlp_provider
 from caredio.tracing.sinks import LoggingTraceSink, MultiSink, TraceSink
@@ -210,7 +203,7 @@ class InFlight:
         self.executor = executor
         self.slots = asyncio.Semaphore(limit)
 
-    async def optimize(self, spec: SampleSpec, callbacks: Any = None) -> dict[str, Any]:
+    async def optimize(self, spec: PlanEntry, callbacks: Any = None) -> dict[str, Any]:
         async with self.slots:
             return await self.executor.optimize(spec, callbacks)
 

@@ -10,25 +10,25 @@ run follows that file.
 from __future__ import annotations
 
 import difflib
-import json
 import logging
 import re
 import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from caredio.config.settings import Settings
 from caredio.errors import UserInputError
-from caredio.graph.state import SampleSpec
 from caredio.memory.embeddings import Embedder, embedder_for
-from caredio.memory.ingest import canonical_culture, starter_pack
+from caredio.memory.ingest import starter_pack
+from caredio.memory.items import canonical_culture
 from caredio.memory.judge import LOOP, Judge, MemoryPart, loop_scorer
 from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import PromptTemplate, load_templates
-from caredio.rundir.recorder import PLAN, RunRecorder, atomic_write, read_jsonl
+from caredio.rundir.formats import PlanEntry
+from caredio.rundir.recorder import RunRecorder
 from caredio.topics import Topic, load_topics, resolve_topics
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Job:
                 "llm_seed": settings.llm.seed,
                 "judge": {"split": judge.split, "embedding": judge.embedding} if judge.split else None}
 
-    def plan_record(self, plan: list[SampleSpec]) -> dict[str, Any]:
+    def plan_record(self, plan: list[PlanEntry]) -> dict[str, Any]:
         """run.json fields that need the plan: best-of-n's answers per sample, the judge's
         items (after checking every culture of the plan, contrast included, has some)."""
         from caredio.graph.strategies import candidates
@@ -94,14 +94,14 @@ class Job:
             record["judge"] = self.judge.describe()
         return record
 
-    def plan(self, run_id: str) -> list[SampleSpec]:
+    def plan(self, run_id: str) -> list[PlanEntry]:
         """The samples to optimize; call once memory knows every culture (after elicitation)."""
-        specs: list[SampleSpec] = []
+        specs: list[PlanEntry] = []
         for culture in self.cultures:
             contrast = self.contrast(culture)
             for topic in self.topics:
                 for index in range(self.settings.samples_per_topic):
-                    specs.append(SampleSpec(
+                    specs.append(PlanEntry(
                         sample_id=f"{slug(culture)}-{topic.id}-{index:03d}", run_id=run_id,
                         culture=culture, topic=topic.id, topic_name=topic.name,
                         topic_description=topic.description, contrast=contrast, index=index,
@@ -179,13 +179,13 @@ def loop_parts(settings: Settings, memory: CulturalMemory,
             Judge(memory, settings.judge, settings.scoring))
 
 
-def ensure_plan(job: Job, run_dir: Path, recorder: RunRecorder) -> list[SampleSpec]:
+def ensure_plan(job: Job, run_dir: Path, recorder: RunRecorder) -> list[PlanEntry]:
     """The run's plan: as written at its start (a resume cannot drift with memory), or made
     now and written once."""
-    stored = read_jsonl(run_dir / PLAN)
+    stored = recorder.read_plan()
     if stored:
-        return [cast(SampleSpec, spec) for spec in stored]
+        return stored
     plan = job.plan(run_dir.name)
-    atomic_write(run_dir / PLAN, "".join(json.dumps(spec) + "\n" for spec in plan))
+    recorder.write_plan(plan)
     recorder.write_run(planned=len(plan))
     return plan

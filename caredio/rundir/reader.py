@@ -2,7 +2,7 @@
 
 The tools must work on a finished run, a failed one and one that is still being written, so
 every file is optional except the one that makes a directory a run (``run.json`` or
-``config.json``); torn last lines are skipped by :func:`caredio.rundir.recorder.read_jsonl`. A
+``config.json``); torn last lines are skipped by :func:`caredio.rundir.files.read_jsonl`. A
 directory that is not a run is refused with a one-line reason naming the file, before any
 output exists.
 """
@@ -13,21 +13,30 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from caredio.config.settings import ROLES
 from caredio.errors import UserInputError
-from caredio.rundir.recorder import (
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.formats import (
     CONFIG,
     DATASET,
+    PLAN,
     PROMPTS,
     RUN_JSON,
     SELECTED,
+    TEMPLATE_INDEX,
     TRACE,
     TRAJECTORIES,
-    read_jsonl,
+    DatasetLine,
+    PlanEntry,
+    RunRecord,
+    TraceLine,
+    Version,
+    parse_line,
 )
 
-AGENTS = ("culture_expert", "contrast_critic", "refiner")
+AGENTS = ROLES
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -47,7 +56,7 @@ class RunData:
     """The files of one run directory, loaded lazily and cached."""
 
     dir: Path
-    run: dict[str, Any] = field(default_factory=dict)
+    run: RunRecord = field(default_factory=lambda: RunRecord())
     config: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -59,26 +68,30 @@ class RunData:
         return str(self.run.get("status") or "unknown")
 
     @cached_property
-    def dataset(self) -> list[dict[str, Any]]:
-        return _checked_lines(self.dir / DATASET)
+    def dataset(self) -> list[DatasetLine]:
+        return read_lines(self.dir / DATASET, DatasetLine)
 
     @cached_property
-    def selected(self) -> list[dict[str, Any]]:
-        return _checked_lines(self.dir / SELECTED)
+    def selected(self) -> list[DatasetLine]:
+        return read_lines(self.dir / SELECTED, DatasetLine)
 
     @cached_property
-    def trajectories(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.dir / TRAJECTORIES)
+    def trajectories(self) -> list[Version]:
+        return read_lines(self.dir / TRAJECTORIES, Version)
 
     @cached_property
-    def turns(self) -> list[dict[str, Any]]:
-        return read_jsonl(self.dir / TRACE)
+    def turns(self) -> list[TraceLine]:
+        return read_lines(self.dir / TRACE, TraceLine)
+
+    @cached_property
+    def plan(self) -> list[PlanEntry]:
+        return read_lines(self.dir / PLAN, PlanEntry)
 
     @cached_property
     def template_index(self) -> dict[str, Any]:
-        return _read_json(self.dir / PROMPTS / "index.json")
+        return _read_json(self.dir / PROMPTS / TEMPLATE_INDEX)
 
-    def samples(self, selected: bool = False) -> list[dict[str, Any]]:
+    def samples(self, selected: bool = False) -> list[DatasetLine]:
         """Dataset lines (or the selected ones); refuses when there are none to use."""
         if selected:
             if not (self.dir / SELECTED).exists():
@@ -93,22 +106,19 @@ class RunData:
             )
         return self.dataset
 
-    def versions_by_key(self) -> dict[tuple[str, int], dict[str, Any]]:
+    def versions_by_key(self) -> dict[tuple[str, int], Version]:
         """Trajectory versions keyed by (sample_id, round): what the turns of that round made."""
         return {(str(v["sample_id"]), int(v["round"])): v for v in self.trajectories}
 
 
-def _checked_lines(path: Path) -> list[dict[str, Any]]:
-    """Dataset lines, refusing ones that lack the fields every tool relies on."""
-    lines = read_jsonl(path)
-    for number, line in enumerate(lines, start=1):
-        meta = line.get("metadata") if isinstance(line, dict) else None
-        if not isinstance(meta, dict) or not isinstance(line.get("messages"), list):
-            raise UserInputError(f"{path}:{number}: expected 'messages' and 'metadata' fields")
-        for key in ("sample_id", "culture", "objective"):
-            if key not in meta:
-                raise UserInputError(f"{path}:{number}: metadata.{key} is missing")
-    return lines
+L = TypeVar("L")
+
+
+def read_lines(path: Path, kind: type[L]) -> list[L]:
+    """The lines of a run file as their type (:mod:`caredio.rundir.formats`); a line that
+    lacks a field every tool relies on is refused, naming the file, line and field."""
+    return [parse_line(kind, line, f"{path}:{number}")
+            for number, line in enumerate(read_jsonl(path), start=1)]
 
 
 def open_run(path: str | Path) -> RunData:
@@ -120,5 +130,6 @@ def open_run(path: str | Path) -> RunData:
         raise UserInputError(f"{directory}: not a run directory (a file, not a folder)")
     if not (directory / RUN_JSON).exists() and not (directory / CONFIG).exists():
         raise UserInputError(f"{directory}: not a run directory (no {RUN_JSON} or {CONFIG})")
-    return RunData(directory, _read_json(directory / RUN_JSON), _read_json(directory / CONFIG))
+    run = parse_line(RunRecord, _read_json(directory / RUN_JSON), str(directory / RUN_JSON))
+    return RunData(directory, run, _read_json(directory / CONFIG))
 

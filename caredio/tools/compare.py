@@ -144,7 +144,7 @@ LOADERS: dict[str, Callable[[Path], Measured]] = {"eval": load_eval, "run": load
 
 def kind_of(path: Path) -> str:
     from caredio.evaluation.evaldir import is_eval_dir
-    from caredio.rundir.recorder import CONFIG, RUN_JSON
+    from caredio.rundir.formats import CONFIG, RUN_JSON
 
     if not path.is_dir():
         raise UserInputError(f"{path}: no such directory")

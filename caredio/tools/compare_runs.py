@@ -24,13 +24,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from caredio.rundir.recorder import PLAN, read_jsonl
+from caredio.rundir.files import read_jsonl
+from caredio.rundir.formats import PLAN
+from caredio.rundir.formats import SCORES as RUN_SCORES
 
 if TYPE_CHECKING:
     from caredio.tools.compare import Comparison, Measured
 
 ALL = "all"
-SCORES = ("objective", "representativeness", "distinctiveness")
+# J first: it is what the strategies are compared on; then its two parts.
+SCORES = ("objective", *(name for name in RUN_SCORES if name != "objective"))
 JUDGE = tuple(f"judge {name}" for name in SCORES)
 COSTS = ("LLM calls", "tokens", "wall s")
 METRICS = (*SCORES, *JUDGE, *COSTS)

@@ -22,13 +22,14 @@ from typing import Any
 from caredio.conversation import line_text, question_response
 from caredio.errors import UserInputError
 from caredio.memory.selection import Pick, select_detailed
+from caredio.rundir.files import atomic_folder, atomic_write
+from caredio.rundir.formats import SCORES, SELECTED
 from caredio.rundir.reader import RunData, open_run
-from caredio.rundir.recorder import SELECTED, atomic_folder, atomic_write
+from caredio.rundir.recorder import write_selected
 
 log = logging.getLogger(__name__)
 FORMATS = ("openai", "sharegpt", "hf", "trl")
 DEFAULT_NAMES = {"openai": "openai.jsonl", "sharegpt": "sharegpt.json", "hf": "hf", "trl": "trl"}
-SCORES = ("representativeness", "distinctiveness", "objective")
 SHAREGPT_ROLES = {"system": "system", "user": "human", "assistant": "gpt"}
 SOURCE_LICENSES = {
     "starter": "CAReDiO starter pack: short knowledge statements written for the project and "
@@ -87,10 +88,7 @@ def select_run(
         prior_vectors,
         vectors=vectors,
     )
-    path = run.dir / SELECTED
-    atomic_write(
-        path, "".join(json.dumps(lines[p.index], ensure_ascii=False) + "\n" for p in result.picks)
-    )
+    path = write_selected(run.dir, [lines[p.index] for p in result.picks])
     return SelectResult(result.picks, result.skipped, len(lines), len(prior_ids), path)
 
 
@@ -104,7 +102,7 @@ def earlier_samples(run: RunData, embedder: Any) -> tuple[list[str], Any]:
     from caredio.run.job import open_memory
 
     memory = open_memory(Settings(**run.config), embedder)
-    ids, vectors = memory.sample_embeddings(exclude_run=run.run_id)
+    ids, vectors = memory.samples.embeddings(exclude_run=run.run_id)
     return ids, vectors if ids else None
 
 

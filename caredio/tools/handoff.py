@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
+from caredio.rundir.files import atomic_folder
 from caredio.rundir.reader import RunData
-from caredio.rundir.recorder import atomic_folder
 
 RECIPE = "sft_lora.py"
 MARKER = "train.jsonl"

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
+from caredio.rundir.files import atomic_write
 from caredio.rundir.reader import AGENTS, RunData, open_run
-from caredio.rundir.recorder import atomic_write
 
 SCORE_NAMES = {"representativeness": "R", "distinctiveness": "D", "objective": "J"}
 COLORS = {"representativeness": "#1f77b4", "distinctiveness": "#ff7f0e", "objective": "#2ca02c"}

@@ -123,7 +123,7 @@ app()
 def trace_totals(run_dir: Path) -> dict[str, Any]:
     """Tokens, calls and retries per role summed from trace.jsonl, shaped like run.json's."""
     from caredio.config.settings import ROLES
-    from caredio.rundir.recorder import read_jsonl
+    from caredio.rundir.files import read_jsonl
 
     tokens = {role: {"input": 0, "output": 0, "calls": 0} for role in ROLES}
     retries = 0

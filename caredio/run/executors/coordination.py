@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any
 
 from caredio.llm.limits import RequestLimiter
-from caredio.run.questions import QuestionBook
+from caredio.memory.questions import QuestionBook
 
 Key = tuple[str, str]
 

@@ -19,8 +19,8 @@ from langchain_core.runnables import RunnableConfig
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.graph.checkpoints import thread_id
 from caredio.graph.sample import Toolkit, dataset_line, judged_of
-from caredio.graph.state import SampleSpec
 from caredio.graph.strategies import build_strategy_graph, sample_step_limit
+from caredio.rundir.formats import PlanEntry
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ class LocalExecutor:
         self.toolkit = toolkit
         self.graph = build_strategy_graph(toolkit, checkpointer)
 
-    async def optimize(self, spec: SampleSpec, callbacks: Any = None,
+    async def optimize(self, spec: PlanEntry, callbacks: Any = None,
                        context: contextvars.Context | None = None) -> dict[str, Any]:
         task = asyncio.get_running_loop().create_task(
             _optimize(self.graph, spec, self.toolkit, callbacks),
@@ -40,7 +40,7 @@ class LocalExecutor:
         return await task
 
 
-async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit,
+async def _optimize(sample_graph: Any, spec: PlanEntry, toolkit: Toolkit,
                     callbacks: Any = None) -> dict[str, Any]:
     """One sample, isolated: its endpoint or output failure marks it failed, nothing more.
 
@@ -91,12 +91,12 @@ async def _optimize(sample_graph: Any, spec: SampleSpec, toolkit: Toolkit,
     return _result(spec, final)
 
 
-def failed_result(spec: SampleSpec, error: str) -> dict[str, Any]:
+def failed_result(spec: PlanEntry, error: str) -> dict[str, Any]:
     return {"sample_id": spec["sample_id"], "culture": spec["culture"], "topic": spec["topic"],
             "status": "failed", "error": error}
 
 
-def _result(spec: SampleSpec, values: dict[str, Any]) -> dict[str, Any]:
+def _result(spec: PlanEntry, values: dict[str, Any]) -> dict[str, Any]:
     return {
         "sample_id": spec["sample_id"], "culture": spec["culture"], "topic": spec["topic"],
         "status": "completed", "first": values["versions"][0], "best": values["best"],

@@ -26,10 +26,10 @@ from typing import Any
 
 from caredio.config.settings import Settings
 from caredio.errors import CaredioError, ServiceUnreachable, UserInputError
-from caredio.graph.state import SampleSpec
+from caredio.memory.questions import QuestionBook
 from caredio.run.executors.local import failed_result
 from caredio.run.job import EPHEMERAL, Job
-from caredio.run.questions import QuestionBook
+from caredio.rundir.formats import PlanEntry
 from caredio.rundir.recorder import RunRecorder
 from caredio.tracing.sinks import TraceSink
 
@@ -172,7 +172,7 @@ class RayExecutor:
         elif kind == "event":
             self.on_event(*payload)
 
-    async def optimize(self, spec: SampleSpec, callbacks: Any = None) -> dict[str, Any]:
+    async def optimize(self, spec: PlanEntry, callbacks: Any = None) -> dict[str, Any]:
         """The sample on a worker; on another (from its last checkpoint) if that one dies."""
         exceptions = self.ray.exceptions
         lost = (exceptions.RayActorError, exceptions.WorkerCrashedError,

@@ -22,16 +22,16 @@ from typing import Any
 
 from caredio.config.settings import Settings
 from caredio.graph.sample import Toolkit
-from caredio.graph.state import SampleSpec
 from caredio.llm.limits import EndpointHealth
 from caredio.llm.liveness import Liveness
 from caredio.memory.embeddings import Embedder
+from caredio.memory.questions import QuestionBook
 from caredio.prompts import PromptTemplate
 from caredio.run.agent_factory import build_agents
 from caredio.run.executors.coordination import HolderReleased
 from caredio.run.executors.local import LocalExecutor
 from caredio.run.job import EPHEMERAL, load_starter_pack, loop_parts, open_memory
-from caredio.run.questions import QuestionBook
+from caredio.rundir.formats import PlanEntry
 from caredio.threads import configure_threads
 
 log = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class SampleWorker:
                 self._cpu_at_first = time.process_time()
             return self._executor
 
-    async def optimize(self, spec: SampleSpec, holder: str) -> AsyncIterator[tuple[str, Any]]:
+    async def optimize(self, spec: PlanEntry, holder: str) -> AsyncIterator[tuple[str, Any]]:
         """Stream the sample's records as they happen, then ("result", its result)."""
         executor = await self._ready()
         outbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()

@@ -72,7 +72,7 @@ class QuestionBook:
         key = (culture, topic)
         if key not in self._accepted:
             self._accepted[key] = (
-                await asyncio.to_thread(self.memory.accepted_questions, culture, topic,
+                await asyncio.to_thread(self.memory.samples.questions, culture, topic,
                                         self.limit) if self.memory is not None else [])
         mine = await self._asked_elsewhere(culture, topic, sample_id)
         return list(dict.fromkeys([*mine, *self._accepted[key]]))[: self.limit]

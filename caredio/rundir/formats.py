@@ -1,0 +1,238 @@
+"""The run directory's files and the type of every line in them: the one owner of each format.
+
+Writers build these (the graph's nodes, the recorder, the agents' turns) and readers validate
+them (:func:`parse_line`, used by :mod:`caredio.rundir.reader`), so a field named here is the
+field on disk. Writers write every field; readers require only the ones every tool relies on
+(the others are ``NotRequired``), and each type keeps keys it does not name: a run directory
+written by a newer release still reads, and so does one written by an older release
+(tests/rundir/test_formats.py reads a run written before this module existed).
+
+=====================  ======================  =============================================
+file                   line type               written by
+=====================  ======================  =============================================
+``plan.jsonl``         :class:`PlanEntry`      :meth:`RunRecorder.write_plan`, once
+``trajectories.jsonl`` :class:`Version`        :meth:`RunRecorder.write_version` (keyed)
+``dataset.jsonl``      :class:`DatasetLine`    :meth:`RunRecorder.write_sample` (keyed)
+``selected.jsonl``     :class:`DatasetLine`    :func:`caredio.rundir.recorder.write_selected`
+``trace.jsonl``        :class:`TraceLine`      :meth:`RunRecorder.emit`
+``run.json``           :class:`RunRecord`      :meth:`RunRecorder.write_run` (atomic rename)
+``config.json``        the settings' snapshot  :meth:`RunRecorder.create`
+``prompts/``           the templates used      :func:`caredio.rundir.recorder.snapshot_templates`
+=====================  ======================  =============================================
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypeVar
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
+
+# pydantic validates TypedDicts from typing_extensions only, on Python < 3.12.
+from typing_extensions import TypedDict
+
+from caredio.errors import UserInputError
+
+DATASET = "dataset.jsonl"
+SELECTED = "selected.jsonl"
+TRAJECTORIES = "trajectories.jsonl"
+TRACE = "trace.jsonl"
+RUN_JSON = "run.json"
+CONFIG = "config.json"
+CHECKPOINTS = "checkpoints.sqlite"
+PLAN = "plan.jsonl"
+PROMPTS = "prompts"
+TEMPLATE_INDEX = "index.json"  # in PROMPTS: template name -> hash and source
+LOCK = ".lock"
+RESERVE = ".reserve"
+
+SCORES = ("representativeness", "distinctiveness", "objective")
+JUDGE_SCORES = ("judge_representativeness", "judge_distinctiveness", "judge_objective")
+Status = Literal["running", "completed", "interrupted", "failed"]
+# What produced a version: the draft, a refinement of either part, or a best-of-n answer.
+Step = Literal["initial", "question", "response", "candidate"]
+
+_OPEN = ConfigDict(extra="allow")  # keys this release does not name are kept, not dropped
+
+
+@with_config(_OPEN)
+class PlanEntry(TypedDict):
+    """A planned sample (``plan.jsonl``): what the run graph sends to each optimization."""
+
+    sample_id: str
+    culture: str
+    topic: str
+    contrast: list[str]
+    run_id: NotRequired[str]
+    topic_name: NotRequired[str]
+    topic_description: NotRequired[str]
+    index: NotRequired[int]
+
+
+@with_config(_OPEN)
+class Version(TypedDict):
+    """One scored version of a sample (a ``trajectories.jsonl`` line). Kept whole in the
+    sample's checkpoint too, so a sample continued from it can write any line a dead process
+    never wrote."""
+
+    sample_id: str
+    round: int  # refinement rounds behind this version; 0 = the expert's first draft
+    # "initial", "question" or "response" (loop); "candidate" (best-of-n, where round i is
+    # the i-th answer to the same question)
+    step: str
+    question: str
+    response: str
+    representativeness: float
+    distinctiveness: float
+    objective: float
+    attribution: NotRequired[dict[str, float]]
+    critique: NotRequired[str]
+    culture: NotRequired[str]
+    topic: NotRequired[str]
+    contrast: NotRequired[list[str]]
+    contrast_answers: NotRequired[dict[str, str]]
+    grounding_ids: NotRequired[list[str]]  # the knowledge items shown to the agents
+    score_flags: NotRequired[list[str]]
+    missing_core: NotRequired[list[str]]  # what the critique found missing (for a later refinement)
+    # A refinement whose R fell more than loop.max_r_drop below the version it rewrote: kept in
+    # the trajectory, never the best, never the start of another refinement.
+    rejected: NotRequired[bool]
+    # The held-out judge's scores (judge.split): recorded, never shown to an agent or routed on.
+    judge_representativeness: NotRequired[float]
+    judge_distinctiveness: NotRequired[float]
+    judge_objective: NotRequired[float]
+
+
+class Message(TypedDict):
+    role: str
+    content: str
+
+
+@with_config(_OPEN)
+class DatasetMetadata(TypedDict):
+    sample_id: str
+    culture: str
+    objective: float
+    run_id: NotRequired[str]
+    topic: NotRequired[str]
+    contrast: NotRequired[list[str]]
+    strategy: NotRequired[str]
+    representativeness: NotRequired[float]
+    distinctiveness: NotRequired[float]
+    attribution: NotRequired[dict[str, float]]
+    rounds: NotRequired[int]
+    best_round: NotRequired[int]
+    best_step: NotRequired[str]
+    stop_reason: NotRequired[str]
+    versions: NotRequired[int]
+    initial_objective: NotRequired[float]
+    judge_representativeness: NotRequired[float]
+    judge_distinctiveness: NotRequired[float]
+    judge_objective: NotRequired[float]
+
+
+@with_config(_OPEN)
+class DatasetLine(TypedDict):
+    """A ``dataset.jsonl`` (and ``selected.jsonl``) line: OpenAI chat fine-tuning format plus
+    metadata."""
+
+    messages: list[Message]
+    metadata: DatasetMetadata
+
+
+@with_config(_OPEN)
+class TraceLine(TypedDict):
+    """One agent turn (a ``trace.jsonl`` line), written whether the turn succeeded or failed."""
+
+    sample_id: str  # "_memory" for knowledge elicited before planning
+    agent: str  # culture_expert, contrast_critic or refiner
+    run_id: NotRequired[str]
+    round: NotRequired[int]
+    step: NotRequired[str]
+    template: NotRequired[str]
+    template_hash: NotRequired[str]
+    messages: NotRequired[list[dict[str, Any]]]
+    output: NotRequired[str]
+    parsed: NotRequired[dict[str, Any] | None]
+    model: NotRequired[str]
+    input_tokens: NotRequired[int]
+    output_tokens: NotRequired[int]
+    latency_ms: NotRequired[int]
+    retries: NotRequired[int]
+    error: NotRequired[str | None]
+    method: NotRequired[str]
+    queue_ms: NotRequired[int]
+    request_ms: NotRequired[int]
+    retry_reasons: NotRequired[list[str]]
+
+
+TRACE_FIELDS = tuple(TraceLine.__annotations__)
+
+
+class RoleTokens(TypedDict):
+    input: int
+    output: int
+    calls: int
+
+
+class Failure(TypedDict):
+    sample_id: str
+    culture: str
+    error: str
+
+
+@with_config(_OPEN)
+class RunRecord(TypedDict, total=False):
+    """``run.json``: how the run is going or ended, what it planned and spent, how it was made."""
+
+    run_id: str
+    status: Status
+    error: str | None
+    pid: int
+    started_at: float
+    finished_at: float
+    wall_seconds: float
+    updated_at: str
+    planned: int
+    completed: int
+    failed: int
+    failures: list[Failure]
+    tokens: dict[str, RoleTokens]  # per agent role
+    retries: int
+    config_hash: str
+    templates_hash: str
+    template_hashes: dict[str, str]
+    endpoint: str
+    model: str
+    embedded_model: bool
+    requests_at_once: int
+    samples_in_flight: int
+    threads: dict[str, int]
+    executor: str
+    embeddings: dict[str, Any]
+    strategy: str
+    best_of_n: int | None
+    llm_seed: int | None
+    candidates: list[int]
+    judge: dict[str, Any] | None
+    ray_workers: int
+    ray_address: str
+    workers_lost: int
+    worker_samples: dict[str, int]
+    worker_cpu_seconds: list[float | None]
+
+
+L = TypeVar("L")
+_ADAPTERS: dict[type, TypeAdapter[Any]] = {}
+
+
+def parse_line(kind: type[L], value: Any, where: str) -> L:
+    """``value`` checked against a line type; a one-line UserInputError naming ``where``
+    (``path:line``) and the first field that is missing or wrong."""
+    adapter = _ADAPTERS.setdefault(kind, TypeAdapter(kind))
+    try:
+        return adapter.validate_python(value)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"]) or "(line)"
+        message = "missing" if first["type"] == "missing" else first["msg"]
+        raise UserInputError(f"{where}: {field}: {message}") from None
