@@ -20,9 +20,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
 
-from caredio.culture_names import named_in
+from caredio.culture_names import named_in, neutralize
 from caredio.llm.structured import LAST_TRY, UNUSABLE
-from caredio.memory.names import neutralize
 
 MIN_QUESTION_CHARS = 8  # letters and digits: "Why?" asks nothing a dataset can use
 MIN_ANSWER_WORDS = 3  # "We" (seen from SmolLM2-135M as a whole rewrite) answers nothing

@@ -276,8 +276,9 @@ def report(dirs: list[Path], as_json: bool, plot: Path | None) -> str:
     """The compare table (markdown) and its verdicts, and what the judge says of the loop's
     steps; or all of it as JSON."""
     from caredio.tools.compare import compare, markdown, write_plot
+    from caredio.tools.compare_runs import RUNS
 
-    comparison = compare(dirs)
+    comparison = compare(dirs, [RUNS])
     if plot is not None:
         write_plot(comparison, plot)
     analyses = [a for d in dirs if d.name.startswith("loop") and (a := trajectory_analysis(d))]

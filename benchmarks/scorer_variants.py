@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 
 from caredio.config.settings import ScoringSettings
+from caredio.culture_names import neutralize
 from caredio.memory.attribution import Calibration, relevance
-from caredio.memory.names import neutralize
 from caredio.memory.scoring import Scorer, most_likely
 from caredio.memory.store import CulturalMemory
 

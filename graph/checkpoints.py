@@ -44,7 +44,7 @@ def thread_id(run_id: str, sample_id: str, shared: bool) -> str:
     return f"{run_id}/{sample_id}" if shared else sample_id
 
 
-def _postgres_saver_class() -> Any:
+def postgres_saver_class() -> Any:
     try:
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     except ImportError:
@@ -63,7 +63,7 @@ async def check_postgres(url: str) -> None:
     """Connect once with a short timeout: a clear error at start-up instead of a hang later."""
     if not url.startswith(("postgresql://", "postgres://")):
         raise UserInputError(f"checkpoint_url: not a postgresql:// URL: {public_url(url)!r}")
-    _postgres_saver_class()
+    postgres_saver_class()
     import psycopg
 
     try:
@@ -79,7 +79,7 @@ async def check_postgres(url: str) -> None:
 
 async def setup_postgres(url: str) -> None:
     """Create or migrate the checkpoint tables once, before workers use them."""
-    async with _postgres_saver_class().from_conn_string(url) as saver:
+    async with postgres_saver_class().from_conn_string(url) as saver:
         await saver.setup()
 
 
@@ -88,7 +88,7 @@ async def open_checkpointer(checkpoint_url: str | None, run_dir: Path) -> AsyncI
     """The run's checkpointer, set up and open for the duration of the block."""
     if checkpoint_url:
         await check_postgres(checkpoint_url)
-        async with _postgres_saver_class().from_conn_string(checkpoint_url) as saver:
+        async with postgres_saver_class().from_conn_string(checkpoint_url) as saver:
             await saver.setup()  # creates or migrates its tables; safe to repeat
             yield saver
         return

@@ -1,6 +1,6 @@
 """How a sample is made: the three-agent loop, or a baseline it must beat (DESIGN.md 2.4).
 
-* ``loop`` — graph/sample.py: draft, then critique and refine until converged.
+* ``loop`` — graph/sample.py (its nodes in graph/nodes.py): draft, then critique and refine until converged.
 * ``one-shot`` — the culture expert's question and insider answer, scored, nothing more.
 * ``best-of-n`` — the same question, ``n`` insider answers at the run's temperature (each
   request with its own seed when ``llm.seed`` is set), every one scored; the best by ``J`` kept.
@@ -27,6 +27,15 @@ from langgraph.graph import END, START, StateGraph
 
 from caredio.config.settings import LoopSettings
 from caredio.errors import ModelOutputError
+from caredio.graph.nodes import (
+    contrast_answers,
+    draft_node,
+    finalize_node,
+    new_version,
+    record_version,
+    score_state,
+    turn,
+)
 from caredio.graph.routing import (
     FINALIZE,
     REFINE_RESPONSE,
@@ -34,18 +43,9 @@ from caredio.graph.routing import (
     next_refinement,
     step_limit,
 )
-from caredio.graph.sample import (
-    Toolkit,
-    _context,
-    build_sample_graph,
-    contrast_answers,
-    draft_node,
-    finalize_node,
-    new_version,
-    record_version,
-    score_state,
-)
+from caredio.graph.sample import build_sample_graph
 from caredio.graph.state import SampleState
+from caredio.graph.toolkit import Toolkit
 from caredio.rundir.formats import PlanEntry
 
 log = logging.getLogger(__name__)
@@ -80,19 +80,19 @@ def candidates(strategy: str, best_of_n: int | None, loop: LoopSettings, contras
 
 def sample_step_limit(toolkit: Toolkit, spec: PlanEntry) -> int:
     """LangGraph's recursion limit for one sample of this strategy (see routing.step_limit)."""
-    if toolkit.strategy == "loop":
-        return step_limit(toolkit.loop)
-    n = candidates(toolkit.strategy, toolkit.best_of_n, toolkit.loop, len(spec["contrast"]))
+    if toolkit.recipe.strategy == "loop":
+        return step_limit(toolkit.recipe.loop)
+    n = candidates(toolkit.recipe.strategy, toolkit.recipe.best_of_n, toolkit.recipe.loop, len(spec["contrast"]))
     # input step + draft + n scorings + (n - 1) further answers + finalize
     return 2 * n + 2 + STEP_MARGIN
 
 
 def build_strategy_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     """The per-sample graph of the toolkit's strategy."""
-    if toolkit.strategy == "loop":
+    if toolkit.recipe.strategy == "loop":
         return build_sample_graph(toolkit, checkpointer)
-    if toolkit.strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {toolkit.strategy!r}")
+    if toolkit.recipe.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {toolkit.recipe.strategy!r}")
     return build_candidates_graph(toolkit, checkpointer)
 
 
@@ -100,10 +100,11 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     """draft -> score -> (answer -> score)* -> finalize: one-shot and best-of-n."""
 
     def wanted(state: SampleState) -> int:
-        return candidates(toolkit.strategy, toolkit.best_of_n, toolkit.loop, len(state["contrast"]))
+        recipe = toolkit.recipe
+        return candidates(recipe.strategy, recipe.best_of_n, recipe.loop, len(state["contrast"]))
 
     async def score(state: SampleState) -> dict[str, Any]:
-        answers, cache = await contrast_answers(toolkit, state, _context(toolkit, state, state["round"]))
+        answers, cache = await contrast_answers(toolkit, state, turn(toolkit, state, state["round"]))
         scored, judged = await score_state(toolkit, state, answers)
         version = new_version(state, scored, answers, judged)
         record_version(toolkit, version)
@@ -111,13 +112,13 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
         return {"versions": [version], "contrast_answers": answers,
                 "contrast_question": state["question"], "contrast_cache": cache,
                 "next_step": FINALIZE if done else ANSWER,
-                "stop_reason": toolkit.strategy if done else "continue"}
+                "stop_reason": toolkit.recipe.strategy if done else "continue"}
 
     async def answer(state: SampleState) -> dict[str, Any]:
         # Candidate i is round i: the same prompt as the draft's answer, sampled again.
         round_ = state["round"] + 1
         try:
-            response = await toolkit.expert.answer(_context(toolkit, state, round_), state["culture"],
+            response = await toolkit.team.expert.answer(turn(toolkit, state, round_), state["culture"],
                                                    state["question"], state["knowledge"])
         except ModelOutputError as exc:
             # A candidate that stays unusable through its re-asks is a draw that came up
@@ -126,7 +127,7 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
             log.info("sample %s: candidate %d unusable after its re-asks (%s)", state["sample_id"], round_, exc)
             done = round_ + 1 >= wanted(state)
             return {"round": round_, "step": "candidate", "next_step": FINALIZE if done else ANSWER,
-                    "stop_reason": toolkit.strategy if done else "continue"}
+                    "stop_reason": toolkit.recipe.strategy if done else "continue"}
         return {"response": response, "round": round_, "step": "candidate", "next_step": SCORE}
 
     builder = StateGraph(SampleState)
@@ -139,4 +140,4 @@ def build_candidates_graph(toolkit: Toolkit, checkpointer: Any = None) -> Any:
     builder.add_conditional_edges(SCORE, lambda state: state["next_step"], [ANSWER, FINALIZE])
     builder.add_conditional_edges(ANSWER, lambda state: state["next_step"], [SCORE, ANSWER, FINALIZE])
     builder.add_edge(FINALIZE, END)
-    return builder.compile(checkpointer=checkpointer, name=f"sample_{toolkit.strategy}")
+    return builder.compile(checkpointer=checkpointer, name=f"sample_{toolkit.recipe.strategy}")

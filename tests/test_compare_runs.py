@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from caredio.tools.compare import compare, markdown
+from caredio.tools.compare_runs import RUNS
 from tests.conftest import in_process_cli
 
 
@@ -62,7 +63,7 @@ def _rows(comparison: Any) -> dict[tuple[str, str], Any]:
 def test_judge_and_cost_rows_and_who_wins_on_the_judge(tmp_path: Path) -> None:
     loop = write_run(tmp_path / "loop", strategy="loop", objective=0.6, judge=0.50, calls=12)
     one = write_run(tmp_path / "one", strategy="one-shot", objective=0.4, judge=0.45, calls=4)
-    comparison = compare([Path(loop), Path(one)])
+    comparison = compare([Path(loop), Path(one)], [RUNS])
     rows = _rows(comparison)
     assert [m for m, g in rows if g == "all"] == [
         "objective", "representativeness", "distinctiveness", "judge objective",
@@ -84,7 +85,7 @@ def test_judge_and_cost_rows_and_who_wins_on_the_judge(tmp_path: Path) -> None:
 def test_a_gain_only_the_loops_scorer_sees_is_called_overfitting(tmp_path: Path) -> None:
     base = write_run(tmp_path / "base", strategy="one-shot", objective=0.40, judge=0.50)
     loop = write_run(tmp_path / "loop", strategy="loop", objective=0.70, judge=0.50)
-    verdicts = "\n".join(compare([Path(base), Path(loop)]).verdicts())
+    verdicts = "\n".join(compare([Path(base), Path(loop)], [RUNS]).verdicts())
     assert "On the loop's own scorer, the highest mean J is loop" in verdicts
     assert ("loop beats base (one-shot) on the loop's scorer but not on the judge: a gain of "
             "the scorer") in verdicts
@@ -95,7 +96,7 @@ def test_only_samples_of_the_same_plan_entry_pair_and_differences_are_noted(tmp_
     a = write_run(tmp_path / "a", strategy="loop", objective=0.5, judge=0.5)
     b = write_run(tmp_path / "b", strategy="best-of-n", objective=0.5, judge=0.6, model="other",
                   temperature=0.2, contrast_of={0: ["Taiwan"], 1: ["Taiwan"]})
-    comparison = compare([Path(a), Path(b)])
+    comparison = compare([Path(a), Path(b)], [RUNS])
     diff = _rows(comparison)[("judge objective", "all")].differences[0]
     assert (diff[0].n, diff[1], diff[2]) == (10, 2, 2)  # s00, s01 were other samples in b
     notes = "\n".join(comparison.measured[1].notes)
@@ -108,7 +109,7 @@ def test_only_samples_of_the_same_plan_entry_pair_and_differences_are_noted(tmp_
 def test_runs_without_a_judge_say_so(tmp_path: Path) -> None:
     a = write_run(tmp_path / "a", strategy="loop", objective=0.5, judge=None)
     b = write_run(tmp_path / "b", strategy="one-shot", objective=0.5, judge=None)
-    comparison = compare([Path(a), Path(b)])
+    comparison = compare([Path(a), Path(b)], [RUNS])
     assert ("judge objective", "all") not in _rows(comparison)
     assert "On the held-out judge: no scores (run with --judge-split" in "\n".join(comparison.verdicts())
     assert any("have no judge scores" in note for note in comparison.measured[0].notes)
@@ -134,9 +135,9 @@ def test_a_winner_by_means_over_different_samples_points_to_the_paired_differenc
     a = write_run(tmp_path / "a", strategy="loop", objective=0.5, judge=0.5)
     b = write_run(tmp_path / "b", strategy="one-shot", objective=0.5, judge=0.5, samples=6)
     c = write_run(tmp_path / "c", strategy="best-of-n", objective=0.5, judge=0.5)
-    uneven = compare([Path(a), Path(b)]).verdicts()
+    uneven = compare([Path(a), Path(b)], [RUNS]).verdicts()
     assert any("kept different samples" in line for line in uneven)
-    even = compare([Path(a), Path(c)]).verdicts()
+    even = compare([Path(a), Path(c)], [RUNS]).verdicts()
     assert not any("kept different samples" in line for line in even)
 
 
@@ -145,10 +146,10 @@ def test_a_handful_of_pairs_gets_no_verdict(tmp_path: Path) -> None:
     # 5 pairs are too few to call it a real difference (nor overfitting).
     a = write_run(tmp_path / "a", strategy="loop", objective=0.6, judge=0.5, samples=5)
     b = write_run(tmp_path / "b", strategy="one-shot", objective=0.5, judge=0.6, samples=5)
-    verdicts = "\n".join(compare([Path(a), Path(b)]).verdicts())
+    verdicts = "\n".join(compare([Path(a), Path(b)], [RUNS]).verdicts())
     assert "over 5 paired samples; too few paired samples for a verdict" in verdicts
     assert "a real difference" not in verdicts and "overfitting" not in verdicts
     c = write_run(tmp_path / "c", strategy="loop", objective=0.6, judge=0.5, samples=8)
     d = write_run(tmp_path / "d", strategy="one-shot", objective=0.5, judge=0.6, samples=8)
     assert "over 8 paired samples; outside the 95% interval: a real difference" in \
-        "\n".join(compare([Path(c), Path(d)]).verdicts())
+        "\n".join(compare([Path(c), Path(d)], [RUNS]).verdicts())

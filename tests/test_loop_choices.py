@@ -14,8 +14,10 @@ from typing import Any
 import pytest
 
 from caredio.graph.routing import best_version
-from caredio.graph.sample import Toolkit, build_sample_graph
+from caredio.graph.sample import build_sample_graph
+from caredio.graph.toolkit import Evidence, Outputs, Recipe, Toolkit
 from caredio.memory.ingest import starter_pack
+from caredio.memory.questions import QuestionBook
 from caredio.memory.scoring import SampleScore
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import load_templates
@@ -74,12 +76,12 @@ def _run(tmp_path: Path, fake_embedder: Any, **loop: Any) -> tuple[list[dict[str
     with StubOpenAIServer(structured=_scripted()) as stub:
         settings = stub_settings(stub.url, str(tmp_path), rounds=3, loop=loop)
         templates = load_templates()
-        expert, critic, refiner = build_agents(settings, templates, stub.url, "stub")
+        team = build_agents(settings, templates, stub.url, "stub")
         memory = CulturalMemory.open(fake_embedder)
         memory.add_knowledge([item for item in starter_pack() if item.culture == "Japan"])
         recorder = RunRecorder.create(tmp_path / "run", settings.snapshot(), templates)
-        toolkit = Toolkit(expert, critic, refiner, memory, TableScorer(),  # type: ignore[arg-type]
-                          recorder, recorder, settings.loop)
+        toolkit = Toolkit(team, Evidence(memory, TableScorer(), QuestionBook()),  # type: ignore[arg-type]
+                          Outputs(recorder, recorder), Recipe(settings.loop))
         spec = PlanEntry(sample_id="s", run_id="run", culture="Japan", topic="greetings_etiquette",
                           topic_name="Greetings", topic_description="How people greet",
                           contrast=["China"], index=0)

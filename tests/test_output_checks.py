@@ -116,8 +116,7 @@ def test_names_are_whole_words_in_their_case_and_native_script() -> None:
 def test_the_checks_and_the_scorer_read_one_table_of_names() -> None:
     """What the checks refuse as naming a culture, the scorer neutralizes: one table
     (caredio/data/culture_names.json), so a form added there counts for both."""
-    from caredio.culture_names import _table, names_and_demonyms
-    from caredio.memory.names import mentions, neutralize
+    from caredio.culture_names import _table, mentions, names_and_demonyms, neutralize
 
     checked = 0
     for culture in _table():

@@ -21,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
 
 from caredio.config.settings import LLMSettings
-from caredio.graph.sample import Toolkit
+from caredio.graph.toolkit import Evidence, Outputs, Recipe, Toolkit
 from caredio.llm.client import MethodMemory, RoleLLM
 from caredio.memory.questions import QuestionBook
 from caredio.run.agent_factory import build_agents
@@ -94,8 +94,8 @@ def test_a_contrast_call_that_fails_for_good_ends_its_siblings_before_the_attemp
             agents = build_agents(settings, job.templates, url, "stub", None, limiter)
             records = Collected()
             assert job.knowledge is not None
-            toolkit = Toolkit(*agents, job.knowledge, job.scorer, records, records, settings.loop,
-                              None, records.on_event, QuestionBook(job.memory))
+            toolkit = Toolkit(agents, Evidence(job.knowledge, job.scorer, QuestionBook(job.memory)),
+                              Outputs(records, records, records.on_event), Recipe(settings.loop))
             executor = LocalExecutor(toolkit, InMemorySaver())
             spec = job.plan("run")[0]
             assert spec["contrast"] == ["China", "South Korea"]

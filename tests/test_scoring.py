@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from caredio.config.settings import ScoringSettings
+from caredio.culture_names import mentions, neutralize
 from caredio.errors import UserInputError
 from caredio.memory.blend import read_blend
 from caredio.memory.items import KnowledgeItem
-from caredio.memory.names import mentions, neutralize
 from caredio.memory.scoring import Scorer, split_segments
 from caredio.memory.segments import copied_from, unique_segments
 from caredio.memory.store import CulturalMemory

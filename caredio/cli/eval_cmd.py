@@ -206,10 +206,12 @@ def compare_command(
     from caredio.cli.consoles import console, err_console
     from caredio.errors import UserInputError
     from caredio.tools.compare import compare, interval_text, row_digits, write_plot
+    from caredio.tools.compare_evals import EVALS
+    from caredio.tools.compare_runs import RUNS
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UserInputError(f"--plot: {plot} must end in .png")
-    comparison = compare(list(directories))
+    comparison = compare(list(directories), [EVALS, RUNS])
     if plot is not None:
         try:
             write_plot(comparison, plot)
@@ -219,7 +221,7 @@ def compare_command(
         print(json.dumps(comparison.to_dict(), ensure_ascii=False, indent=2))
         return
     labels = [m.label for m in comparison.measured]
-    table = Table(title=f"{comparison.kind} comparison: mean [95% interval]; difference = X - {labels[0]} "
+    table = Table(title=f"{comparison.kind.name} comparison: mean [95% interval]; difference = X - {labels[0]} "
                         "over paired units")
     table.add_column("metric")
     table.add_column("group")

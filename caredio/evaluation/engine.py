@@ -15,7 +15,6 @@ import hashlib
 import logging
 import os
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +33,9 @@ from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
 from caredio.llm.endpoint import endpoint, preflight
 from caredio.run.job import new_run_id
 from caredio.run.signals import terminate_as_interrupt
+from caredio.tracing.events import OnEvent
 
 log = logging.getLogger(__name__)
-Event = Callable[[str, dict[str, Any]], None]
 ROLE = "evaluated"
 
 
@@ -143,7 +142,7 @@ def prepare(settings: Settings, options: EvalOptions) -> Prepared:
     return Prepared(record, items, excluded, len(leaks), notes)
 
 
-def start_eval(settings: Settings, options: EvalOptions, on_event: Event,
+def start_eval(settings: Settings, options: EvalOptions, on_event: OnEvent,
                ) -> tuple[Path, dict[str, Any]]:
     """A new eval: validate, check the endpoint, create the eval directory, execute."""
     settings = eval_settings(settings, options)
@@ -161,7 +160,7 @@ def start_eval(settings: Settings, options: EvalOptions, on_event: Event,
             return eval_dir, _run(execute(settings, recorder, prepared.items, on_event))
 
 
-def resume_eval(eval_dir: Path, on_event: Event, base_url: str | None = None,
+def resume_eval(eval_dir: Path, on_event: OnEvent, base_url: str | None = None,
                 ) -> dict[str, Any]:
     """Ask the items of an interrupted eval that have no successful answer yet."""
     from pydantic import ValidationError
@@ -196,7 +195,7 @@ def _run(coro: Any) -> dict[str, Any]:
         raise KeyboardInterrupt from None
 
 
-async def _ask(llm: RoleLLM, item: dict[str, Any], recorder: EvalRecorder, on_event: Event) -> None:
+async def _ask(llm: RoleLLM, item: dict[str, Any], recorder: EvalRecorder, on_event: OnEvent) -> None:
     result = CallResult(model=llm.model)
     line: dict[str, Any] = {"item_id": item["item_id"], "task": item["task"],
                             "country": item["country"], "question_id": item["question_id"],
@@ -217,7 +216,7 @@ async def _ask(llm: RoleLLM, item: dict[str, Any], recorder: EvalRecorder, on_ev
 
 
 async def execute(settings: Settings, recorder: EvalRecorder, items: list[dict[str, Any]],
-                  on_event: Event) -> dict[str, Any]:
+                  on_event: OnEvent) -> dict[str, Any]:
     """Ask every item that has no successful answer yet; returns the final eval.json record."""
     started = time.time()
     todo = [item for item in items if not recorder.done(item["item_id"])]

@@ -1,4 +1,4 @@
-"""The three agents of a run, on one endpoint, sharing one request limiter."""
+"""The three agents of a run, on one endpoint, sharing one request limiter; how its samples are made."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from typing import Any
 
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.config.settings import ROLES, Settings
+from caredio.graph.toolkit import Recipe, Team
 from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
 from caredio.llm.liveness import Liveness
 from caredio.prompts import PromptTemplate
-
-Agents = tuple[CultureExpert, ContrastCritic, Refiner]
 
 
 def run_limiter(settings: Settings) -> RequestLimiter:
@@ -38,12 +37,17 @@ def samples_in_flight(settings: Settings) -> int:
 def build_agents(
     settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str,
     liveness: Liveness | None = None, limiter: Any = None,
-) -> Agents:
+) -> Team:
     """The three agents, sharing one request limiter (this run's, or a Ray worker's proxy of
     the run's global one)."""
     limiter = limiter if limiter is not None else run_limiter(settings)
     methods = MethodMemory(settings.llm.structured_output)
     llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model, liveness)
             for role in ROLES}
-    return (CultureExpert(llms["culture_expert"], templates),
-            ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))
+    return Team(CultureExpert(llms["culture_expert"], templates),
+                ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))
+
+
+def recipe(settings: Settings) -> Recipe:
+    """How the run's samples are made and written."""
+    return Recipe(settings.loop, settings.strategy, settings.best_of_n, settings.system_prompt)

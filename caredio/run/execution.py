@@ -1,7 +1,8 @@
-"""Executing a job: run.json's life cycle around the endpoint, elicitation, plan and run graph.
+"""Executing a job: run.json's life cycle around the endpoint and the run graph.
 
-The run graph plans, fans the samples out to an executor (this process, or Ray workers) and
-selects at the end; this module opens what it needs and records how the run ended.
+The run graph (graph/run.py) elicits, plans, fans the samples out to an executor (this
+process, or Ray workers) and selects at the end; this module supplies those steps
+(:class:`JobSteps`), opens the endpoint and the executor, and records how the run ended.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ from caredio.config.urls import public_url
 from caredio.errors import EndpointDown, RunStopped, ServiceLost, WriteFailed
 from caredio.graph.checkpoints import open_checkpointer
 from caredio.graph.run import SampleExecutor, build_run_graph
-from caredio.graph.sample import Toolkit
+from caredio.graph.toolkit import Evidence, Outputs, Team, Toolkit
 from caredio.llm.endpoint import endpoint
 from caredio.memory.questions import QuestionBook
-from caredio.run.agent_factory import Agents, build_agents, requests_at_once, samples_in_flight
+from caredio.run.agent_factory import build_agents, recipe, requests_at_once, samples_in_flight
 from caredio.run.elicitation import elicit_missing
 from caredio.run.executors.local import LocalExecutor
 from caredio.run.job import Job, ensure_plan
@@ -36,16 +37,16 @@ from caredio.rundir.files import read_jsonl
 from caredio.rundir.formats import CHECKPOINTS, DATASET, PLAN, TRAJECTORIES, PlanEntry
 from caredio.rundir.recorder import RunRecorder, templates_hash
 from caredio.threads import configure_threads
+from caredio.tracing.events import OnEvent, guarded
 from caredio.tracing.otel import SpanSink, otlp_provider
 from caredio.tracing.sinks import LoggingTraceSink, MultiSink, TraceSink
 
 log = logging.getLogger(__name__)
 
-Event = Callable[[str, dict[str, Any]], None]
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
-async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Event,
+async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEvent,
                   callbacks: list[Any] | None = None, tracer_provider: Any = None,
                   ) -> dict[str, Any]:
     """Run (or continue) the graph for the job; returns the final run.json record.
@@ -94,20 +95,11 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: Even
                                     "requests_at_once": requests_at_once(settings)})
                 agents = build_agents(settings, job.templates, base_url, model, liveness)
                 sink = MultiSink(recorder, LoggingTraceSink(), *([spans] if spans else []))
-                if job.missing:
-                    await elicit_missing(job, agents[0], TurnContext(run_id, "_memory", 0, sink))
-                # Planned only now: auto contrast ranks the elicited cultures' knowledge too.
-                plan = await asyncio.to_thread(ensure_plan, job, run_dir, recorder)
-                recorder.write_run(**job.plan_record(plan))
                 questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
-
-                async def select() -> None:
-                    await asyncio.to_thread(accept_into_memory, job, run_dir)
-
                 async with open_executor(job, run_dir, recorder, sink, events, agents,
                                          questions, (base_url, model)) as executor:
-                    graph = build_run_graph(InFlight(executor, samples_in_flight(settings)),
-                                            lambda: plan, select, events,
+                    graph = build_run_graph(JobSteps(job, run_dir, recorder, agents, sink),
+                                            InFlight(executor, samples_in_flight(settings)), events,
                                             settings.loop.max_rounds)
                     final = await graph.ainvoke(
                         {}, {"callbacks": callbacks, "run_name": f"caredio_run:{run_id}"})
@@ -187,6 +179,26 @@ def stop_message(reason: str, cause: BaseException | None, run_dir: Path,
             f"{unsaid}{then} with `caredio resume {run_dir}`")
 
 
+class JobSteps:
+    """The run graph's steps for this job (graph/run.py): elicit, plan, select."""
+
+    def __init__(self, job: Job, run_dir: Path, recorder: RunRecorder, agents: Team, sink: TraceSink) -> None:
+        self.job, self.run_dir, self.recorder = job, run_dir, recorder
+        self.agents, self.sink = agents, sink
+
+    async def elicit(self) -> None:
+        if self.job.missing:
+            await elicit_missing(self.job, self.agents.expert, TurnContext(self.run_dir.name, "_memory", 0, self.sink))
+
+    async def plan(self) -> list[PlanEntry]:
+        plan = await asyncio.to_thread(ensure_plan, self.job, self.run_dir, self.recorder)
+        self.recorder.write_run(**self.job.plan_record(plan))
+        return plan
+
+    async def select(self) -> None:
+        await asyncio.to_thread(accept_into_memory, self.job, self.run_dir)
+
+
 class InFlight:
     """The run's executor, with at most ``limit`` samples in its hands at once.
 
@@ -210,7 +222,7 @@ class InFlight:
 
 @contextlib.asynccontextmanager
 async def open_executor(job: Job, run_dir: Path, recorder: RunRecorder, sink: TraceSink,
-                        on_event: Event, agents: Agents, questions: QuestionBook,
+                        on_event: OnEvent, agents: Team, questions: QuestionBook,
                         endpoint_model: tuple[str, str]) -> AsyncIterator[SampleExecutor]:
     """The run's executor: the per-sample graph here (default), or Ray workers."""
     settings = job.settings
@@ -222,20 +234,8 @@ async def open_executor(job: Job, run_dir: Path, recorder: RunRecorder, sink: Tr
             yield executor
         return
     assert job.knowledge is not None
-    toolkit = Toolkit(*agents, job.knowledge, job.scorer, recorder, sink, settings.loop,
-                      settings.system_prompt, on_event, questions, judge=job.judge,
-                      strategy=settings.strategy, best_of_n=settings.best_of_n,
+    toolkit = Toolkit(agents, Evidence(job.knowledge, job.scorer, questions, job.judge),
+                      Outputs(recorder, sink, on_event), recipe(settings),
                       shared_checkpoints=bool(settings.checkpoint_url))
     async with open_checkpointer(settings.checkpoint_url, run_dir) as saver:
         yield LocalExecutor(toolkit, saver)
-
-
-def guarded(on_event: Event) -> Event:
-    """Progress callbacks are display only: a failing one is logged, never stops the run."""
-    def guarded_event(kind: str, data: dict[str, Any]) -> None:
-        try:
-            on_event(kind, data)
-        except Exception:
-            log.exception("progress display failed on a %s event (the run goes on)", kind)
-
-    return guarded_event

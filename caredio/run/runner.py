@@ -12,7 +12,6 @@ caredio/acceptance.py (the run-end selection), caredio/signals.py, caredio/resum
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,7 @@ from caredio.run.resumption import resumed_settings
 from caredio.run.signals import run_coroutine
 from caredio.rundir.recorder import RunRecorder
 from caredio.threads import configure_threads
-
-Event = Callable[[str, dict[str, Any]], None]
+from caredio.tracing.events import OnEvent
 
 
 def check_services(settings: Settings, missing: list[str]) -> None:
@@ -41,7 +39,7 @@ def check_services(settings: Settings, missing: list[str]) -> None:
         check_ray_settings(settings, missing)
 
 
-def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = None,
+def start_run(settings: Settings, on_event: OnEvent, embedder: Embedder | None = None,
               callbacks: list[Any] | None = None, tracer_provider: Any = None,
               ) -> tuple[Path, dict[str, Any]]:
     """A new run: validate, check the endpoint, create the run directory, execute.
@@ -65,7 +63,7 @@ def start_run(settings: Settings, on_event: Event, embedder: Embedder | None = N
             job.memory.close()
 
 
-def resume_run(run_dir: Path, on_event: Event, embedder: Embedder | None = None,
+def resume_run(run_dir: Path, on_event: OnEvent, embedder: Embedder | None = None,
                callbacks: list[Any] | None = None, tracer_provider: Any = None,
                **overrides: Any) -> dict[str, Any]:
     """Finish an interrupted run with its own config, plan and template snapshot.

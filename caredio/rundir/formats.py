@@ -23,6 +23,7 @@ file                   line type               written by
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NotRequired, TypeVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError, with_config
@@ -166,6 +167,29 @@ class TraceLine(TypedDict):
 
 
 TRACE_FIELDS = tuple(TraceLine.__annotations__)
+
+
+def dataset_line(spec: PlanEntry, versions: Sequence[Version], best: Version, stop_reason: str,
+                 system_prompt: str | None, strategy: str = "loop",
+                 judged: Mapping[str, float] | None = None) -> DatasetLine:
+    """The dataset line of a finished sample: its best version as a conversation, and how it
+    was made and scored."""
+    messages: list[Message] = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    messages += [{"role": "user", "content": best["question"]},
+                 {"role": "assistant", "content": best["response"]}]
+    metadata: dict[str, Any] = {
+        "sample_id": spec["sample_id"], "run_id": spec.get("run_id", ""), "culture": spec["culture"],
+        "topic": spec["topic"], "contrast": spec["contrast"], "strategy": strategy,
+        "representativeness": best["representativeness"],
+        "distinctiveness": best["distinctiveness"], "objective": best["objective"],
+        "attribution": best.get("attribution", {}),
+        # Baselines make candidates, not refinement rounds.
+        "rounds": versions[-1]["round"] if strategy == "loop" else 0,
+        "best_round": best["round"], "best_step": best["step"],
+        "stop_reason": stop_reason, "versions": len(versions),
+        "initial_objective": versions[0]["objective"], **(judged or {}),
+    }
+    return {"messages": messages, "metadata": metadata}  # type: ignore[typeddict-item]
 
 
 class RoleTokens(TypedDict):

@@ -1,11 +1,12 @@
 """``caredio compare DIR...``: directories side by side, with paired differences and intervals.
 
-One command for every kind of directory CAReDiO writes. A *loader* turns a directory into
-measurements — per (group, metric), a value per unit (a question of an eval, a sample of a
+One command for every kind of directory CAReDiO writes. A *kind* (:class:`Kind`) turns a
+directory into measurements — per (group, metric), a value per unit (a question of an eval, a sample of a
 run) — and everything after that is shared: means with bootstrap 95% intervals, the paired
 difference of each directory against the first (over the units both measured), the verdict in
-words, the table, the JSON and the plot. Another kind of directory needs only a loader in
-:data:`LOADERS`.
+words, the table, the JSON and the plot. Another kind of directory needs only a :class:`Kind`
+(the command line passes the kinds it knows: caredio/tools/compare_evals.py and
+compare_runs.py).
 
 * eval directories (``caredio eval``): metric = accuracy per task, group = country; units
   are items, paired only when both evals asked the very same prompt with the same answer key.
@@ -16,19 +17,32 @@ words, the table, the JSON and the plot. Another kind of directory needs only a 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from caredio.errors import UserInputError
 from caredio.stats import Estimate, bootstrap_mean, paired_difference
-from caredio.tools.compare_runs import COSTS
 
 ALL = "all"
+
+
+class Kind(Protocol):
+    """A kind of directory ``caredio compare`` reads."""
+
+    name: str  # "eval", "run"
+    ordered: bool  # keep the metrics in the order load() gives them (else sorted)
+    unbounded: tuple[str, ...]  # metrics that are not shares in [0, 1] (costs): plotted from 0 up
+
+    def accepts(self, path: Path) -> bool: ...
+
+    def load(self, path: Path) -> Measured: ...
+
+    def notes(self, measured: list[Measured]) -> None:
+        """Add to each directory's notes what makes it unlike the first."""
+
+    def verdicts(self, comparison: Comparison) -> list[str]: ...
 
 
 @dataclass
@@ -54,38 +68,17 @@ class Row:
 
 @dataclass
 class Comparison:
-    kind: str
+    kind: Kind
     measured: list[Measured]
     rows: list[Row]
 
     def verdicts(self) -> list[str]:
-        """What the overall rows say, in words: who is higher, and whether it is outside the interval."""
-        if self.kind == "run":
-            from caredio.tools.compare_runs import run_verdicts
-
-            return run_verdicts(self)
-        base = self.measured[0].label
-        lines = []
-        for row in self.rows:
-            if row.group != ALL:
-                continue
-            for other, (diff, _, _) in zip(self.measured[1:], row.differences, strict=True):
-                if diff.n == 0:
-                    lines.append(f"{row.metric}: {other.label} and {base} share no units; "
-                                 "no paired difference")
-                    continue
-                sign = "higher" if diff.mean > 0 else "lower" if diff.mean < 0 else "equal"
-                where = ("outside the 95% interval: a real difference" if diff.excludes(0.0)
-                         else "0 is inside the 95% interval: no difference shown")
-                lines.append(f"{row.metric}: {other.label} is {sign} than {base} by "
-                             f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] over "
-                             f"{diff.n} paired units; {where}")
-        return lines
+        return self.kind.verdicts(self)
 
     def to_dict(self) -> dict[str, Any]:
         labels = [m.label for m in self.measured]
         return {
-            "kind": self.kind,
+            "kind": self.kind.name,
             "directories": [{"label": m.label, "path": str(m.path), "model": m.model,
                              "notes": m.notes} for m in self.measured],
             "rows": [{
@@ -101,84 +94,58 @@ class Comparison:
         }
 
 
-# -- loaders ---------------------------------------------------------------------------------
+def paired_verdicts(comparison: Comparison) -> list[str]:
+    """What the overall rows say, in words: who is higher than the first directory, and whether
+    it is outside the interval."""
+    base = comparison.measured[0].label
+    lines = []
+    for row in comparison.rows:
+            if row.group != ALL:
+                continue
+            for other, (diff, _, _) in zip(comparison.measured[1:], row.differences, strict=True):
+                if diff.n == 0:
+                    lines.append(f"{row.metric}: {other.label} and {base} share no units; "
+                                 "no paired difference")
+                    continue
+                sign = "higher" if diff.mean > 0 else "lower" if diff.mean < 0 else "equal"
+                where = ("outside the 95% interval: a real difference" if diff.excludes(0.0)
+                         else "0 is inside the 95% interval: no difference shown")
+                lines.append(f"{row.metric}: {other.label} is {sign} than {base} by "
+                             f"{diff.mean:+.3f} [{diff.low:+.3f}, {diff.high:+.3f}] over "
+                             f"{diff.n} paired units; {where}")
+    return lines
 
 
-def _item_key(item: dict[str, Any]) -> str:
-    """An item id plus a hash of what was asked and what counts as right: pairs only identical items."""
-    asked = json.dumps([item.get("messages"), item.get("gold"), item.get("answer")], sort_keys=True)
-    return f"{item['item_id']}#{hashlib.sha256(asked.encode()).hexdigest()[:10]}"
-
-
-def load_eval(path: Path) -> Measured:
-    from caredio.evaluation.evaldir import open_eval
-
-    data = open_eval(path)
-    items = {item["item_id"]: item for item in data.items}
-    values: dict[tuple[str, str], dict[str, float]] = {}
-    for (task, country), outcomes in sorted(data.outcomes().items()):
-        keyed = {_item_key(items[item_id]): value for item_id, value in outcomes.items()}
-        values[(f"{task} accuracy", country)] = keyed
-        values.setdefault((f"{task} accuracy", ALL), {}).update(keyed)
-    notes = []
-    leakage = data.record.get("leakage") or {}
-    if not leakage.get("checked"):
-        notes.append("no leakage check (eval ran without --exclude-memory or --against)")
-    elif leakage.get("kept"):
-        notes.append(f"{leakage.get('questions_found', 0)} questions found in memory were kept "
-                     "(--keep-leaked)")
-    if data.record.get("status") != "completed":
-        notes.append(f"status {data.record.get('status')}: not every item was answered")
-    return Measured(data.dir, data.dir.name, "eval", values, str(data.record.get("model", "")),
-                    notes)
-
-
-def load_run(path: Path) -> Measured:
-    from caredio.tools.compare_runs import load_run_dir
-
-    return load_run_dir(path)
-
-
-LOADERS: dict[str, Callable[[Path], Measured]] = {"eval": load_eval, "run": load_run}
-
-
-def kind_of(path: Path) -> str:
-    from caredio.evaluation.evaldir import is_eval_dir
-    from caredio.rundir.formats import CONFIG, RUN_JSON
-
+def kind_of(path: Path, kinds: list[Kind]) -> Kind:
     if not path.is_dir():
         raise UserInputError(f"{path}: no such directory")
-    if is_eval_dir(path):
-        return "eval"
-    if (path / RUN_JSON).exists() or (path / CONFIG).exists():
-        return "run"
+    for kind in kinds:
+        if kind.accepts(path):
+            return kind
     raise UserInputError(f"{path}: neither an eval directory (eval.json) nor a run directory "
                          "(run.json)")
 
 
-def compare(paths: list[Path]) -> Comparison:
-    """Load every directory (all of one kind), then estimate and pair."""
+def compare(paths: list[Path], kinds: list[Kind]) -> Comparison:
+    """Load every directory (all of one kind, one of ``kinds``), then estimate and pair."""
     if len(paths) < 2:
         raise UserInputError("compare: give at least two directories")
-    kinds = {path: kind_of(path) for path in paths}
-    if len(set(kinds.values())) > 1:
-        listed = ", ".join(f"{p} ({k})" for p, k in kinds.items())
+    found = {path: kind_of(path, kinds) for path in paths}
+    if len({kind.name for kind in found.values()}) > 1:
+        listed = ", ".join(f"{p} ({k.name})" for p, k in found.items())
         raise UserInputError(f"compare: directories of different kinds cannot be compared: {listed}")
-    kind = kinds[paths[0]]
-    measured = [LOADERS[kind](path) for path in paths]
+    kind = found[paths[0]]
+    measured = [kind.load(path) for path in paths]
     labels = [m.label for m in measured]
     if len(set(labels)) < len(labels):  # two folders named alike: tell them apart by path
         for m in measured:
             m.label = str(m.path)
-    if kind == "run":
-        from caredio.tools.compare_runs import fairness_notes
-
-        fairness_notes(measured)
+    kind.notes(measured)
     keys: list[tuple[str, str]] = []
     for m in measured:
         keys += [key for key in m.values if key not in keys]
-    metrics = list(dict.fromkeys(metric for metric, _ in keys))  # runs: in the loader's order
-    if kind != "run":
+    metrics = list(dict.fromkeys(metric for metric, _ in keys))
+    if not kind.ordered:
         metrics.sort()
     keys.sort(key=lambda key: (metrics.index(key[0]), key[1] == ALL, key[1]))
     rows = []
@@ -249,7 +216,7 @@ def write_plot(comparison: Comparison, path: Path) -> None:
             ax.errorbar(xs, ys, xerr=errors, fmt="o", capsize=3, label=measured.label)
         ax.set_title(metric)
         # Scores and accuracies are shares; costs (calls, tokens, seconds) only start at 0.
-        ax.set_xlim(0, None if metric in COSTS else 1)
+        ax.set_xlim(0, None if metric in comparison.kind.unbounded else 1)
         ax.set_yticks([i + step * (len(comparison.measured) - 1) / 2 for i in range(len(groups))],
                       groups if index % columns == 0 else [""] * len(groups))
         ax.invert_yaxis()

@@ -22,16 +22,14 @@ import hashlib
 import json
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from caredio.rundir.files import read_jsonl
-from caredio.rundir.formats import PLAN
+from caredio.rundir.formats import CONFIG, RUN_JSON
 from caredio.rundir.formats import SCORES as RUN_SCORES
+from caredio.rundir.reader import open_run
+from caredio.stats import paired_difference
+from caredio.tools.compare import ALL, Comparison, Measured
 
-if TYPE_CHECKING:
-    from caredio.tools.compare import Comparison, Measured
-
-ALL = "all"
 # J first: it is what the strategies are compared on; then its two parts.
 SCORES = ("objective", *(name for name in RUN_SCORES if name != "objective"))
 JUDGE = tuple(f"judge {name}" for name in SCORES)
@@ -49,7 +47,7 @@ SHARED = (("model", ("model",)), ("temperature", ("config", "llm", "temperature"
 def _plan_keys(run_dir: Path) -> dict[str, str]:
     """sample id -> pairing key: the id plus a hash of its plan entry (run id left out)."""
     keys = {}
-    for spec in read_jsonl(run_dir / PLAN):
+    for spec in open_run(run_dir).plan:
         entry = {k: v for k, v in spec.items() if k != "run_id"}
         digest = hashlib.sha256(json.dumps(entry, sort_keys=True).encode()).hexdigest()[:10]
         keys[str(spec["sample_id"])] = f"{spec['sample_id']}#{digest}"
@@ -57,7 +55,6 @@ def _plan_keys(run_dir: Path) -> dict[str, str]:
 
 
 def load_run_dir(path: Path) -> Measured:
-    from caredio.rundir.reader import open_run
     from caredio.tools.compare import Measured
 
     run = open_run(path)
@@ -145,8 +142,6 @@ MIN_PAIRS = 8
 def run_verdicts(comparison: Comparison) -> list[str]:
     """In words: who wins on the judge and whether it is outside the interval, the same on the
     loop's own scorer, what a gain seen only by the loop's scorer means, and the cost."""
-    from caredio.stats import paired_difference
-
     rows = {row.metric: row for row in comparison.rows if row.group == ALL}
     runs = comparison.measured
     lines = []
@@ -188,8 +183,6 @@ def run_verdicts(comparison: Comparison) -> list[str]:
 
 def _overfitting(comparison: Comparison) -> list[str]:
     """A difference from the first run that the loop's scorer shows and the judge does not."""
-    from caredio.stats import paired_difference
-
     base = comparison.measured[0]
     lines = []
     for other in comparison.measured[1:]:
@@ -226,3 +219,24 @@ def _costs(comparison: Comparison) -> list[str]:
             text += f", {wall.estimates[index].mean:.1f} s"
         parts.append(text)
     return ["Cost per kept sample: " + "; ".join(parts)] if parts else []
+
+
+class RunKind:
+    name = "run"
+    ordered = True  # scores, then the judge's, then costs: the order of METRICS
+    unbounded = COSTS
+
+    def accepts(self, path: Path) -> bool:
+        return (path / RUN_JSON).exists() or (path / CONFIG).exists()
+
+    def load(self, path: Path) -> Measured:
+        return load_run_dir(path)
+
+    def notes(self, measured: list[Measured]) -> None:
+        fairness_notes(measured)
+
+    def verdicts(self, comparison: Comparison) -> list[str]:
+        return run_verdicts(comparison)
+
+
+RUNS = RunKind()

@@ -18,9 +18,10 @@ from langchain_core.runnables import RunnableConfig
 
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
 from caredio.graph.checkpoints import thread_id
-from caredio.graph.sample import Toolkit, dataset_line, judged_of
+from caredio.graph.nodes import judged_of
 from caredio.graph.strategies import build_strategy_graph, sample_step_limit
-from caredio.rundir.formats import PlanEntry
+from caredio.graph.toolkit import Toolkit
+from caredio.rundir.formats import PlanEntry, dataset_line
 
 log = logging.getLogger(__name__)
 
@@ -61,22 +62,23 @@ async def _optimize(sample_graph: Any, spec: PlanEntry, toolkit: Toolkit,
     # The checkpoint's versions are written again (keyed: never twice, a no-op here as a rule):
     # a Ray worker may have checkpointed a step whose line never reached the driver.
     for version in values.get("versions", []):
-        toolkit.recorder.write_version(version)
+        toolkit.outputs.recorder.write_version(version)
     if values.get("done"):
         # Finished in its checkpoint. The dataset line is written again (keyed: never twice):
         # a worker killed between its last checkpoint and the driver's write must not lose it.
         # The line finalize wrote: the same strategy, the best version's judge scores.
         best = values["best"]
-        toolkit.recorder.write_sample(dataset_line(
-            values, best, toolkit.system_prompt, toolkit.strategy, judged_of(best)))  # type: ignore[arg-type]
-        toolkit.on_event("sample_skipped", {"sample_id": sample_id, "culture": culture,
+        toolkit.outputs.recorder.write_sample(dataset_line(
+            spec, values["versions"], best, values.get("stop_reason", ""), toolkit.recipe.system_prompt,
+            toolkit.recipe.strategy, judged_of(best)))
+        toolkit.outputs.on_event("sample_skipped", {"sample_id": sample_id, "culture": culture,
                                             "best": values["best"], "first": values["versions"][0]})
         return _result(spec, values)
     # No checkpoint: start from the spec. A checkpoint: continue where it stopped (None input)
     # — also after a failure, whose failed step is the one retried.
     start = None if snapshot.next else dict(spec)
     if snapshot.next and "draft" not in snapshot.next:  # draft announces the others itself
-        toolkit.on_event("sample_started", {"sample_id": sample_id, "culture": culture,
+        toolkit.outputs.on_event("sample_started", {"sample_id": sample_id, "culture": culture,
                                             "resumed": True})
     try:
         final = await sample_graph.ainvoke(start, config)
@@ -85,7 +87,7 @@ async def _optimize(sample_graph: Any, spec: PlanEntry, toolkit: Toolkit,
     except (EndpointError, ModelOutputError) as exc:
         error = f"{type(exc).__name__}: {exc}"
         log.warning("sample %s failed: %s", sample_id, error)
-        toolkit.on_event("sample_failed", {"sample_id": sample_id, "culture": culture,
+        toolkit.outputs.on_event("sample_failed", {"sample_id": sample_id, "culture": culture,
                                            "error": error})
         return failed_result(spec, error)
     return _result(spec, final)

@@ -21,7 +21,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from caredio.config.settings import Settings
@@ -31,11 +31,11 @@ from caredio.run.executors.local import failed_result
 from caredio.run.job import EPHEMERAL, Job
 from caredio.rundir.formats import PlanEntry
 from caredio.rundir.recorder import RunRecorder
+from caredio.tracing.events import OnEvent
 from caredio.tracing.sinks import TraceSink
 
 log = logging.getLogger(__name__)
 
-Event = Callable[[str, dict[str, Any]], None]
 ATTEMPTS = 6  # tries of a sample on workers that died under it, before it is marked failed
 REST = 5.0  # seconds a worker that just died is passed over (Ray is restarting it)
 
@@ -92,7 +92,7 @@ class RayExecutor:
     """Sends samples to Ray workers; writes what they stream back."""
 
     def __init__(self, ray: Any, workers: list[Any], coordinator: Any, recorder: RunRecorder,
-                 sink: TraceSink, on_event: Event) -> None:
+                 sink: TraceSink, on_event: OnEvent) -> None:
         self.ray = ray
         self.workers = workers
         self.coordinator = coordinator
@@ -106,7 +106,7 @@ class RayExecutor:
 
     @classmethod
     @contextlib.asynccontextmanager
-    async def started(cls, job: Job, recorder: RunRecorder, sink: TraceSink, on_event: Event,
+    async def started(cls, job: Job, recorder: RunRecorder, sink: TraceSink, on_event: OnEvent,
                       questions: QuestionBook, base_url: str, model: str,
                       ) -> AsyncIterator[RayExecutor]:
         ray = _ray()

@@ -21,13 +21,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from caredio.config.settings import Settings
-from caredio.graph.sample import Toolkit
+from caredio.graph.toolkit import Evidence, Outputs, Toolkit
 from caredio.llm.limits import EndpointHealth
 from caredio.llm.liveness import Liveness
 from caredio.memory.embeddings import Embedder
 from caredio.memory.questions import QuestionBook
 from caredio.prompts import PromptTemplate
-from caredio.run.agent_factory import build_agents
+from caredio.run.agent_factory import build_agents, recipe
 from caredio.run.executors.coordination import HolderReleased
 from caredio.run.executors.local import LocalExecutor
 from caredio.run.job import EPHEMERAL, load_starter_pack, loop_parts, open_memory
@@ -170,10 +170,9 @@ class SampleWorker:
         # The driver's loop part, scorer and held-out judge, rebuilt on this worker's memory
         # (the split is by item id, so both sides draw the same line).
         knowledge, scorer, judge = loop_parts(settings, self.memory)
-        self.toolkit = Toolkit(*agents, knowledge, scorer, forwarder, forwarder, settings.loop,
-                               settings.system_prompt, forwarder.on_event,
-                               RemoteQuestionBook(coordinator, self.memory), judge=judge,
-                               strategy=settings.strategy, best_of_n=settings.best_of_n,
+        questions = RemoteQuestionBook(coordinator, self.memory)
+        self.toolkit = Toolkit(agents, Evidence(knowledge, scorer, questions, judge),
+                               Outputs(forwarder, forwarder, forwarder.on_event), recipe(settings),
                                shared_checkpoints=True)
         self._resources = contextlib.AsyncExitStack()
         self._executor: LocalExecutor | None = None
@@ -191,11 +190,11 @@ class SampleWorker:
     async def _ready(self) -> LocalExecutor:
         async with self._opening:
             if self._executor is None:
-                from caredio.graph.checkpoints import _postgres_saver_class
+                from caredio.graph.checkpoints import postgres_saver_class
 
                 assert self.settings.checkpoint_url
                 saver = await self._resources.enter_async_context(
-                    _postgres_saver_class().from_conn_string(self.settings.checkpoint_url))
+                    postgres_saver_class().from_conn_string(self.settings.checkpoint_url))
                 self._executor = LocalExecutor(self.toolkit, saver)
                 self._cpu_at_first = time.process_time()
             return self._executor
