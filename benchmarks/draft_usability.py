@@ -59,7 +59,9 @@ async def _drafts(base_url: str, model: str, prompts: str | None, repeats: int,
     from caredio.agents.base import TurnContext
     from caredio.config.settings import LLMSettings
     from caredio.errors import ModelOutputError
-    from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
+    from caredio.llm.client import RoleLLM
+    from caredio.llm.limits import RequestLimiter
+    from caredio.llm.structured import MethodMemory
     from caredio.memory.ingest import starter_pack
     from caredio.prompts import load_templates
     from caredio.topics import load_topics

@@ -19,8 +19,10 @@ def embedded(max_tokens: int, repeats: int) -> dict[str, Any]:
 
     from caredio.agents.culture_expert import ExpertAnswer
     from caredio.config.settings import LLMSettings
-    from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
+    from caredio.llm.client import CallResult, RoleLLM
     from caredio.llm.embedded import LocalLLMServer, packaged_gguf
+    from caredio.llm.limits import RequestLimiter
+    from caredio.llm.structured import MethodMemory
     from caredio.prompts import load_templates
 
     template = load_templates()["culture_expert_answer"]

@@ -8,11 +8,11 @@ the same text — and the same embedding — wherever it is compared.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 
-def question_response(messages: Sequence[dict[str, Any]]) -> tuple[str, str]:
+def question_response(messages: Sequence[Mapping[str, Any]]) -> tuple[str, str]:
     """The last assistant message and the user message before it ("" where there is none)."""
     turns = list(messages)
     answer_at = next((i for i in range(len(turns) - 1, -1, -1)
@@ -29,11 +29,11 @@ def sample_text(question: str, response: str) -> str:
     return f"{question}\n{response}"
 
 
-def line_text(line: dict[str, Any]) -> str:
+def line_text(line: Mapping[str, Any]) -> str:
     """:func:`sample_text` of a dataset line."""
     return sample_text(*question_response(line["messages"]))
 
 
-def _content(message: dict[str, Any] | None) -> str:
+def _content(message: Mapping[str, Any] | None) -> str:
     content = message.get("content") if message else ""
     return content if isinstance(content, str) else ""

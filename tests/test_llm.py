@@ -16,7 +16,9 @@ import caredio.llm.client
 import caredio.llm.limits
 from caredio.config.settings import LLMSettings
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
-from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import CallResult, RoleLLM
+from caredio.llm.limits import RequestLimiter
+from caredio.llm.structured import MethodMemory
 from tests.support.stub_server import FaultPlan, StubOpenAIServer, dead_url
 
 MESSAGES = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say it."}]

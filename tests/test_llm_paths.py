@@ -18,7 +18,9 @@ from langchain_core.runnables import RunnableLambda
 
 from caredio.agents.contrast_critic import Critique
 from caredio.config.settings import LLMSettings
-from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import RoleLLM
+from caredio.llm.limits import RequestLimiter
+from caredio.llm.structured import MethodMemory
 from tests.support.stub_server import FaultPlan, StubOpenAIServer
 
 MESSAGES = [{"role": "system", "content": "You are an insider."},

@@ -18,7 +18,7 @@ from caredio.graph.sample import build_sample_graph
 from caredio.graph.toolkit import Evidence, Outputs, Recipe, Toolkit
 from caredio.memory.ingest import starter_pack
 from caredio.memory.questions import QuestionBook
-from caredio.memory.scoring import SampleScore
+from caredio.memory.sample_score import SampleScore
 from caredio.memory.store import CulturalMemory
 from caredio.prompts import load_templates
 from caredio.run.agent_factory import build_agents

@@ -22,7 +22,9 @@ from rich.console import Console
 import caredio.cli.run_display as run_display
 from caredio.cli.run_display import RunDisplay
 from caredio.config.settings import LLMSettings
-from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import CallResult, RoleLLM
+from caredio.llm.limits import RequestLimiter
+from caredio.llm.structured import MethodMemory
 from caredio.run.runner import start_run
 from caredio.rundir.files import read_jsonl
 from tests.support.jobs import HashEmbedder, stub_settings

@@ -261,7 +261,8 @@ def test_a_429s_pause_is_in_force_before_its_permit_goes_to_another_worker() -> 
     import threading
 
     from caredio.config.settings import LLMSettings
-    from caredio.llm.client import MethodMemory, RoleLLM
+    from caredio.llm.client import RoleLLM
+    from caredio.llm.structured import MethodMemory
     from caredio.run.executors.ray_worker import HOLDER, RemoteLimiter
 
     pause = 0.3

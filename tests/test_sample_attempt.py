@@ -22,7 +22,8 @@ from pydantic import BaseModel
 
 from caredio.config.settings import LLMSettings
 from caredio.graph.toolkit import Evidence, Outputs, Recipe, Toolkit
-from caredio.llm.client import MethodMemory, RoleLLM
+from caredio.llm.client import RoleLLM
+from caredio.llm.structured import MethodMemory
 from caredio.memory.questions import QuestionBook
 from caredio.run.agent_factory import build_agents
 from caredio.run.executors.coordination import RunCoordinator

@@ -16,8 +16,8 @@ from caredio.culture_names import mentions, neutralize
 from caredio.errors import UserInputError
 from caredio.memory.blend import read_blend
 from caredio.memory.items import KnowledgeItem
-from caredio.memory.scoring import Scorer, split_segments
-from caredio.memory.segments import copied_from, unique_segments
+from caredio.memory.scoring import Scorer
+from caredio.memory.segments import copied_from, split_segments, unique_segments
 from caredio.memory.store import CulturalMemory
 from tests.test_blend import blend_subset
 

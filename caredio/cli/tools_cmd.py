@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ def trace_command(
     if follow:
         seen = 0
 
-        def emit(turn: dict[str, Any]) -> None:
+        def emit(turn: Mapping[str, Any]) -> None:
             nonlocal seen
             if not trace_view.matches(turn, sample, agent, round_):
                 return

@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import json
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ def check_filters(agent: str | None, round_: int | None) -> None:
         raise UserInputError(f"--round: must be 0 or more, not {round_}")
 
 
-def matches(turn: dict[str, Any], sample: str | None, agent: str | None, round_: int | None) -> bool:
+def matches(turn: Mapping[str, Any], sample: str | None, agent: str | None, round_: int | None) -> bool:
     return (
         (sample is None or turn.get("sample_id") == sample)
         and (agent is None or turn.get("agent") == agent)
@@ -44,13 +44,13 @@ def matches(turn: dict[str, Any], sample: str | None, agent: str | None, round_:
     )
 
 
-def scores(version: dict[str, Any] | None) -> str:
+def scores(version: Mapping[str, Any] | None) -> str:
     if not version:
         return "—"
     return f"R {version['representativeness']:.3f}  D {version['distinctiveness']:.3f}  J {version['objective']:.3f}"
 
 
-def prompt_text(turn: dict[str, Any], full: bool) -> str:
+def prompt_text(turn: Mapping[str, Any], full: bool) -> str:
     """All messages with full=True; otherwise the head of the last user message."""
     messages = turn.get("messages") or []
     if full:
@@ -62,7 +62,7 @@ def prompt_text(turn: dict[str, Any], full: bool) -> str:
     return text
 
 
-def output_text(turn: dict[str, Any]) -> str:
+def output_text(turn: Mapping[str, Any]) -> str:
     parsed = turn.get("parsed")
     if isinstance(parsed, dict) and len(parsed) == 1:
         return str(next(iter(parsed.values())))
@@ -71,7 +71,7 @@ def output_text(turn: dict[str, Any]) -> str:
     return str(turn.get("output") or "")
 
 
-def turn_panel(turn: dict[str, Any], versions: dict[tuple[str, int], dict[str, Any]], full: bool) -> Panel:
+def turn_panel(turn: Mapping[str, Any], versions: Mapping[tuple[str, int], Mapping[str, Any]], full: bool) -> Panel:
     """One agent turn: who, which template (and hash), cost, prompt, output, scores."""
     agent = str(turn.get("agent"))
     sample, round_ = str(turn.get("sample_id")), int(turn.get("round") or 0)
@@ -124,11 +124,11 @@ def word_diff(old: str, new: str, markers: bool = False) -> Text:
     return text
 
 
-def trajectory_panels(sample: str, trajectories: list[dict[str, Any]], markers: bool = False) -> Iterator[Panel]:
+def trajectory_panels(sample: str, trajectories: Sequence[Mapping[str, Any]], markers: bool = False) -> Iterator[Panel]:
     """Each version of one sample with its scores, and a word diff against the previous one."""
     versions = sorted((v for v in trajectories if v.get("sample_id") == sample), key=lambda v: v["round"])
     best = max(versions, key=lambda v: v["objective"], default=None)
-    previous: dict[str, Any] | None = None
+    previous: Mapping[str, Any] | None = None
     for version in versions:
         parts: list[Any] = [Text(scores(version), style="bold")]
         for field in ("question", "response"):
@@ -153,7 +153,7 @@ def trajectory_panels(sample: str, trajectories: list[dict[str, Any]], markers: 
         previous = version
 
 
-def render(console: Console, run: RunData, turns: Iterable[dict[str, Any]], full: bool, sample: str | None) -> int:
+def render(console: Console, run: RunData, turns: Iterable[Mapping[str, Any]], full: bool, sample: str | None) -> int:
     """Print the turns (and, for one sample, its trajectory); returns how many turns."""
     versions = run.versions_by_key()
     count = 0

@@ -29,8 +29,10 @@ from caredio.evaluation.evaldir import EvalRecorder, open_eval, refuse_occupied
 from caredio.evaluation.grading import grade
 from caredio.evaluation.results import summarize, write_plot
 from caredio.evaluation.tasks import TASKS, build_items, eval_templates, pick_countries, read_files
-from caredio.llm.client import CallResult, MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import CallResult, RoleLLM
 from caredio.llm.endpoint import endpoint, preflight
+from caredio.llm.limits import RequestLimiter
+from caredio.llm.structured import MethodMemory
 from caredio.run.job import new_run_id
 from caredio.run.signals import terminate_as_interrupt
 from caredio.tracing.events import OnEvent

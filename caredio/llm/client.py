@@ -36,42 +36,26 @@ from pydantic import BaseModel
 from caredio.config.settings import LLMSettings
 from caredio.config.urls import public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
-from caredio.llm.limits import EndpointHealth, RequestLimiter
+from caredio.llm.limits import RequestLimiter
 from caredio.llm.liveness import Liveness, shared_ssl_context
+from caredio.llm.retry import describe, is_fatal, is_method_rejection, is_transient, retry_after
 from caredio.llm.structured import (
     LAST_TRY,
-    METHOD_CHAIN,
     MethodMemory,
     extract_json,
+    feedback,
+    message_text,
     parse_reply,
     schema_instruction,
 )
 
 log = logging.getLogger(__name__)
 _sleep = asyncio.sleep  # one seam, so tests can see the delays without waiting them out
-__all__ = ["METHOD_CHAIN", "CallResult", "EndpointHealth", "MethodMemory", "RequestLimiter",
-           "RoleLLM", "extract_json", "is_transient", "parse_reply", "schema_instruction"]
 
 T = TypeVar("T", bound=BaseModel)
-TRANSIENT = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    openai.RateLimitError,
-    openai.InternalServerError,
-    httpx.TransportError,
-)
-TRANSIENT_STATUS = {408, 409, 425, 429}  # request timeout, conflict, too early, rate limited
-MAX_RETRY_AFTER = 300.0
 REASK_TEMPERATURE_FLOOR = 0.7  # a re-ask starts from at least this ...
 REASK_TEMPERATURE_STEP = 0.2  # ... plus this per re-ask ...
 REASK_TEMPERATURE_CAP = 1.2  # ... up to this
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Worth retrying as it is: timeouts, dropped connections, 429 and 5xx."""
-    if isinstance(exc, TRANSIENT):
-        return True
-    return isinstance(exc, openai.APIStatusError) and exc.status_code in TRANSIENT_STATUS
 
 
 @dataclass
@@ -92,37 +76,6 @@ class CallResult:
     # Where the turn belongs (sample and round), for llm.seed: the request's seed is a function
     # of it and the prompt, so a resumed sample sends what an uninterrupted one would have.
     seed_key: str = ""
-
-
-def _retry_after(exc: BaseException) -> float | None:
-    """Seconds the server asked us to wait (``retry-after-ms`` or ``retry-after``), if any."""
-    response = getattr(exc, "response", None)
-    if response is None:
-        return None
-    for header, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = response.headers.get(header)
-        try:
-            if value is not None:
-                return min(MAX_RETRY_AFTER, max(0.0, float(value) * scale))
-        except ValueError:
-            continue  # an HTTP date: fall back to our own backoff
-    return None
-
-
-def _is_method_rejection(exc: BaseException) -> bool:
-    """A status error that says 'this request shape is not supported' rather than 'try later'."""
-    if isinstance(exc, openai.RateLimitError):
-        return False
-    return isinstance(exc, (openai.BadRequestError, openai.UnprocessableEntityError,
-                            openai.InternalServerError, openai.NotFoundError))
-
-
-def _is_fatal(exc: BaseException) -> bool:
-    """Errors every later call would get too: bad credentials, no quota left."""
-    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError)):
-        return True
-    quota = getattr(exc, "code", None) == "insufficient_quota"
-    return isinstance(exc, openai.RateLimitError) and quota
 
 
 class RoleLLM:
@@ -215,9 +168,9 @@ class RoleLLM:
         return text.replace(self.base_url, self.public_url)[:300]
 
     def _status_error(self, exc: openai.APIStatusError) -> EndpointError:
-        detail = "" if _is_fatal(exc) else f": {self._scrub(str(exc.message))}"
-        message = f"{self.public_url}: {_describe(exc)}{detail}"
-        return EndpointDown(message) if _is_fatal(exc) else EndpointError(message)
+        detail = "" if is_fatal(exc) else f": {self._scrub(str(exc.message))}"
+        message = f"{self.public_url}: {describe(exc)}{detail}"
+        return EndpointDown(message) if is_fatal(exc) else EndpointError(message)
 
     async def structured(
         self, messages: list[dict[str, str]], schema: type[T], result: CallResult | None = None,
@@ -246,7 +199,7 @@ class RoleLLM:
                                                      self._reask_temperature(attempt))
                         parsed = self._parse(message, schema, method, rules)
                     except openai.APIStatusError as exc:
-                        if _is_method_rejection(exc) and not self._confirmed(method):
+                        if is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")
                             result.errors.append(
                                 f"{method}: rejected by endpoint ({exc.status_code})")
@@ -259,7 +212,7 @@ class RoleLLM:
                         last_output_error = exc
                         result.errors.append(f"{method}: {exc}")
                         result.retries += 1
-                        conversation = [*conversation, *_feedback(exc)]
+                        conversation = [*conversation, *feedback(exc)]
                         continue
                     self.methods.confirm(self.endpoint, method)
                     result.parsed = parsed
@@ -409,7 +362,7 @@ class RoleLLM:
                         # Paused while this call still holds its permit: given back first, the
                         # permit could go to a waiting request (on another Ray worker) before
                         # the pause reached the run's coordinator, and it ignored Retry-After.
-                        if (asked := _retry_after(exc)) is not None and not _is_fatal(exc):
+                        if (asked := retry_after(exc)) is not None and not is_fatal(exc):
                             self.limiter.pause(asked)
                         raise
                     finally:
@@ -418,9 +371,9 @@ class RoleLLM:
                 # The SDK's structured-output parser raises these instead of returning the reply.
                 raise ModelOutputError(f"reply unusable: {type(exc).__name__}", raw="") from exc
             except (openai.APIError, httpx.TransportError) as exc:
-                if not is_transient(exc) or _is_fatal(exc):
+                if not is_transient(exc) or is_fatal(exc):
                     raise
-                description = _describe(exc)
+                description = describe(exc)
                 if isinstance(exc, (openai.APIConnectionError, httpx.TransportError)):
                     health.failed(description)
                     health.check(self.base_url)
@@ -433,7 +386,7 @@ class RoleLLM:
                     raise EndpointError(
                         f"{self.public_url}: {description} after {attempt} retries") from exc
                 delay = min(30.0, self.settings.backoff * 2**attempt) * random.uniform(0.5, 1.5)
-                asked = _retry_after(exc)
+                asked = retry_after(exc)
                 if asked is not None:  # a 429's pause of the whole run began above
                     delay = max(delay, asked)
                 attempt += 1
@@ -473,29 +426,3 @@ class RoleLLM:
                 return parse_reply(schema, None, text, lenient=True, context=context)
             raise
         return parse_reply(schema, payload, text, lenient=method == "prompt", context=context)
-
-
-def message_text(message: AIMessage) -> str:
-    """The reply as text: a tool call's arguments as JSON, else the content."""
-    if message.tool_calls:
-        return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") if isinstance(part, dict) else str(part)
-                   for part in content)
-
-
-def _feedback(exc: ModelOutputError) -> list[dict[str, str]]:
-    """The unusable reply and the parse error, so the model can correct itself."""
-    return [{"role": "assistant", "content": exc.raw[:2000]},
-            {"role": "user", "content": f"That reply could not be used: {exc}. "
-             "Answer again, fixing that and following the format exactly."}]
-
-
-def _describe(exc: BaseException) -> str:
-    """``InternalServerError (500)``: the SDK's class name (not a wrapper's) and the status."""
-    name = next((c.__name__ for c in type(exc).__mro__ if c.__module__.startswith("openai")),
-                type(exc).__name__)
-    status = getattr(exc, "status_code", None)
-    return name + (f" ({status})" if status else "")

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any, TypeVar
 
+from langchain_core.messages import AIMessage
 from pydantic import BaseModel, ValidationError
 
 from caredio.config.settings import StructuredMethod
@@ -172,3 +173,21 @@ def describe(error: ValidationError) -> str:
     if refused:
         return f"reply unusable: field '{where}' {first['msg']}"
     return f"reply does not match the schema: {where}: {first['msg']}"
+
+
+def message_text(message: AIMessage) -> str:
+    """The reply as text: a tool call's arguments as JSON, else the content."""
+    if message.tool_calls:
+        return json.dumps(message.tool_calls[0]["args"], ensure_ascii=False)
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") if isinstance(part, dict) else str(part)
+                   for part in content)
+
+
+def feedback(exc: ModelOutputError) -> list[dict[str, str]]:
+    """The unusable reply and the parse error, so the model can correct itself."""
+    return [{"role": "assistant", "content": exc.raw[:2000]},
+            {"role": "user", "content": f"That reply could not be used: {exc}. "
+             "Answer again, fixing that and following the format exactly."}]

@@ -7,8 +7,10 @@ from typing import Any
 from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.config.settings import ROLES, Settings
 from caredio.graph.toolkit import Recipe, Team
-from caredio.llm.client import MethodMemory, RequestLimiter, RoleLLM
+from caredio.llm.client import RoleLLM
+from caredio.llm.limits import RequestLimiter
 from caredio.llm.liveness import Liveness
+from caredio.llm.structured import MethodMemory
 from caredio.prompts import PromptTemplate
 
 

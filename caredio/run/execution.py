@@ -34,7 +34,7 @@ from caredio.run.job import Job, ensure_plan
 from caredio.run.selection import accept_into_memory
 from caredio.run.signals import terminate_as_interrupt
 from caredio.rundir.files import read_jsonl
-from caredio.rundir.formats import CHECKPOINTS, DATASET, PLAN, TRAJECTORIES, PlanEntry
+from caredio.rundir.formats import CHECKPOINTS, DATASET, PLAN, TRAJECTORIES, PlanEntry, RunRecord
 from caredio.rundir.recorder import RunRecorder, templates_hash
 from caredio.threads import configure_threads
 from caredio.tracing.events import OnEvent, guarded
@@ -48,7 +48,7 @@ DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEvent,
                   callbacks: list[Any] | None = None, tracer_provider: Any = None,
-                  ) -> dict[str, Any]:
+                  ) -> RunRecord:
     """Run (or continue) the graph for the job; returns the final run.json record.
 
     Each sample's failure is recorded (run.json ``failures``, its trace line) and the run

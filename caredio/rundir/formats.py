@@ -254,7 +254,7 @@ def parse_line(kind: type[L], value: Any, where: str) -> L:
     (``path:line``) and the first field that is missing or wrong."""
     adapter = _ADAPTERS.setdefault(kind, TypeAdapter(kind))
     try:
-        return adapter.validate_python(value)  # type: ignore[no-any-return]
+        return adapter.validate_python(value)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or "(line)"

@@ -157,7 +157,7 @@ class RunRecorder:
 
     def read_run(self) -> RunRecord:
         path = self.dir / RUN_JSON
-        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}  # type: ignore[no-any-return]
+        return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
     def write_run(self, **fields: Any) -> RunRecord:
         """Update ``run.json`` with ``fields`` (keys of :class:`RunRecord`), atomically."""

@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from caredio.rundir.formats import CONFIG, RUN_JSON
+from caredio.rundir.formats import CONFIG, RUN_JSON, TraceLine
 from caredio.rundir.formats import SCORES as RUN_SCORES
 from caredio.rundir.reader import open_run
 from caredio.stats import paired_difference
@@ -60,7 +60,7 @@ def load_run_dir(path: Path) -> Measured:
     run = open_run(path)
     lines = run.samples()
     keys = _plan_keys(run.dir)
-    turns: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    turns: dict[str, list[TraceLine]] = defaultdict(list)
     for turn in run.turns:
         turns[str(turn.get("sample_id"))].append(turn)
     kept = [str(line["metadata"]["sample_id"]) for line in lines]
@@ -75,7 +75,7 @@ def load_run_dir(path: Path) -> Measured:
 
     judged = 0
     for line in lines:
-        meta = line["metadata"]
+        meta: dict[str, Any] = dict(line["metadata"])
         sample, culture = str(meta["sample_id"]), str(meta["culture"])
         unit = keys.get(sample, sample)
         for metric in SCORES:
@@ -224,7 +224,7 @@ def _costs(comparison: Comparison) -> list[str]:
 class RunKind:
     name = "run"
     ordered = True  # scores, then the judge's, then costs: the order of METRICS
-    unbounded = COSTS
+    unbounded: tuple[str, ...] = COSTS
 
     def accepts(self, path: Path) -> bool:
         return (path / RUN_JSON).exists() or (path / CONFIG).exists()

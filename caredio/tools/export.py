@@ -23,7 +23,7 @@ from caredio.conversation import line_text, question_response
 from caredio.errors import UserInputError
 from caredio.memory.selection import Pick, select_detailed
 from caredio.rundir.files import atomic_folder, atomic_write
-from caredio.rundir.formats import SCORES, SELECTED
+from caredio.rundir.formats import SCORES, SELECTED, DatasetLine
 from caredio.rundir.reader import RunData, open_run
 from caredio.rundir.recorder import write_selected
 
@@ -146,7 +146,7 @@ def export(
     return target, len(lines)
 
 
-def sharegpt_record(line: dict[str, Any]) -> dict[str, Any]:
+def sharegpt_record(line: DatasetLine) -> dict[str, Any]:
     meta = line["metadata"]
     record: dict[str, Any] = {"id": meta["sample_id"]}
     system = [m["content"] for m in line["messages"] if m["role"] == "system"]
@@ -161,11 +161,11 @@ def sharegpt_record(line: dict[str, Any]) -> dict[str, Any]:
     return record
 
 
-def hf_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def hf_rows(lines: list[DatasetLine]) -> list[dict[str, Any]]:
     """Flat columns; attribution (its keys differ per culture) as a JSON string."""
     rows = []
     for line in lines:
-        meta = line["metadata"]
+        meta: dict[str, Any] = dict(line["metadata"])  # scores read by name below
         question, response = question_response(line["messages"])
         rows.append(
             {
@@ -187,7 +187,7 @@ def hf_rows(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def write_hf(run: RunData, lines: list[dict[str, Any]], target: Path, selected: bool) -> None:
+def write_hf(run: RunData, lines: list[DatasetLine], target: Path, selected: bool) -> None:
     """save_to_disk into a temporary sibling, add the card, then swap it in."""
     try:
         from datasets import Dataset, disable_progress_bars
@@ -254,9 +254,9 @@ def _stats(values: list[float]) -> str:
     )
 
 
-def dataset_card(run: RunData, lines: list[dict[str, Any]], selected: bool) -> str:
+def dataset_card(run: RunData, lines: list[DatasetLine], selected: bool) -> str:
     """README.md for the HF folder: contents, scores, provenance and licenses."""
-    metas = [line["metadata"] for line in lines]
+    metas: list[dict[str, Any]] = [dict(line["metadata"]) for line in lines]
     cultures = Counter(str(m["culture"]) for m in metas)
     topics = Counter(str(m.get("topic", "")) for m in metas)
     sources = knowledge_sources(run)

@@ -15,19 +15,21 @@ The folder is built under a temporary name and renamed into place, so a failure 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from caredio.errors import UserInputError
 from caredio.rundir.files import atomic_folder
+from caredio.rundir.formats import DatasetLine
 from caredio.rundir.reader import RunData
 
 RECIPE = "sft_lora.py"
 MARKER = "train.jsonl"
 
 
-def trl_row(line: dict[str, Any]) -> dict[str, Any]:
+def trl_row(line: Mapping[str, Any]) -> dict[str, Any]:
     """A dataset line as prompt (system and user turns) and completion (the last assistant turn)."""
     messages = [{"role": m["role"], "content": m["content"]} for m in line["messages"]]
     last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
@@ -59,7 +61,7 @@ in (see the `hf` export's dataset card).
 """
 
 
-def write_trl(run: RunData, lines: list[dict[str, Any]], target: Path, selected: bool) -> None:
+def write_trl(run: RunData, lines: list[DatasetLine], target: Path, selected: bool) -> None:
     if target.exists() and not (target / MARKER).exists():
         raise UserInputError(f"--out: {target} exists and is not a trl export; refusing to replace it")
     rows = [trl_row(line) for line in lines]

@@ -15,6 +15,7 @@ import io
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,10 @@ def _png(fig: Any) -> bytes:
 
 
 def first_and_best(
-    trajectories: list[dict[str, Any]],
-) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    trajectories: Sequence[Mapping[str, Any]],
+) -> dict[str, tuple[Mapping[str, Any], Mapping[str, Any]]]:
     """Per sample: its first version and its best one (highest J, earliest on ties)."""
-    by_sample: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_sample: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for version in trajectories:
         by_sample[str(version["sample_id"])].append(version)
     result = {}
@@ -60,7 +61,7 @@ def first_and_best(
     return result
 
 
-def fig_scores_by_round(trajectories: list[dict[str, Any]]) -> bytes:
+def fig_scores_by_round(trajectories: Sequence[Mapping[str, Any]]) -> bytes:
     plt = _pyplot()
     rounds = sorted({int(v["round"]) for v in trajectories})
     fig, ax = plt.subplots(figsize=(6.4, 3.8))
@@ -87,7 +88,7 @@ def fig_scores_by_round(trajectories: list[dict[str, Any]]) -> bytes:
     return _png(fig)
 
 
-def fig_first_vs_best(trajectories: list[dict[str, Any]]) -> bytes:
+def fig_first_vs_best(trajectories: Sequence[Mapping[str, Any]]) -> bytes:
     plt = _pyplot()
     pairs = first_and_best(trajectories)
     cultures = sorted({str(first.get("culture", "?")) for first, _ in pairs.values()})
@@ -112,7 +113,7 @@ def fig_first_vs_best(trajectories: list[dict[str, Any]]) -> bytes:
     return _png(fig)
 
 
-def coverage_cells(run: RunData, trajectories: list[dict[str, Any]],
+def coverage_cells(run: RunData, trajectories: Sequence[Mapping[str, Any]],
                    ) -> tuple[list[str], list[str], dict[tuple[str, str], list[float]]]:
     """Topics, cultures and the best J of each sample per (topic, culture): dataset lines, and
     the best version so far of samples still optimizing."""
@@ -133,7 +134,7 @@ def coverage_cells(run: RunData, trajectories: list[dict[str, Any]],
     return topics, cultures, cells
 
 
-def coverage_figure(run: RunData, trajectories: list[dict[str, Any]]) -> Any:
+def coverage_figure(run: RunData, trajectories: Sequence[Mapping[str, Any]]) -> Any:
     """Colour = mean best J on its true scale [0, 1]; a cell without samples is grey."""
     plt = _pyplot()
     import numpy as np
@@ -158,7 +159,7 @@ def coverage_figure(run: RunData, trajectories: list[dict[str, Any]]) -> Any:
     return fig
 
 
-def fig_coverage(run: RunData, trajectories: list[dict[str, Any]]) -> bytes:
+def fig_coverage(run: RunData, trajectories: Sequence[Mapping[str, Any]]) -> bytes:
     return _png(coverage_figure(run, trajectories))
 
 

@@ -18,6 +18,8 @@ import logging
 import time
 from typing import Any
 
+from caredio.rundir.formats import TraceLine
+
 log = logging.getLogger(__name__)
 
 TRACER_NAME = "caredio"
@@ -51,7 +53,7 @@ class SpanSink:
         self.run_span = self.tracer.start_span("caredio.run", attributes={"caredio.run_id": run_id})
         self._parent = trace.set_span_in_context(self.run_span)
 
-    def emit(self, record: dict[str, Any]) -> None:
+    def emit(self, record: TraceLine) -> None:
         from opentelemetry.trace import Status, StatusCode
 
         end = time.time_ns()

@@ -31,7 +31,7 @@ from caredio.run.agent_factory import build_agents, recipe
 from caredio.run.executors.coordination import HolderReleased
 from caredio.run.executors.local import LocalExecutor
 from caredio.run.job import EPHEMERAL, load_starter_pack, loop_parts, open_memory
-from caredio.rundir.formats import PlanEntry
+from caredio.rundir.formats import DatasetLine, PlanEntry, TraceLine, Version
 from caredio.threads import configure_threads
 
 log = logging.getLogger(__name__)
@@ -137,14 +137,14 @@ class Forwarder:
     def _send(self, kind: str, payload: Any) -> None:
         OUTBOX.get().put_nowait((kind, payload))
 
-    def write_version(self, version: dict[str, Any]) -> None:
+    def write_version(self, version: Version) -> None:
         self._send("version", version)
 
-    def write_sample(self, line: dict[str, Any]) -> bool:
+    def write_sample(self, line: DatasetLine) -> bool:
         self._send("sample", line)
         return True
 
-    def emit(self, record: dict[str, Any]) -> None:
+    def emit(self, record: TraceLine) -> None:
         self._send("turn", record)
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
