@@ -33,7 +33,7 @@ MESSAGES = [{"role": "system", "content": "You are an insider of the culture."},
 
 
 def start_stub(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.stub_server", "--varied-text",
+    proc = subprocess.Popen([sys.executable, "-m", "testing.stub_server", "--varied-text",
                              "--latency", str(latency)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()

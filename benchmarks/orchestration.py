@@ -60,7 +60,7 @@ CULTURES = ("Japan", "China")
 
 
 def start_stub(latency: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "tests.support.stub_server", "--varied-text",
+    proc = subprocess.Popen([sys.executable, "-m", "testing.stub_server", "--varied-text",
                              "--latency", str(latency)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
@@ -112,7 +112,7 @@ class FakeModel:
     batch_size = 0
 
     def __init__(self) -> None:
-        from tests.support.jobs import HashEmbedder
+        from testing.jobs import HashEmbedder
 
         self._model = HashEmbedder()
         self.backend, self.dim = self._model.backend, self._model.dim
@@ -150,7 +150,7 @@ def caredio_run(url: str, samples: int, rounds: int, concurrency: int, latency: 
     from caredio.run.job import prepare
     from caredio.rundir.files import read_jsonl
     from caredio.rundir.recorder import RunRecorder
-    from tests.support.jobs import stub_settings
+    from testing.jobs import stub_settings
 
     per_topic, rest = divmod(samples, len(CULTURES) * len(TOPICS))
     if rest or not per_topic:

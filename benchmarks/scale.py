@@ -48,7 +48,7 @@ def ray_run(url: str, postgres: str, workers: int, samples: int, rounds: int,
     from caredio.run.job import prepare
     from caredio.rundir.files import read_jsonl
     from caredio.rundir.recorder import RunRecorder
-    from tests.support.jobs import stub_settings
+    from testing.jobs import stub_settings
 
     per_topic = samples // (len(CULTURES) * len(TOPICS))
     run_id = f"w{workers}-c{concurrency}-s{samples}-{time.monotonic_ns()}"
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--latency", type=float, default=0.2)
     args = parser.parse_args()
-    from tests.support.services import postgres_server
+    from testing.services import postgres_server
 
     stub, url = start_stub(args.latency)
     try:

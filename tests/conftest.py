@@ -6,12 +6,12 @@
 * ``fake_embedder``: the FAKE hash embedder, for tests about orchestration only.
 * ``chroma_server``: a real Chroma server (the installed ``chroma`` command) on loopback;
   ``killable_chroma_server``: the same, for a test that kills it and starts it again.
-* ``postgres_url``: a real Postgres server (tests/support/services.py) on loopback.
+* ``postgres_url``: a real Postgres server (testing/services.py) on loopback.
 * ``demo_run``: a small real run directory made by the real graph on the real embedded
   llama.cpp server, then resumed (nothing left to do), once per session; the tool tests read it.
 * Tests on the real embedded server (marked ``e2e`` or ``embedded``, or using ``demo_run``)
   are skipped, with the one-line diagnosis, when the installed llama.cpp build crashes on this
-  CPU: tests/test_embedded_build.py's guard then fails alone and says why, instead of every
+  CPU: tests/llm/test_embedded_build.py's guard then fails alone and says why, instead of every
   such test erroring on the same crash.
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import socket
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +30,6 @@ os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 for _secret in ("OPENAI_API_KEY", "CAREDIO_API_KEY"):
     os.environ.pop(_secret, None)
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
-BLEND_DIR = SHARED / "data" / "blend"
 
 
 def _is_loopback(address: Any) -> bool:
@@ -89,10 +85,26 @@ def _embedded_build_crash() -> str | None:
     return _build_crash[0]
 
 
+SERVICE_FIXTURES = {"chroma_server", "killable_chroma_server", "postgres_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers that follow from what a test uses, so the lanes cannot drift from the tests: a
+    test on the real embedded model (``e2e``, ``demo_run``) is ``embedded``; one that starts a
+    service through a fixture is ``services``; both are ``slow``, so ``-m "not slow"`` is the
+    fast lane."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("e2e") or "demo_run" in fixtures:
+            item.add_marker(pytest.mark.embedded)
+        if fixtures & SERVICE_FIXTURES:
+            item.add_marker(pytest.mark.services)
+        if item.get_closest_marker("embedded") or item.get_closest_marker("services"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    uses_model = (item.get_closest_marker("e2e") or item.get_closest_marker("embedded")
-                  or "demo_run" in getattr(item, "fixturenames", ()))
-    if uses_model and item.name != GUARD and (crash := _embedded_build_crash()):
+    if item.get_closest_marker("embedded") and item.name != GUARD and (crash := _embedded_build_crash()):
         pytest.skip(f"the embedded llama.cpp build crashes on this CPU ({GUARD} fails): {crash}")
 
 
@@ -105,10 +117,10 @@ def embedder() -> Any:
 
 @pytest.fixture
 def fake_embedder() -> Any:
-    """The FAKE HashEmbedder (tests/support/jobs.py), for tests about orchestration: the real
+    """The FAKE HashEmbedder (testing/jobs.py), for tests about orchestration: the real
     MiniLM would re-embed the 402-item starter pack into every new ephemeral memory (~12 s
     each on 2 cores). A test that takes this fixture says, by its name, that it uses a fake."""
-    from tests.support.jobs import HashEmbedder
+    from testing.jobs import HashEmbedder
 
     return HashEmbedder()
 
@@ -148,7 +160,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> dict[st
 @pytest.fixture
 def chroma_server(tmp_path: Path) -> Any:
     """A real Chroma server (the `chroma` CLI of the installed package) on loopback."""
-    from tests.support.services import ChromaServer
+    from testing.services import ChromaServer
 
     server = ChromaServer(tmp_path / "server").start()
     try:
@@ -160,36 +172,17 @@ def chroma_server(tmp_path: Path) -> Any:
 @pytest.fixture(scope="session")
 def postgres_url() -> Any:
     """A real Postgres server (Debian's package, initdb + pg_ctl in a temp dir) on loopback."""
-    from tests.support.services import postgres_server
+    from testing.services import postgres_server
 
     with postgres_server() as url:
         yield url
 
 
-def in_process_cli(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> Callable[..., tuple[int, str, str]]:
-    """Run `caredio ARGS` in process through the real entry point; returns (code, stdout, stderr)."""
-    from caredio.cli.main import app
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["caredio", *args])
-        code = 0
-        try:
-            app()
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
-
-
 @pytest.fixture
 def killable_chroma_server(tmp_path: Path) -> Any:
-    """The real Chroma server of ``chroma_server`` as a ChromaServer (tests/support/services.py)
+    """The real Chroma server of ``chroma_server`` as a ChromaServer (testing/services.py)
     the test may kill mid-run and start again on the same port and data."""
-    from tests.support.services import ChromaServer
+    from testing.services import ChromaServer
 
     server = ChromaServer(tmp_path / "server").start()
     try:
