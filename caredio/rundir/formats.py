@@ -69,6 +69,43 @@ class PlanEntry(TypedDict):
     index: NotRequired[int]
 
 
+# Why a segment of an answer scored as it did (DESIGN 3.6), one label each, in this precedence:
+LABELS = ("repeated", "copied", "off_topic", "shared", "unsupported", "supported")
+LABEL_TEXT = {
+    "supported": "supported by the culture's knowledge",
+    "shared": "shared with a compared culture",
+    "unsupported": "not near anything the culture's memory holds (possible invention)",
+    "off_topic": "off-topic: does not bear on the question",
+    "repeated": "repeats an earlier sentence",
+    "copied": "copied from the knowledge shown to the agents",
+}
+
+
+@with_config(_OPEN)
+class SegmentEvidence(TypedDict):
+    """One segment (sentence, or item of a short list) of an answer, as the scorer saw it in the
+    same pass that computed R and D. Compact: item ids and numbers; texts are resolved on display
+    (:mod:`caredio.rundir.evidence`)."""
+
+    label: str  # one of LABELS
+    # Where the segment is in the response ([start, end) characters), when the scored segment
+    # could be found there; else ``text`` holds it as scored (culture names replaced).
+    span: NotRequired[list[int]]
+    text: NotRequired[str]
+    relevance: float  # to the question, on the similarity scale (0 unrelated, 1 paraphrase)
+    weight: float  # how much it counted, in [0, 1] (the question gate; 0 off-topic or copied)
+    attribution: float  # probability it is the target culture's, among the compared cultures
+    r_share: float  # share of R this segment carried (the core items it expresses best)
+    d_share: float  # share of D this segment carried (heard, not stated by a rival, known)
+    # The target culture's items that support it best: [item id, similarity], best first
+    # (items held out of this sample's evidence are not among them: they do not score it).
+    support: list[list[Any]]
+    # The strongest item of a compared culture that states it too: [culture, item id (or
+    # "contrast answer"), similarity]; absent when no compared culture has one.
+    rival: NotRequired[list[Any]]
+    shared_with: NotRequired[str]  # label "shared": the compared culture
+
+
 @with_config(_OPEN)
 class Version(TypedDict):
     """One scored version of a sample (a ``trajectories.jsonl`` line). Kept whole in the
@@ -101,6 +138,7 @@ class Version(TypedDict):
     judge_representativeness: NotRequired[float]
     judge_distinctiveness: NotRequired[float]
     judge_objective: NotRequired[float]
+    evidence: NotRequired[list[SegmentEvidence]]  # per segment of the response, in order
 
 
 class Message(TypedDict):
@@ -129,6 +167,7 @@ class DatasetMetadata(TypedDict):
     judge_representativeness: NotRequired[float]
     judge_distinctiveness: NotRequired[float]
     judge_objective: NotRequired[float]
+    evidence: NotRequired[list[SegmentEvidence]]  # the best version's, per segment of the answer
 
 
 @with_config(_OPEN)
