@@ -1,4 +1,4 @@
-"""How a sample is made: the three-agent loop, or a baseline it must beat (DESIGN.md 2.4).
+"""How a sample is made: the three-agent loop, or a baseline it must beat (docs/design.md 2.4).
 
 * ``loop`` — graph/sample.py (its nodes in graph/nodes.py): draft, then critique and refine until converged.
 * ``one-shot`` — the culture expert's question and insider answer, scored, nothing more.

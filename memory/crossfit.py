@@ -1,4 +1,4 @@
-"""Cross-fitting (DESIGN.md 2.2, scorer integrity): the knowledge shown to a sample's agents is
+"""Cross-fitting (docs/design.md 2.2, scorer integrity): the knowledge shown to a sample's agents is
 not the evidence that scores it.
 
 For grounding, about half of the items nearest to a sample's topic are shown to its agents

@@ -1,4 +1,4 @@
-"""The held-out judge (DESIGN.md 2.4): knowledge the loop never sees, and a scorer on it alone.
+"""The held-out judge (docs/design.md 2.4): knowledge the loop never sees, and a scorer on it alone.
 
 Every culture's knowledge is split by item id into the loop's part and the judge's part: an
 item belongs to the judge when a hash of its id, read as a number in [0, 1), is below

@@ -26,7 +26,7 @@ def coverage_and_focus(vectors: np.ndarray, gate: np.ndarray, counted: np.ndarra
     """``R``: consensus coverage of the question's core, mixed with the consensus typicality
     of what the answer says on the question.
 
-    Core coverage (DESIGN.md 2.2): the consensus-weighted mean coverage of the ``core_k``
+    Core coverage (docs/design.md 2.2): the consensus-weighted mean coverage of the ``core_k``
     items most relevant to the question. Typicality: among the culture's items relevant to
     the question (the pool), the ``coverage_k`` best expressed, each consensus weight x
     coverage; the mean. Both count a segment only by ``counted`` (its gate weight times how

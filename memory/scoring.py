@@ -1,6 +1,6 @@
 """Representativeness, distinctiveness and the objective, computed from cultural memory.
 
-Definitions (DESIGN.md section 2.2 and docs/scorers.md), with ``e`` the unit embedding and
+Definitions (docs/design.md 2.2 and docs/scorers.md), with ``e`` the unit embedding and
 similarities put on one scale per embedding backend (0 = unrelated, 1 = a paraphrase):
 
 * the response is split into segments (sentences; items of a short list), repeats removed, and
@@ -20,7 +20,7 @@ similarities put on one scale per embedding backend (0 = unrelated, 1 = a paraph
   answer) already states and the target's own knowledge comes near (memory/rivals.py);
 * ``J = lam * R + (1 - lam) * D``.
 
-Scorer integrity (DESIGN.md 2.2): knowledge items shown to the agents as grounding are passed
+Scorer integrity (docs/design.md 2.2): knowledge items shown to the agents as grounding are passed
 as ``exclude_ids`` and do not score that sample; a blank answer scores 0 and is flagged; ``D``
 without a contrast culture is an error, never 1.0.
 """

@@ -258,7 +258,7 @@ class CulturalMemory:
         """The items shown to the agents for one sample: about half of the ``2k`` nearest.
 
         The other half stays unseen, so the sample is scored on knowledge its agents were not
-        shown (cross-fitting, DESIGN.md 2.2): otherwise J would measure how much of the prompt
+        shown (cross-fitting, docs/design.md 2.2): otherwise J would measure how much of the prompt
         was copied. Which half is fixed by ``key`` (the sample id), so every sample of a topic
         sees its own half and a resumed sample the same one.
         """

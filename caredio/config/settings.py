@@ -306,7 +306,7 @@ class MemorySettings(_Strict):
 
 
 class JudgeSettings(_Strict):
-    """The held-out judge (DESIGN.md 2.4): the scorer on knowledge the loop never sees."""
+    """The held-out judge (docs/design.md 2.4): the scorer on knowledge the loop never sees."""
 
     split: float = Field(
         default=0.0, ge=0.0, lt=1.0,

@@ -1,4 +1,4 @@
-"""Gaming cases (DESIGN.md 2.2, "Scorer integrity") on the real starter pack, MiniLM and Chroma.
+"""Gaming cases (docs/design.md 2.2, "Scorer integrity") on the real starter pack, MiniLM and Chroma.
 
 Each case has an honest answer that paraphrases the knowledge items the loop showed its agents,
 and the variants a refiner could learn to raise J without a better sample
