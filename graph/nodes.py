@@ -157,6 +157,8 @@ def new_version(state: SampleState, score: SampleScore, answers: dict[str, str],
         "contrast_answers": answers, "grounding_ids": state.get("knowledge_ids", []),
         "score_flags": score.flags,
     }
+    if score.evidence:
+        version["evidence"] = score.evidence  # type: ignore[typeddict-item]
     if judged:
         version["judge_representativeness"] = judged["judge_representativeness"]
         version["judge_distinctiveness"] = judged["judge_distinctiveness"]

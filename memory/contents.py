@@ -67,3 +67,33 @@ def read_contents(path: str | Path | None = None, url: str | None = None) -> Mem
     if SAMPLES in names:
         _page_through(client.get_collection(SAMPLES), contents, question_ids=False)
     return contents
+
+
+def item_texts(memory: dict[str, object] | None, ids: list[str]) -> dict[str, tuple[str, str]]:
+    """Item id -> (culture, text), to show evidence, which stores ids only.
+
+    Read from the memory a run used (its config's ``memory`` table: directory or Chroma server,
+    without its lock: nothing is written), and for ids it does not hold — an ephemeral memory
+    is gone with its run — from the packaged starter pack, whose ids are stable. An id found
+    nowhere is left out; the caller shows the bare id.
+    """
+    from caredio.memory.ingest import starter_pack
+
+    wanted = list(dict.fromkeys(i for i in ids if i))
+    found: dict[str, tuple[str, str]] = {}
+    config = memory or {}
+    path, url = config.get("path"), config.get("url")
+    readable = url or (path and path != ":memory:" and (Path(str(path)) / CHROMA_FILE).is_file())
+    if wanted and readable:
+        client = make_client(url=str(url)) if url else make_client(path=Path(str(path)))
+        names = {getattr(c, "name", c) for c in client.list_collections()}
+        if KNOWLEDGE in names:
+            got = client.get_collection(KNOWLEDGE).get(ids=wanted, include=["documents", "metadatas"])
+            for item_id, text, meta in zip(got["ids"], got["documents"] or [], got["metadatas"] or [], strict=True):
+                found[str(item_id)] = (str((meta or {}).get("culture", "")), str(text))
+    missing = set(wanted) - set(found)
+    if missing:
+        for item in starter_pack():
+            if item.id in missing:
+                found[item.id] = (item.culture, item.text)
+    return found

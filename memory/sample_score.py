@@ -26,6 +26,9 @@ class SampleScore:
     # Why a score is degenerate: "blank", "off_topic" (no segment bears on the question),
     # "no_relevant_knowledge" (memory holds nothing on the question for this culture).
     flags: list[str] = field(default_factory=list)
+    # Per segment of the response, in order: why it scored as it did (memory/evidence.py);
+    # empty when scoring.explain is off or the answer is blank.
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -69,6 +72,17 @@ class ScoreWork:
     focus: float = 1.0
     logits: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     unshared: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    # What the per-segment evidence needs besides (memory/evidence.py): the response as given,
+    # its segments as split (before repeats were dropped), the ones left unique, which of those
+    # were kept (not near-repeats), and the weights R and D heard each kept segment with.
+    response: str = ""
+    named: list[str] = field(default_factory=list)
+    split: list[str] = field(default_factory=list)
+    unique: list[str] = field(default_factory=list)
+    kept: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
+    counted: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    heard: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    known: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def degenerate(culture: str, cultures: list[str], flag: str) -> SampleScore:

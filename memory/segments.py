@@ -50,13 +50,18 @@ _EMPTY_WORDS = frozenset([
 ])
 
 
+def repeat_key(segment: str) -> str:
+    """What two segments share when one repeats the other: words, case and punctuation aside."""
+    return _NOT_WORD.sub(" ", segment.lower()).strip()
+
+
 def unique_segments(segments: list[str]) -> list[str]:
     """Segments without repeats (case, spacing and punctuation ignored), first one kept, and
     without segments made only of function words and neutralized names."""
     seen: set[str] = set()
     kept = []
     for segment in segments:
-        key = _NOT_WORD.sub(" ", segment.lower()).strip()
+        key = repeat_key(segment)
         if not set(key.split()) - _EMPTY_WORDS:
             continue
         if key not in seen:

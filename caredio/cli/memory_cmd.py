@@ -202,6 +202,7 @@ def register(cli: typer.Typer) -> None:
         contrast: str = typer.Option("auto", "--contrast", metavar="MODE", help="'all', 'auto' (nearest cultures) or C1,C2."),
         run_dir: Path = typer.Option(None, "--run", metavar="RUN_DIR", help="Score dataset lines with the evidence the loop used in this run directory." + options.default("none")),
         as_json: bool = typer.Option(False, "--json", help="One JSON object per sample on stdout, input order."),
+        explain: bool = typer.Option(False, "--explain", help="Show each sentence's evidence: its label (supported, shared, unsupported, off-topic, repeated, copied), the share of R and D it carried, and the items behind it; with --json, an 'evidence' list per sample, item texts included."),
     ) -> None:
         """Score any dataset for representativeness and distinctiveness with the loop's scorer.
 
@@ -241,12 +242,22 @@ def register(cli: typer.Typer) -> None:
                 result = scorer.score(sample["question"], sample["response"], sample["culture"],
                                       sample["contrast"], evidence.get("contrast_answers"),
                                       evidence.get("exclude_ids"))
-                rows.append({"id": sample["id"], **result.to_dict(), "loop_evidence": bool(evidence)})
+                row = {"id": sample["id"], **result.to_dict(), "loop_evidence": bool(evidence)}
+                if explain:
+                    row["evidence"] = result.evidence
+                    row["response"] = sample["response"]
+                rows.append(row)
         blank = sum("blank" in row["flags"] for row in rows)
         if blank:
             err_console.print(f"{blank} sample(s) with a blank response scored 0 (flag 'blank')")
+        texts = _item_texts(store, rows) if explain else {}
         if as_json:
             for row in rows:
+                if explain:  # resolved for a reader of the JSON: the texts beside the ids
+                    row.pop("response")
+                    row["evidence"] = [{**entry, "support": [[i, s, texts.get(i, ("", ""))[1]] for i, s in entry["support"]],
+                                        **({"rival": [*entry["rival"], texts.get(entry["rival"][1], ("", ""))[1]]}
+                                           if entry.get("rival") else {})} for entry in row["evidence"]]
                 sys.stdout.write(json.dumps(row, ensure_ascii=False) + "\n")
             return
         table = Table(title=f"{file}: {len(rows)} samples")
@@ -257,6 +268,15 @@ def register(cli: typer.Typer) -> None:
                           f"{row['distinctiveness']:.3f}", f"{row['objective']:.3f}", row["predicted_culture"],
                           ", ".join(row["flags"]))
         console.print(table)
+        if explain:
+            from caredio.cli.evidence_view import evidence_lines, legend
+
+            for row in rows:
+                console.rule(f"{row['id']} · {row['culture']} · R {row['representativeness']:.3f} D "
+                             f"{row['distinctiveness']:.3f}")
+                for line in evidence_lines(row["evidence"], row["response"], texts):
+                    console.print(line)
+            console.print(legend())
         means = Table(title="Per culture means")
         for column in ("culture", "samples", "R", "D", "J", "attributed correctly"):
             means.add_column(column)
@@ -268,3 +288,13 @@ def register(cli: typer.Typer) -> None:
             means.add_row(culture, str(len(group)), avg("representativeness"), avg("distinctiveness"),
                           avg("objective"), f"{correct}/{len(group)}")
         console.print(means)
+
+
+def _item_texts(store: Any, rows: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+    """Item id -> (culture, text) for the items the rows' evidence names, from the memory that
+    scored them (already open here)."""
+    from caredio.cli.evidence_view import evidence_ids
+
+    wanted = set(evidence_ids(entry for row in rows for entry in row["evidence"]))
+    return {item_id: (culture, matrix.texts[i]) for culture, matrix in store.matrices().items()
+            for i, item_id in enumerate(matrix.ids) if item_id in wanted}

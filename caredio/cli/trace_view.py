@@ -21,7 +21,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from caredio.cli.evidence_view import evidence_ids, evidence_lines, legend
 from caredio.errors import UserInputError
+from caredio.memory.contents import item_texts
 from caredio.rundir.formats import RUN_JSON, TRACE
 from caredio.rundir.reader import AGENTS, RunData
 
@@ -124,8 +126,10 @@ def word_diff(old: str, new: str, markers: bool = False) -> Text:
     return text
 
 
-def trajectory_panels(sample: str, trajectories: Sequence[Mapping[str, Any]], markers: bool = False) -> Iterator[Panel]:
-    """Each version of one sample with its scores, and a word diff against the previous one."""
+def trajectory_panels(sample: str, trajectories: Sequence[Mapping[str, Any]], markers: bool = False,
+                      texts: Mapping[str, tuple[str, str]] | None = None) -> Iterator[Panel]:
+    """Each version of one sample with its scores, a word diff against the previous one, and
+    its per-segment evidence (``texts``: item id -> (culture, text), to show the items)."""
     versions = sorted((v for v in trajectories if v.get("sample_id") == sample), key=lambda v: v["round"])
     best = max(versions, key=lambda v: v["objective"], default=None)
     previous: Mapping[str, Any] | None = None
@@ -143,6 +147,9 @@ def trajectory_panels(sample: str, trajectories: Sequence[Mapping[str, Any]], ma
                 )
             else:
                 parts.append(word_diff(str(previous[field]), str(version[field]), markers))
+        if version.get("evidence"):
+            parts.append(Text("evidence", style="bold dim"))
+            parts += evidence_lines(version["evidence"], str(version["response"]), texts or {})
         mark = "  ★ best" if version is best else ""
         yield Panel(
             Group(*parts),
@@ -162,8 +169,12 @@ def render(console: Console, run: RunData, turns: Iterable[Mapping[str, Any]], f
         count += 1
     if sample is not None:
         console.rule(f"trajectory of {sample}")
-        for panel in trajectory_panels(sample, run.trajectories, markers=not console.is_terminal):
+        mine = [v for v in run.trajectories if v.get("sample_id") == sample]
+        texts = item_texts(run.config.get("memory"), evidence_ids(e for v in mine for e in v.get("evidence", [])))
+        for panel in trajectory_panels(sample, run.trajectories, markers=not console.is_terminal, texts=texts):
             console.print(panel)
+        if any(v.get("evidence") for v in mine):
+            console.print(legend())
     return count
 
 

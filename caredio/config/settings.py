@@ -274,6 +274,10 @@ class ScoringSettings(_Strict):
         default=True, description="Score each item of a short list as its own segment"
     )
     contrast_k: int = Field(default=2, gt=0, description="Related cultures when chosen by centroid")
+    explain: bool = Field(
+        default=True,
+        description="Compute every score's per-segment evidence (label, supporting and rival items) "
+        "in the same pass; stored in trajectories.jsonl and the dataset line")
 
     @model_validator(mode="after")
     def _gates_ordered(self) -> ScoringSettings:

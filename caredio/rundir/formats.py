@@ -228,6 +228,8 @@ def dataset_line(spec: PlanEntry, versions: Sequence[Version], best: Version, st
         "stop_reason": stop_reason, "versions": len(versions),
         "initial_objective": versions[0]["objective"], **(judged or {}),
     }
+    if "evidence" in best:
+        metadata["evidence"] = best["evidence"]
     return {"messages": messages, "metadata": metadata}  # type: ignore[typeddict-item]
 
 
