@@ -1,4 +1,5 @@
-"""How scoring time grows with memory size (default 1k and 25k knowledge items).
+"""How scoring time grows with memory size (default 1k and 25k knowledge items), and what each
+part of a score costs (claim neighbours, rival discount, per-segment evidence) beside it off.
 
     python benchmarks/scoring_scale.py [--sizes 1000,25000,100000] [--samples 1000] [--out FILE]
 
@@ -91,10 +92,12 @@ def main(argv: list[str] | None = None) -> int:
         warm, warm_cpu = time.perf_counter() - started, time.process_time() - cpu_started
         cultures = memory.cultures()
         # Side by side, interleaved in blocks so all see the same load: the question gate
-        # without its claim neighbours (one product fewer over every culture's claims), and D
-        # without the rival-overlap discount (one maximum fewer over every rival's claims).
+        # without its claim neighbours (one product fewer over every culture's claims), D
+        # without the rival-overlap discount (one maximum fewer over every rival's claims), and
+        # the score without its per-segment evidence (scoring.explain off).
         alternates = {"without_claim_neighbours": Scorer(memory, ScoringSettings(gate_neighbours=0)),
-                      "without_rival_discount": Scorer(memory, ScoringSettings(rival_overlap_slope=0.0))}
+                      "without_rival_discount": Scorer(memory, ScoringSettings(rival_overlap_slope=0.0)),
+                      "without_evidence": Scorer(memory, ScoringSettings(explain=False))}
         for alternate in alternates.values():
             alternate.calibration()
         seconds = cpu = 0.0
@@ -127,14 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     print("memory items are SYNTHETIC beyond the real base: BLEnD items duplicated with noise "
           f"on their embeddings (base {len(base)} real items, embedded at {embed_rate:.0f} items/s)")
     print(f"{'items':>8}{'insert s':>10}{'load s':>9}{'calibrate s':>13}{'embed s':>9}"
-          f"{'score s':>9}{'ms/sample':>11}{'CPU ms':>8}{'no neighbours':>15}{'no rival discount':>19}{'load':>6}"
+          f"{'score s':>9}{'ms/sample':>11}{'CPU ms':>8}{'no neighbours':>15}{'no rival discount':>19}"
+          f"{'no evidence':>13}{'load':>6}"
           f"  ({len(samples)} samples, contrast = all)")
     for row in rows:
         print(f"{row['items']:>8}{row['insert_s']:>10.1f}{row['load_matrices_s']:>9.2f}{row['calibration_s']:>13.2f}"
               f"{row['embedding_s']:>9.1f}{row['scoring_s']:>9.1f}{row['ms_per_sample']:>11.1f}"
               f"{row['cpu_ms_per_sample']:>8.1f}{row['cpu_ms_per_sample_without_claim_neighbours']:>15.1f}"
               f"{row['cpu_ms_per_sample_without_rival_discount']:>19.1f}"
-              f"{row['load_average']:>6.1f}")
+              f"{row['cpu_ms_per_sample_without_evidence']:>13.1f}{row['load_average']:>6.1f}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"benchmark": "scoring_scale", "synthetic": True, "noise": NOISE,
                                     "base_items": len(base), "embed_items_per_s": round(embed_rate, 1),
