@@ -55,8 +55,8 @@ def _reason(text: str) -> str:
 
 async def _drafts(base_url: str, model: str, prompts: str | None, repeats: int,
                   temperature: float) -> tuple[list[dict[str, Any]], float]:
-    from caredio.agents import CultureExpert
     from caredio.agents.base import TurnContext
+    from caredio.agents.culture_expert import CultureExpert
     from caredio.config.settings import LLMSettings
     from caredio.errors import ModelOutputError
     from caredio.llm.client import RoleLLM

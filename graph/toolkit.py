@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from caredio.agents import ContrastCritic, CultureExpert, Refiner
 from caredio.agents.base import TurnContext
+from caredio.agents.contrast_critic import ContrastCritic
+from caredio.agents.culture_expert import CultureExpert
+from caredio.agents.refiner import Refiner
 from caredio.config.settings import LoopSettings
 from caredio.memory.judge import Judge, MemoryPart
 from caredio.memory.questions import QuestionBook

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from caredio.agents import ContrastCritic, CultureExpert, Refiner
+from caredio.agents.contrast_critic import ContrastCritic
+from caredio.agents.culture_expert import CultureExpert
+from caredio.agents.refiner import Refiner
 from caredio.config.settings import ROLES, Settings
 from caredio.graph.toolkit import Recipe, Team
 from caredio.llm.client import RoleLLM

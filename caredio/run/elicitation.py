@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from caredio.agents import CultureExpert
 from caredio.agents.base import TurnContext
+from caredio.agents.culture_expert import CultureExpert
 from caredio.errors import EndpointError
 from caredio.memory.items import KnowledgeItem
 from caredio.run.job import Job

@@ -158,3 +158,12 @@ def test_the_agents_do_not_know_the_graph_and_memory_does_not_know_the_run() -> 
             assert not any(within(t, "caredio.graph", "caredio.run") for t in targets), module
         if within(module, "caredio.memory"):
             assert not any(within(t, "caredio.graph", "caredio.run", "caredio.agents") for t in targets), module
+
+
+def test_no_package_is_a_re_export_hub() -> None:
+    """A package's __init__ says what the package holds; it imports nothing to pass it on (a
+    name is imported from the module that defines it). prompts/ is a module in package form."""
+    hubs = [str(path.relative_to(ROOT)) for module, path in modules().items()
+            if path.name == "__init__.py" and module != "caredio.prompts"
+            and imports(path, modules())]
+    assert hubs == []
