@@ -80,7 +80,7 @@ def register(cli: typer.Typer) -> None:
         seed: int = typer.Option(None, "--seed", metavar="N", help="Sampling seed sent with every LLM request (llm.seed), for reproducible runs where the endpoint honours it." + default("none")),
         demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only warnings and the summary."),
-        executor: str = typer.Option(None, "--executor", metavar="NAME", help="Where samples run: 'local' (this process) or 'ray' (Ray workers; needs caredio[scale])." + default("local")),
+        executor: str = typer.Option(None, "--executor", metavar="NAME", help="Where samples run: 'local' (this process) or 'ray' (Ray workers; needs caredio\\[scale])." + default("local")),
         ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join (host:6379 or ray://host:10001), with --executor ray." + default("a local Ray with --ray-workers workers")),
         ray_workers: int = typer.Option(None, "--ray-workers", metavar="N", help="Sample workers (Ray actors) of a local Ray, with --executor ray." + default(2)),
         checkpoint_url: str = typer.Option(None, "--checkpoint-url", metavar="URL", help="Postgres checkpoint store, e.g. postgresql://user@host/db (a password in the URL is never stored)." + default("checkpoints.sqlite in the run directory")),

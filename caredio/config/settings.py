@@ -332,7 +332,7 @@ class ThreadSettings(_Strict):
 
 
 class TelemetrySettings(_Strict):
-    """OpenTelemetry export of agent turns as spans (caredio/telemetry.py)."""
+    """OpenTelemetry export of agent turns as spans (caredio/tracing/otel.py)."""
 
     otlp_endpoint: str | None = Field(
         default=None, description="OTLP/gRPC collector, e.g. http://localhost:4317; unset = no export")

@@ -3,10 +3,10 @@
 Everything that can be wrong with the input is checked before the run directory exists, so a
 bad input leaves nothing behind; so is every shared service the run was pointed at (Postgres,
 Chroma server, Ray cluster: exit 2 when one does not answer). One module per concern does the
-rest: caredio/execution.py (run.json around the run graph and its executor),
-caredio/endpoint.py, caredio/agent_factory.py, caredio/elicitation.py,
-caredio/acceptance.py (the run-end selection), caredio/signals.py, caredio/resumption.py
-(a resumed run's settings and URL secrets), caredio/ray_executor.py.
+rest: caredio/run/execution.py (run.json around the run graph and its executor),
+caredio/llm/endpoint.py, caredio/run/agent_factory.py, caredio/run/elicitation.py,
+caredio/run/selection.py (the run-end selection), caredio/run/signals.py,
+caredio/run/resumption.py (a resumed run's settings and URL secrets), caredio/run/executors/.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 This checks the benchmark's plumbing — every strategy and loop variant runs on one plan, best-of-n
 gets the loop's measured calls, every run is judged, the compare table and verdicts come out,
 a finished benchmark resumes without a call — and nothing about quality: the stub's answers are
-filler, so the figures it prints mean nothing. The measured figures are in the README.
+filler, so the figures it prints mean nothing. The measured figures are in docs/efficacy.md.
 """
 
 from __future__ import annotations

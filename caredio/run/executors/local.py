@@ -3,7 +3,7 @@ strategy: the loop, or a baseline, graph/strategies.py) in this process.
 
 Each sample runs under its own checkpoint thread (its sample id, or ``run/sample`` in a store
 shared by runs), in a fresh context so it is not a namespaced child of the run graph; the
-run's callbacks go along explicitly. Ray workers (caredio/ray_worker.py) run samples with
+run's callbacks go along explicitly. Ray workers (caredio/run/executors/ray_worker.py) run samples with
 this same executor, their records forwarded to the driver.
 """
 
