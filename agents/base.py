@@ -74,6 +74,12 @@ async def run_turn(
             "method": result.method,
             "input_tokens": result.input_tokens,
             "output_tokens": result.output_tokens,
+            # Answered by the response cache (llm.cache): nothing sent, so no latency; what the
+            # cache's replies cost when first asked is counted apart, never in the tokens above.
+            "cached": result.cached,
+            "cache": {"hits": result.cache_hits, "misses": result.cache_misses,
+                      "input_tokens": result.cached_input_tokens,
+                      "output_tokens": result.cached_output_tokens} if llm.cache is not None else None,
             "latency_ms": result.latency_ms,
             "queue_ms": result.queue_ms,  # waiting for a request slot (--concurrency)
             "request_ms": result.request_ms,  # waiting for the endpoint's answers

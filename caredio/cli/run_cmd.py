@@ -13,6 +13,10 @@ from caredio.cli.options import MEMORY_DEFAULT, MEMORY_HELP, MEMORY_URL_HELP, de
 from caredio.cli.run_display import RunDisplay
 from caredio.errors import UserInputError
 
+CACHE_HELP = ("Response cache (one SQLite file): a request already answered with the same inputs is "
+              "not sent again, so a rerun after a template edit pays only for what changed "
+              "(docs/prompts.md).")
+
 DEMO = {
     "cultures": ["Japan", "South Korea"],
     "topics": ["greetings_etiquette", "gift_giving"],
@@ -77,6 +81,7 @@ def register(cli: typer.Typer) -> None:
         strategy: str = typer.Option(None, "--strategy", metavar="NAME", help="How samples are made: loop (the three agents), or a baseline: one-shot, best-of-n." + default("loop")),
         best_of_n: int = typer.Option(None, "--best-of-n", metavar="N", help="Answers per sample for best-of-n." + default("the loop's calls per sample at --max-rounds, less question and contrast calls")),
         judge_split: float = typer.Option(None, "--judge-split", metavar="SHARE", help="Share of each culture's knowledge (by item id) held out for a judge the loop never sees, e.g. 0.3." + default("0, no judge")),
+        cache: str = typer.Option(None, "--cache", metavar="on|off|PATH", help=CACHE_HELP + default("off; 'on' = .caredio/llm-cache.sqlite")),
         seed: int = typer.Option(None, "--seed", metavar="N", help="Sampling seed sent with every LLM request (llm.seed), for reproducible runs where the endpoint honours it." + default("none")),
         demo: bool = typer.Option(False, "--demo", help="Small built-in job: Japan and South Korea (contrasted with their nearest cultures in memory) x 2 topics x 1 sample, 2 rounds."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display: only warnings and the summary."),
@@ -114,7 +119,7 @@ def register(cli: typer.Typer) -> None:
             flags["judge"] = {"split": judge_split}
         if max_rounds is not None:
             flags["loop"]["max_rounds"] = max_rounds
-        flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf, "seed": seed}
+        flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf, "seed": seed, "cache": cache}
         flags["memory"] = {"path": memory, "url": memory_url}
         settings = load_settings(config, **flags)
         if not settings.run_id:
@@ -136,6 +141,7 @@ def register(cli: typer.Typer) -> None:
         executor: str = typer.Option(None, "--executor", metavar="NAME", help="Run the rest 'local' (this process) or on 'ray' (Ray workers)." + default("as the run was started")),
         ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join for this resume." + default("the run's, else a local Ray")),
         checkpoint_url: str = typer.Option(None, "--checkpoint-url", metavar="URL", help="The run's Postgres checkpoint store, needed when its URL held a password (never stored)." + default("the run's checkpoint store")),
+        cache: str = typer.Option(None, "--cache", metavar="on|off|PATH", help=CACHE_HELP + default("the run's llm.cache")),
     ) -> None:
         """Finish an interrupted run: done samples are kept, the others continue from their last step."""
         from caredio.run.runner import resume_run
@@ -144,7 +150,7 @@ def register(cli: typer.Typer) -> None:
         try:
             with display:
                 record = resume_run(run_dir, display.on_event, base_url=base_url, executor=executor,
-                                    ray_address=ray_address, checkpoint_url=checkpoint_url)
+                                    ray_address=ray_address, checkpoint_url=checkpoint_url, cache=cache)
         except KeyboardInterrupt:
             _interrupted(console, run_dir)
         _finish(console, display, run_dir, record)

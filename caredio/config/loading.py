@@ -46,7 +46,7 @@ FLAGS = {
     "loop.max_rounds": "--max-rounds", "out": "--out", "run_id": "--run-id",
     "memory.path": "--memory", "memory.url": "--memory-url", "contrast": "--contrast",
     "llm.base_url": "--base-url", "llm.model": "--model", "llm.gguf": "--gguf",
-    "llm.seed": "--seed", "concurrency": "--concurrency", "prompts_dir": "--prompts",
+    "llm.seed": "--seed", "llm.cache": "--cache", "concurrency": "--concurrency", "prompts_dir": "--prompts",
     "strategy": "--strategy", "best_of_n": "--best-of-n", "judge.split": "--judge-split",
     "executor": "--executor", "ray_address": "--ray-address", "ray_workers": "--ray-workers",
     "checkpoint_url": "--checkpoint-url", "telemetry.otlp_endpoint": "--otlp-endpoint",

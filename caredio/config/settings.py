@@ -91,6 +91,11 @@ class LLMSettings(_Strict):
         description="Sampling seed sent with every request (each request its own, derived from "
         "this, the role, the prompt and the turn's sample and round); unset = the endpoint's own",
     )
+    cache: bool | str = Field(
+        default=False,
+        description="Response cache (SQLite file): a request already answered is not sent again. "
+        "false = off, true = .caredio/llm-cache.sqlite, or a path; --cache on|off|PATH",
+    )
     gguf: str | None = Field(default=None, description="GGUF file for the embedded server")
     local_ctx: int = Field(default=4096, gt=0, description="Context size of the embedded server")
     roles: dict[str, RoleSettings] = Field(default_factory=dict)
@@ -99,6 +104,20 @@ class LLMSettings(_Strict):
     @classmethod
     def _http_base_url(cls, url: str | None) -> str | None:
         return check_http_url(url, "http://127.0.0.1:8000/v1")
+
+    @field_validator("cache", mode="before")
+    @classmethod
+    def _cache_switch(cls, value: object) -> object:
+        # A flag or environment variable gives text: "on"/"off" switch, anything else is a path.
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if not word:
+                raise ValueError("empty; give on, off or a file path")
+            if word in ("on", "true", "yes", "1"):
+                return True
+            if word in ("off", "false", "no", "0"):
+                return False
+        return value
 
     @field_validator("health_url")
     @classmethod

@@ -36,16 +36,18 @@ from pydantic import BaseModel
 from caredio.config.settings import LLMSettings
 from caredio.config.urls import public_url
 from caredio.errors import EndpointDown, EndpointError, ModelOutputError
+from caredio.llm.cache import ResponseCache, request_key
 from caredio.llm.limits import RequestLimiter
 from caredio.llm.liveness import Liveness, shared_ssl_context
 from caredio.llm.retry import describe, is_fatal, is_method_rejection, is_transient, retry_after
 from caredio.llm.structured import (
     LAST_TRY,
     MethodMemory,
-    extract_json,
     feedback,
     message_text,
-    parse_reply,
+    method_request,
+    parse_message,
+    reask_temperature,
     schema_instruction,
 )
 
@@ -53,9 +55,7 @@ log = logging.getLogger(__name__)
 _sleep = asyncio.sleep  # one seam, so tests can see the delays without waiting them out
 
 T = TypeVar("T", bound=BaseModel)
-REASK_TEMPERATURE_FLOOR = 0.7  # a re-ask starts from at least this ...
-REASK_TEMPERATURE_STEP = 0.2  # ... plus this per re-ask ...
-REASK_TEMPERATURE_CAP = 1.2  # ... up to this
+V = TypeVar("V")
 
 
 @dataclass
@@ -76,6 +76,17 @@ class CallResult:
     # Where the turn belongs (sample and round), for llm.seed: the request's seed is a function
     # of it and the prompt, so a resumed sample sends what an uninterrupted one would have.
     seed_key: str = ""
+    # The response cache (llm.cache): requests answered from it and sent past it, and the
+    # tokens the answered ones cost when first asked (not in input_tokens/output_tokens).
+    cache_hits: int = 0
+    cache_misses: int = 0
+    cached_input_tokens: int = 0
+    cached_output_tokens: int = 0
+
+    @property
+    def cached(self) -> bool:
+        """Every request of the turn was answered by the cache: nothing was sent."""
+        return self.cache_hits > 0 and self.cache_misses == 0
 
 
 class RoleLLM:
@@ -90,8 +101,10 @@ class RoleLLM:
         base_url: str,
         model: str,
         liveness: Liveness | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         effective = settings.for_role(role)
+        self.cache = cache
         self.role = role
         self.settings = settings
         self.limiter = limiter
@@ -129,21 +142,26 @@ class RoleLLM:
             http_client=openai.DefaultHttpxClient(timeout=timeout, verify=shared_ssl_context()),
         )
         self._requests: dict[tuple[type[BaseModel], str], dict[str, Any]] = {}
+        # What else decides a reply, for the cache key (the request fields carry the rest).
+        self._sampling = {"temperature": effective.temperature, "max_tokens": effective.max_tokens,
+                          "max_tokens_field": settings.max_tokens_field}
 
         # How often each prompt was sent, for calls without a seed key (llm.seed): a prompt
         # asked again gets a new seed, the same prompt in a rerun the same one.
         self._asked: dict[str, int] = {}
         self._asked_lock = threading.Lock()
 
-    def _request_options(self, messages: list[dict[str, str]], seed_key: str = "") -> dict[str, Any]:
-        """Per-request fields: the sampling seed when ``llm.seed`` is set.
+    def _request_options(self, messages: list[dict[str, str]], seed_key: str = "",
+                         ) -> tuple[dict[str, Any], str]:
+        """Per-request fields (the sampling seed when ``llm.seed`` is set), and where the
+        request stands among identical ones (part of its cache key).
 
         With a ``seed_key`` (an agent turn's sample and round) the seed depends on it and the
         prompt only: best-of-n's candidates (one round each) differ, and a resume repeats them.
         Without one, on how often this process has sent the prompt.
         """
-        if self.settings.seed is None:
-            return {}
+        if self.settings.seed is None and self.cache is None:
+            return {}, ""
         prompt = json.dumps(messages, sort_keys=True, ensure_ascii=False)
         if seed_key:
             where = f"key={seed_key}"
@@ -151,8 +169,10 @@ class RoleLLM:
             with self._asked_lock:
                 where = f"count={self._asked.get(prompt, 0)}"
                 self._asked[prompt] = self._asked.get(prompt, 0) + 1
+        if self.settings.seed is None:
+            return {}, where
         digest = hashlib.sha256(f"{self.settings.seed}\x1f{self.role}\x1f{where}\x1f{prompt}".encode())
-        return {"seed": int.from_bytes(digest.digest()[:4], "big") >> 1}
+        return {"seed": int.from_bytes(digest.digest()[:4], "big") >> 1}, where
 
     @property
     def endpoint(self) -> str:
@@ -195,9 +215,8 @@ class RoleLLM:
                     last = method == candidates[-1] and attempt == self.settings.parse_retries
                     rules = {**context, LAST_TRY: True} if context is not None and last else context
                     try:
-                        message = await self._invoke(conversation, schema, method, result,
-                                                     self._reask_temperature(attempt))
-                        parsed = self._parse(message, schema, method, rules)
+                        parsed = await self._invoke(conversation, schema, method, result,
+                                                    reask_temperature(self.temperature, attempt), rules)
                     except openai.APIStatusError as exc:
                         if is_method_rejection(exc) and not self._confirmed(method):
                             rejections.append(f"{method}: {exc.status_code}")
@@ -219,20 +238,12 @@ class RoleLLM:
                     result.method = method
                     return parsed, result
         finally:
-            result.latency_ms = int((time.monotonic() - started) * 1000)
+            result.latency_ms = 0 if result.cached else int((time.monotonic() - started) * 1000)
         if last_output_error is not None:
             raise last_output_error
         tried = "; ".join(rejections) or "none left to try"
         raise EndpointError(f"{self.public_url}: no structured-output method accepted by the "
                             f"endpoint for model '{self.model}' ({tried})")
-
-    def _reask_temperature(self, attempt: int) -> float | None:
-        """A re-ask is sampled hotter: at a low temperature a small model answers the feedback
-        with the same unusable reply, word for word (seen with SmolLM2-135M at 0.2)."""
-        if attempt == 0:
-            return None
-        return min(REASK_TEMPERATURE_CAP, max(self.temperature, REASK_TEMPERATURE_FLOOR)
-                   + REASK_TEMPERATURE_STEP * attempt)
 
     async def text(self, messages: list[dict[str, str]], result: CallResult | None = None
                    ) -> tuple[str, CallResult]:
@@ -244,17 +255,19 @@ class RoleLLM:
         result = result if result is not None else CallResult(model=self.model)
         started = time.monotonic()
         try:
-            message = await self._send({}, messages, result, lambda: False)
+            result.output = await self._answer({}, messages, result, lambda: False, "text",
+                                               message_text)
         except openai.APIStatusError as exc:
             raise self._status_error(exc) from exc
         finally:
-            result.latency_ms = int((time.monotonic() - started) * 1000)
-        result.output = message_text(message)
+            result.latency_ms = 0 if result.cached else int((time.monotonic() - started) * 1000)
         result.method = "text"
         return result.output, result
 
-    async def _invoke(self, messages: list[dict[str, str]], schema: type[BaseModel], method: str,
-                      result: CallResult, temperature: float | None = None) -> AIMessage:
+    async def _invoke(self, messages: list[dict[str, str]], schema: type[T], method: str,
+                      result: CallResult, temperature: float | None = None,
+                      rules: dict[str, Any] | None = None) -> T:
+        """One request of ``method`` and its reply as ``schema``, checked with ``rules``."""
         if method in ("json_mode", "prompt"):
             last = messages[-1]
             content = last["content"] + schema_instruction(schema)
@@ -262,28 +275,49 @@ class RoleLLM:
         request = self._request(schema, method)
         if temperature is not None:  # a re-ask (cached request fields are never changed)
             request = {**request, "temperature": temperature}
-        message = await self._send(request, messages, result, lambda: not self._confirmed(method))
-        result.output = message_text(message)
-        return message
+
+        def accept(message: AIMessage) -> T:
+            result.output = message_text(message)  # the trace shows a refused reply too
+            return parse_message(message, schema, method, rules)
+
+        return await self._answer(request, messages, result, lambda: not self._confirmed(method),
+                                  method, accept)
+
+    async def _answer(self, request: dict[str, Any], messages: list[dict[str, str]],
+                      result: CallResult, probe: Callable[[], bool], method: str,
+                      accept: Callable[[AIMessage], V]) -> V:
+        """The accepted reply to one request: the cache's when it holds one the checks still
+        accept, else sent (:meth:`_send`); stored only once ``accept`` took it, so a refused
+        reply or an error never enters the cache."""
+        options, place = self._request_options(messages, result.seed_key)
+        key = None
+        if self.cache is not None:
+            key = request_key(self.public_url, self.model, messages, {**request, **options},
+                              self._sampling, method, place)
+            hit = self.cache.get(key)
+            if hit is not None:
+                try:
+                    value = accept(hit.message)
+                except ModelOutputError:
+                    self.cache.drop(key)  # refused by today's checks: ask again, as if never stored
+                else:
+                    result.cache_hits += 1
+                    result.cached_input_tokens += hit.input_tokens
+                    result.cached_output_tokens += hit.output_tokens
+                    return value
+            result.cache_misses += 1
+        message = await self._send({**request, **options}, messages, result, probe)
+        value = accept(message)  # raises on a refused reply: nothing stored
+        if self.cache is not None and key is not None:
+            self.cache.put(key, message, self.public_url, self.model)
+        return value
 
     def _request(self, schema: type[BaseModel], method: str) -> dict[str, Any]:
         """The request fields of a structured-output method (built once per schema and method:
         a JSON schema is not free to compute)."""
         key = (schema, method)
         if key not in self._requests:
-            name = schema.__name__
-            if method == "json_schema":
-                request: dict[str, Any] = {"response_format": {
-                    "type": "json_schema",
-                    "json_schema": {"name": name, "schema": schema.model_json_schema()},
-                }}
-            elif method == "function_calling":
-                request = dict(self.chat.bind_tools([schema], tool_choice=name).kwargs)  # type: ignore[attr-defined]
-            elif method == "json_mode":
-                request = {"response_format": {"type": "json_object"}}
-            else:
-                request = {}
-            self._requests[key] = request
+            self._requests[key] = method_request(self.chat, schema, method)
         return self._requests[key]
 
     async def _complete(self, messages: list[dict[str, str]], request: dict[str, Any]) -> AIMessage:
@@ -341,7 +375,6 @@ class RoleLLM:
         after one retry it goes up to the method fallback instead of being retried further.
         """
         health = self.limiter.endpoint_health(self.base_url)
-        options = self._request_options(messages, result.seed_key)
         attempt = 0
         while True:
             health.check(self.base_url)
@@ -352,11 +385,11 @@ class RoleLLM:
                     result.queue_ms += int((sent - queued) * 1000)
                     try:
                         if self.liveness is None:
-                            message = await self._complete(messages, {**request, **options})
+                            message = await self._complete(messages, request)
                         else:
                             self.liveness.check_process()
                             message = await self.liveness.watch(
-                                self._complete(messages, {**request, **options}),
+                                self._complete(messages, request),
                                 self.settings.timeout, self.base_url)
                     except openai.RateLimitError as exc:
                         # Paused while this call still holds its permit: given back first, the
@@ -403,26 +436,3 @@ class RoleLLM:
             result.input_tokens += int(usage.get("input_tokens", 0))
             result.output_tokens += int(usage.get("output_tokens", 0))
             return message
-
-    def _parse(self, message: AIMessage, schema: type[T], method: str,
-               context: dict[str, Any] | None = None) -> T:
-        if method == "function_calling":
-            if message.tool_calls:
-                args = message.tool_calls[0]["args"]
-                return parse_reply(schema, args, message_text(message), lenient=False,
-                                   context=context)
-            if message.invalid_tool_calls:
-                bad = message.invalid_tool_calls[0]
-                raise ModelOutputError(
-                    f"tool call arguments are not valid JSON: {bad.get('error')}",
-                    raw=str(bad.get("args") or ""))
-        text = message_text(message)
-        if not text.strip():
-            raise ModelOutputError("empty reply", raw=text)
-        try:
-            payload = extract_json(text)
-        except ModelOutputError:
-            if method == "prompt":
-                return parse_reply(schema, None, text, lenient=True, context=context)
-            raise
-        return parse_reply(schema, payload, text, lenient=method == "prompt", context=context)

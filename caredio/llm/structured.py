@@ -22,6 +22,9 @@ T = TypeVar("T", bound=BaseModel)
 # question, names the culture): see caredio.agents.checks.
 UNUSABLE = "unusable_output"
 LAST_TRY = "last_try"  # in a reply's validation context on the call's last attempt
+REASK_TEMPERATURE_FLOOR = 0.7  # a re-ask starts from at least this ...
+REASK_TEMPERATURE_STEP = 0.2  # ... plus this per re-ask ...
+REASK_TEMPERATURE_CAP = 1.2  # ... up to this
 METHOD_CHAIN: tuple[StructuredMethod, ...] = (
     "json_schema", "function_calling", "json_mode", "prompt",
 )
@@ -191,3 +194,52 @@ def feedback(exc: ModelOutputError) -> list[dict[str, str]]:
     return [{"role": "assistant", "content": exc.raw[:2000]},
             {"role": "user", "content": f"That reply could not be used: {exc}. "
              "Answer again, fixing that and following the format exactly."}]
+
+
+def parse_message(message: AIMessage, schema: type[T], method: str,
+                  context: dict[str, Any] | None = None) -> T:
+    """A reply of ``method`` as an instance of ``schema``, checked with ``context``; raises
+    ModelOutputError (unparsable, or refused by the checks) with the reply as ``raw``."""
+    if method == "function_calling":
+        if message.tool_calls:
+            args = message.tool_calls[0]["args"]
+            return parse_reply(schema, args, message_text(message), lenient=False, context=context)
+        if message.invalid_tool_calls:
+            bad = message.invalid_tool_calls[0]
+            raise ModelOutputError(
+                f"tool call arguments are not valid JSON: {bad.get('error')}",
+                raw=str(bad.get("args") or ""))
+    text = message_text(message)
+    if not text.strip():
+        raise ModelOutputError("empty reply", raw=text)
+    try:
+        payload = extract_json(text)
+    except ModelOutputError:
+        if method == "prompt":
+            return parse_reply(schema, None, text, lenient=True, context=context)
+        raise
+    return parse_reply(schema, payload, text, lenient=method == "prompt", context=context)
+
+
+def method_request(chat: Any, schema: type[BaseModel], method: str) -> dict[str, Any]:
+    """The request fields that ask ``chat`` (a ChatOpenAI) for ``schema`` by ``method``."""
+    name = schema.__name__
+    if method == "json_schema":
+        return {"response_format": {
+            "type": "json_schema", "json_schema": {"name": name, "schema": schema.model_json_schema()},
+        }}
+    if method == "function_calling":
+        return dict(chat.bind_tools([schema], tool_choice=name).kwargs)
+    if method == "json_mode":
+        return {"response_format": {"type": "json_object"}}
+    return {}
+
+
+def reask_temperature(temperature: float, attempt: int) -> float | None:
+    """A re-ask is sampled hotter: at a low temperature a small model answers the feedback
+    with the same unusable reply, word for word (seen with SmolLM2-135M at 0.2). None on the
+    first ask (the role's own temperature)."""
+    if attempt == 0:
+        return None
+    return min(REASK_TEMPERATURE_CAP, max(temperature, REASK_TEMPERATURE_FLOOR)
+               + REASK_TEMPERATURE_STEP * attempt)

@@ -9,6 +9,7 @@ from caredio.agents.culture_expert import CultureExpert
 from caredio.agents.refiner import Refiner
 from caredio.config.settings import ROLES, Settings
 from caredio.graph.toolkit import Recipe, Team
+from caredio.llm.cache import ResponseCache
 from caredio.llm.client import RoleLLM
 from caredio.llm.limits import RequestLimiter
 from caredio.llm.liveness import Liveness
@@ -40,13 +41,13 @@ def samples_in_flight(settings: Settings) -> int:
 
 def build_agents(
     settings: Settings, templates: dict[str, PromptTemplate], base_url: str, model: str,
-    liveness: Liveness | None = None, limiter: Any = None,
+    liveness: Liveness | None = None, limiter: Any = None, cache: ResponseCache | None = None,
 ) -> Team:
     """The three agents, sharing one request limiter (this run's, or a Ray worker's proxy of
-    the run's global one)."""
+    the run's global one) and the response cache, if any."""
     limiter = limiter if limiter is not None else run_limiter(settings)
     methods = MethodMemory(settings.llm.structured_output)
-    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model, liveness)
+    llms = {role: RoleLLM(role, settings.llm, limiter, methods, base_url, model, liveness, cache)
             for role in ROLES}
     return Team(CultureExpert(llms["culture_expert"], templates),
                 ContrastCritic(llms["contrast_critic"], templates), Refiner(llms["refiner"], templates))

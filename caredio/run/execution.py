@@ -25,6 +25,7 @@ from caredio.errors import EndpointDown, RunStopped, ServiceLost, WriteFailed
 from caredio.graph.checkpoints import open_checkpointer
 from caredio.graph.run import SampleExecutor, build_run_graph
 from caredio.graph.toolkit import Evidence, Outputs, Team, Toolkit
+from caredio.llm.cache import cache_path, open_cache
 from caredio.llm.endpoint import endpoint
 from caredio.memory.questions import QuestionBook
 from caredio.run.agent_factory import build_agents, recipe, requests_at_once, samples_in_flight
@@ -86,14 +87,18 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEv
     try:
         recorder.hold_space()
         with terminate_as_interrupt():
-            async with endpoint(settings) as (base_url, model, liveness):
+            async with endpoint(settings) as (base_url, model, liveness), \
+                    contextlib.AsyncExitStack() as resources:
                 recorder.write_run(endpoint=public_url(base_url), model=model,
                                    embedded_model=settings.llm.base_url is None,
                                    requests_at_once=requests_at_once(settings),
                                    samples_in_flight=samples_in_flight(settings))
                 events("endpoint", {"endpoint": public_url(base_url), "model": model,
                                     "requests_at_once": requests_at_once(settings)})
-                agents = build_agents(settings, job.templates, base_url, model, liveness)
+                cache = open_cache(settings.llm.cache)
+                if cache is not None:
+                    resources.callback(cache.close)
+                agents = build_agents(settings, job.templates, base_url, model, liveness, cache=cache)
                 sink = MultiSink(recorder, LoggingTraceSink(), *([spans] if spans else []))
                 questions = QuestionBook(job.memory).seed(read_jsonl(run_dir / TRAJECTORIES))
                 async with open_executor(job, run_dir, recorder, sink, events, agents,
@@ -137,6 +142,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEv
                 wall_seconds=round(time.time() - started, 1),
                 tokens={role: dict(recorder.tokens[role]) for role in ROLES},
                 retries=recorder.retries, **summary,
+                cache=recorder.cache_record(_cache_file(settings)),
             )
         except WriteFailed as exc:
             if stopped is None:
@@ -145,6 +151,11 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEv
     if stopped is not None:
         raise RunStopped(stop_message(stopped, cause, run_dir, unrecorded)) from cause
     return record
+
+
+def _cache_file(settings: Settings) -> str | None:
+    path = cache_path(settings.llm.cache)
+    return None if path is None else str(path)
 
 
 def stopped_by(exc: BaseException, run_dir: Path, settings: Settings) -> str | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from caredio.config.settings import Settings
 from caredio.errors import UserInputError
+from caredio.llm.cache import open_cache
 from caredio.memory.embeddings import Embedder, embedder_for
 from caredio.memory.ingest import starter_pack
 from caredio.memory.items import canonical_culture
@@ -121,6 +122,7 @@ def prepare(settings: Settings, templates_dir: str | Path | None = None,
             embedder: Embedder | None = None) -> Job:
     """Check the whole job; raises UserInputError before anything is written."""
     templates = load_templates(templates_dir if templates_dir is not None else settings.prompts_dir)
+    check_cache(settings.llm.cache)  # a foreign or damaged cache file: exit 2 before anything is written
     topics = resolve_topics(settings.topics, load_topics())
     cultures = list(dict.fromkeys(canonical_culture(c) for c in settings.cultures))
     if not cultures:
@@ -131,6 +133,13 @@ def prepare(settings: Settings, templates_dir: str | Path | None = None,
     except BaseException:
         memory.close()  # bad input: leave the memory directory free for the next try
         raise
+
+
+def check_cache(setting: bool | str) -> None:
+    """The response cache file opens and is a CAReDiO cache (else UserInputError)."""
+    cache = open_cache(setting)
+    if cache is not None:
+        cache.close()
 
 
 def load_starter_pack(settings: Settings, memory: CulturalMemory) -> None:

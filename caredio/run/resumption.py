@@ -50,6 +50,8 @@ def resumed_settings(run_dir: Path, **overrides: Any) -> Settings:
                                              overrides.get("checkpoint_url"),
                                              "CAREDIO_CHECKPOINT_URL", "checkpoint_url",
                                              "--checkpoint-url")
+    if overrides.get("cache") is not None:  # so is the response cache it uses
+        llm["cache"] = overrides["cache"]
     for key in ("executor", "ray_address"):  # where a resume runs is the resumer's choice
         if overrides.get(key):
             snapshot[key] = overrides[key]
@@ -57,8 +59,9 @@ def resumed_settings(run_dir: Path, **overrides: Any) -> Settings:
         snapshot["ray_address"] = None
     # What the resumer passed (flags), nested as the settings, so an error names the flag.
     flags: dict[str, Any] = {key: value for key, value in overrides.items() if value}
-    if "base_url" in flags:
-        flags["llm"] = {"base_url": flags.pop("base_url")}
+    llm_flags = {key: flags.pop(key) for key in ("base_url", "cache") if key in flags}
+    if llm_flags:
+        flags["llm"] = llm_flags
     try:
         return Settings(**snapshot)
     except ValidationError as exc:

@@ -179,6 +179,16 @@ class DatasetLine(TypedDict):
     metadata: DatasetMetadata
 
 
+class CacheUse(TypedDict):
+    """A turn's requests answered by the response cache (hits) and sent past it (misses), and
+    what the answered ones cost when first asked: tokens saved, never in the turn's tokens."""
+
+    hits: int
+    misses: int
+    input_tokens: int
+    output_tokens: int
+
+
 @with_config(_OPEN)
 class TraceLine(TypedDict):
     """One agent turn (a ``trace.jsonl`` line), written whether the turn succeeded or failed."""
@@ -203,6 +213,9 @@ class TraceLine(TypedDict):
     queue_ms: NotRequired[int]
     request_ms: NotRequired[int]
     retry_reasons: NotRequired[list[str]]
+    # The response cache (llm.cache): the turn sent nothing (latency_ms 0), and its requests.
+    cached: NotRequired[bool]
+    cache: NotRequired[CacheUse | None]  # None: the run had no cache
 
 
 TRACE_FIELDS = tuple(TraceLine.__annotations__)
@@ -245,6 +258,16 @@ class Failure(TypedDict):
     error: str
 
 
+class CacheRecord(TypedDict):
+    """run.json's ``cache``: the response cache file and what it answered over the run."""
+
+    file: str
+    hits: int  # requests answered from the file
+    misses: int  # requests sent (their accepted replies stored)
+    saved_input_tokens: int  # what the answered requests cost when first asked
+    saved_output_tokens: int
+
+
 @with_config(_OPEN)
 class RunRecord(TypedDict, total=False):
     """``run.json``: how the run is going or ended, what it planned and spent, how it was made."""
@@ -261,7 +284,8 @@ class RunRecord(TypedDict, total=False):
     completed: int
     failed: int
     failures: list[Failure]
-    tokens: dict[str, RoleTokens]  # per agent role
+    tokens: dict[str, RoleTokens]  # per agent role, requests sent only (cache hits apart)
+    cache: CacheRecord | None  # None: no response cache (llm.cache off)
     retries: int
     config_hash: str
     templates_hash: str

@@ -33,6 +33,7 @@ from caredio.rundir.formats import (
     TEMPLATE_INDEX,
     TRACE,
     TRAJECTORIES,
+    CacheRecord,
     DatasetLine,
     PlanEntry,
     RoleTokens,
@@ -68,6 +69,8 @@ class RunRecorder:
         self.tokens: dict[str, RoleTokens] = defaultdict(
             lambda: {"input": 0, "output": 0, "calls": 0})
         self.retries = 0
+        # The response cache's answers (llm.cache), counted apart from the tokens spent.
+        self.cache_use = {"hits": 0, "misses": 0, "saved_input_tokens": 0, "saved_output_tokens": 0}
         # A resumed run counts on from every turn already on disk (the trace is the record of
         # what was spent; run.json may be stale after a kill), not from zero.
         for turn in read_jsonl(run_dir / TRACE):
@@ -134,6 +137,20 @@ class RunRecorder:
         usage["output"] += int(record.get("output_tokens") or 0)
         usage["calls"] += 1
         self.retries += int(record.get("retries") or 0)
+        use = record.get("cache") or {}
+        self.cache_use["hits"] += int(use.get("hits") or 0)
+        self.cache_use["misses"] += int(use.get("misses") or 0)
+        self.cache_use["saved_input_tokens"] += int(use.get("input_tokens") or 0)
+        self.cache_use["saved_output_tokens"] += int(use.get("output_tokens") or 0)
+
+    def cache_record(self, path: str | None) -> CacheRecord | None:
+        """run.json's ``cache`` for the cache file ``path`` (None: the run has no cache)."""
+        if path is None:
+            return None
+        use = self.cache_use
+        return {"file": path, "hits": use["hits"], "misses": use["misses"],
+                "saved_input_tokens": use["saved_input_tokens"],
+                "saved_output_tokens": use["saved_output_tokens"]}
 
     # -- run.json ----------------------------------------------------------------------------
 

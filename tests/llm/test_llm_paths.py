@@ -82,7 +82,7 @@ def test_a_direct_call_keeps_token_usage_and_retries() -> None:
 def test_a_reask_on_either_path_is_hotter_and_keeps_the_earlier_failed_replies(listened: bool) -> None:
     """Issue 13's re-ask (hotter, the failed replies fed back in order) over issue 12's direct
     path as well as the langchain one: red if the merge drops either from one of the paths."""
-    from caredio.llm.client import REASK_TEMPERATURE_FLOOR, REASK_TEMPERATURE_STEP
+    from caredio.llm.structured import REASK_TEMPERATURE_FLOOR, REASK_TEMPERATURE_STEP
 
     with StubOpenAIServer(faults=FaultPlan(script=("invalid_json", "invalid_json"))) as stub:
         llm = RoleLLM("contrast_critic", LLMSettings(temperature=0.2, parse_retries=2),

@@ -22,6 +22,7 @@ from typing import Any
 
 from caredio.config.settings import Settings
 from caredio.graph.toolkit import Evidence, Outputs, Toolkit
+from caredio.llm.cache import open_cache
 from caredio.llm.limits import EndpointHealth
 from caredio.llm.liveness import Liveness
 from caredio.memory.embeddings import Embedder
@@ -165,7 +166,10 @@ class SampleWorker:
             load_starter_pack(settings, self.memory)  # the same knowledge the driver planned on
         liveness = Liveness(settings.llm.health_url) if settings.llm.health_url else None
         limiter = RemoteLimiter(coordinator, settings.llm.down_after)
-        agents = build_agents(settings, templates, base_url, model, liveness, limiter)
+        # Each worker opens the run's cache file itself (SQLite is safe across processes; on a
+        # cluster the path must be on a file system every node shares, or the cache is per node).
+        agents = build_agents(settings, templates, base_url, model, liveness, limiter,
+                              open_cache(settings.llm.cache))
         forwarder = Forwarder()
         # The driver's loop part, scorer and held-out judge, rebuilt on this worker's memory
         # (the split is by item id, so both sides draw the same line).
