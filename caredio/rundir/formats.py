@@ -18,6 +18,7 @@ file                   line type               written by
 ``run.json``           :class:`RunRecord`      :meth:`RunRecorder.write_run` (atomic rename)
 ``config.json``        the settings' snapshot  :meth:`RunRecorder.create`
 ``prompts/``           the templates used      :func:`caredio.rundir.recorder.snapshot_templates`
+``review.jsonl``       :class:`ReviewDecision` :mod:`caredio.review.store`, one line per decision
 =====================  ======================  =============================================
 """
 
@@ -45,6 +46,7 @@ PROMPTS = "prompts"
 TEMPLATE_INDEX = "index.json"  # in PROMPTS: template name -> hash and source
 LOCK = ".lock"
 RESERVE = ".reserve"
+REVIEW = "review.jsonl"  # people's decisions on the samples (caredio review)
 
 SCORES = ("representativeness", "distinctiveness", "objective")
 JUDGE_SCORES = ("judge_representativeness", "judge_distinctiveness", "judge_objective")
@@ -168,6 +170,9 @@ class DatasetMetadata(TypedDict):
     judge_distinctiveness: NotRequired[float]
     judge_objective: NotRequired[float]
     evidence: NotRequired[list[SegmentEvidence]]  # the best version's, per segment of the answer
+    # Set where reviewers decided (caredio/review/binding.py; selected.jsonl and exports): the
+    # status, the reviewers, and where one edited the text, the run's original and its scores.
+    review: NotRequired[dict[str, Any]]
 
 
 @with_config(_OPEN)
@@ -219,6 +224,42 @@ class TraceLine(TypedDict):
 
 
 TRACE_FIELDS = tuple(TraceLine.__annotations__)
+
+
+# What a reviewer can do to a sample; "undo" takes back the decision it names.
+Decision = Literal["accept", "reject", "edit", "undo"]
+
+
+class ReviewText(TypedDict):
+    question: str
+    response: str
+
+
+@with_config(_OPEN)
+class ReviewDecision(TypedDict):
+    """One decision of one reviewer on one sample (a ``review.jsonl`` line), appended the moment
+    it is made. The file is a log: a later decision of the same reviewer on the same sample
+    replaces the earlier one, an ``undo`` line takes back the decision whose ``id`` it names,
+    and nothing is ever rewritten (caredio/review/store.py reads it back)."""
+
+    id: str  # unique per decision; what an undo names
+    reviewer: str
+    time: str  # ISO 8601, UTC
+    sample_id: str
+    decision: Decision
+    run_id: NotRequired[str]
+    reason: NotRequired[str | None]  # a reject's reason (one of the short list, or typed)
+    undoes: NotRequired[str]  # undo: the id of the decision taken back
+    # The sample's text as the reviewer saw it and as the decision leaves it (an edit changes
+    # it; accept and reject leave it as it was), with the scores of each.
+    before: NotRequired[ReviewText]
+    after: NotRequired[ReviewText]
+    scores_before: NotRequired[dict[str, float]]
+    scores_after: NotRequired[dict[str, float] | None]
+    # An edit, re-scored by the run's own scorer: the evidence of the edited answer, or why it
+    # could not be re-scored (the edit is kept all the same).
+    evidence_after: NotRequired[list[SegmentEvidence]]
+    rescore_note: NotRequired[str]
 
 
 def dataset_line(spec: PlanEntry, versions: Sequence[Version], best: Version, stop_reason: str,
