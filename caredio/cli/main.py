@@ -76,7 +76,16 @@ def topics_command(
 
 
 def _register() -> None:
-    from caredio.cli import doctor_cmd, eval_cmd, llm_cmd, memory_cmd, prompts_cmd, run_cmd, tools_cmd
+    from caredio.cli import (
+        doctor_cmd,
+        eval_cmd,
+        llm_cmd,
+        memory_cmd,
+        prompts_cmd,
+        review_cmd,
+        run_cmd,
+        tools_cmd,
+    )
 
     run_cmd.register(cli)
     memory_cmd.register(cli)
@@ -85,6 +94,7 @@ def _register() -> None:
     tools_cmd.register(cli)
     eval_cmd.register(cli)
     doctor_cmd.register(cli)
+    review_cmd.register(cli)
 
 
 _register()

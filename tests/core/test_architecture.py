@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [
     {"caredio.agents"},
     {"caredio.graph"},
     {"caredio.run", "caredio.run.executors"},
-    {"caredio.evaluation", "caredio.tools"},
+    {"caredio.evaluation", "caredio.tools", "caredio.review"},
     {"caredio.cli", "caredio.recipes"},
 ]
 
