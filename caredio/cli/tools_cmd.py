@@ -109,11 +109,18 @@ def select_command(
         metavar="SIM",
         help="Cosine similarity at which two samples are near-duplicates.",
     ),
+    reviewed_only: bool = typer.Option(
+        False, "--reviewed-only", help="Only samples a reviewer kept (caredio review); rejected ones are always left out."
+    ),
 ) -> None:
     """Pick the best samples (objective J) with diversity; write selected.jsonl."""
+    from caredio.review.binding import describe
     from caredio.tools.export import select_run
 
-    result = select_run(run_dir, budget, per_culture, diversity, duplicate_threshold)
+    result = select_run(run_dir, budget, per_culture, diversity, duplicate_threshold,
+                        reviewed_only=reviewed_only)
+    if result.review:
+        console.print(f"review: {describe(result.review)}", markup=False, highlight=False)
     table = Table(
         title=f"selected {len(result.picks)} of {result.candidates} samples "
         f"({'per culture' if per_culture else 'global'} budget {budget}, γ={diversity})"
@@ -162,12 +169,16 @@ def export_command(
     selected: bool = typer.Option(
         False, "--selected", help="Export selected.jsonl instead of dataset.jsonl."
     ),
+    reviewed_only: bool = typer.Option(
+        False, "--reviewed-only", help="Only samples a reviewer kept (caredio review); rejected ones are always left out."
+    ),
 ) -> None:
     """Write the dataset in a fine-tuning format (the HF folder gets a dataset card)."""
+    from caredio.review.binding import describe
     from caredio.tools.export import export
 
-    path, count = export(run_dir, fmt, out, selected)
-    print(f"exported {count} samples as {fmt} to {path}")
+    path, count, review = export(run_dir, fmt, out, selected, reviewed_only)
+    print(f"exported {count} samples as {fmt} to {path}" + (f" (review: {describe(review)})" if review else ""))
 
 
 def report_command(run_dir: Path = RUN_DIR) -> None:

@@ -11,6 +11,9 @@ Per kept sample (a line of ``dataset.jsonl``), grouped by culture and overall:
 * ``wall s`` — the run's wall time shared among its kept samples in proportion to their LLM
   time, so the mean is exactly wall time / kept samples and the interval shows how unevenly
   it was spent.
+* ``human acceptance`` — where the run has reviews (``caredio review``): 1 for a reviewed sample
+  a person kept (accepted or edited), 0 for one rejected; unreviewed samples are not units. The
+  judge a team with reviewers can trust between strategies or template versions.
 
 Samples are paired across runs by sample id *and* their plan entry (culture, topic, contrast,
 index): two runs share a plan when they planned the same samples, and only those pair.
@@ -24,6 +27,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from caredio.review.binding import acceptance_units
 from caredio.rundir.formats import CONFIG, RUN_JSON, TraceLine
 from caredio.rundir.formats import SCORES as RUN_SCORES
 from caredio.rundir.reader import open_run
@@ -34,7 +38,8 @@ from caredio.tools.compare import ALL, Comparison, Measured
 SCORES = ("objective", *(name for name in RUN_SCORES if name != "objective"))
 JUDGE = tuple(f"judge {name}" for name in SCORES)
 COSTS = ("LLM calls", "tokens", "wall s")
-METRICS = (*SCORES, *JUDGE, *COSTS)
+HUMAN = "human acceptance"
+METRICS = (*SCORES, *JUDGE, HUMAN, *COSTS)
 # Settings two runs must share for a fair comparison; a difference is noted.
 SHARED = (("model", ("model",)), ("temperature", ("config", "llm", "temperature")),
           ("llm seed", ("config", "llm", "seed")), ("judge split", ("config", "judge", "split")),
@@ -74,6 +79,7 @@ def load_run_dir(path: Path) -> Measured:
         values.setdefault((metric, ALL), {})[unit] = value
 
     judged = 0
+    accepted = acceptance_units(run.dir, lines)
     for line in lines:
         meta: dict[str, Any] = dict(line["metadata"])
         sample, culture = str(meta["sample_id"]), str(meta["culture"])
@@ -84,6 +90,8 @@ def load_run_dir(path: Path) -> Measured:
             judged += 1
             for metric in SCORES:
                 put(f"judge {metric}", culture, unit, float(meta[f"judge_{metric}"]))
+        if sample in accepted:
+            put(HUMAN, culture, unit, accepted[sample])
         put("LLM calls", culture, unit, float(len(turns[sample])))
         put("tokens", culture, unit, float(sum(int(t.get("input_tokens") or 0)
                                                + int(t.get("output_tokens") or 0)
@@ -176,8 +184,27 @@ def run_verdicts(comparison: Comparison) -> list[str]:
                 where = "0 is inside the 95% interval: no difference shown"
             lines.append(f"  {_name(runs[best])} - {_name(other)}: {diff.mean:+.3f} "
                          f"[{diff.low:+.3f}, {diff.high:+.3f}] over {diff.n} paired samples; {where}")
+    lines += _acceptance(comparison)
     lines += _overfitting(comparison)
     lines += _costs(comparison)
+    return lines
+
+
+def _acceptance(comparison: Comparison) -> list[str]:
+    """Who the reviewers kept most of, with the interval; nothing when no run has reviews."""
+    row = next((r for r in comparison.rows if r.metric == HUMAN and r.group == ALL), None)
+    if row is None or not any(est.n for est in row.estimates):
+        return []
+    runs = comparison.measured
+    shown = "; ".join(f"{_name(runs[i])} {est.mean:.3f} [{est.low:.3f}, {est.high:.3f}] over {est.n}"
+                      if est.n else f"{_name(runs[i])} not reviewed" for i, est in enumerate(row.estimates))
+    lines = [f"By the reviewers (share of reviewed samples kept): {shown}"]
+    for other, (diff, _, _) in zip(runs[1:], row.differences, strict=True):
+        if diff.n >= MIN_PAIRS:
+            where = ("outside the 95% interval: a real difference" if diff.excludes(0.0)
+                     else "0 is inside the 95% interval: no difference shown")
+            lines.append(f"  {_name(other)} - {_name(runs[0])}: {diff.mean:+.3f} "
+                         f"[{diff.low:+.3f}, {diff.high:+.3f}] over {diff.n} samples both reviewed; {where}")
     return lines
 
 

@@ -15,13 +15,14 @@ import json
 import logging
 import statistics
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from caredio.conversation import line_text, question_response
 from caredio.errors import UserInputError
 from caredio.memory.selection import Pick, select_detailed
+from caredio.review.binding import describe, honour_reviews
 from caredio.rundir.files import atomic_folder, atomic_write
 from caredio.rundir.formats import SCORES, SELECTED, DatasetLine
 from caredio.rundir.reader import RunData, open_run
@@ -39,6 +40,8 @@ SOURCE_LICENSES = {
     "llm": "Knowledge elicited from the generating model: subject to that model's license and "
     "terms of use.",
     "user": "User-supplied knowledge files: their license is the user's to check and state.",
+    "human": "Answers written or confirmed by the project's reviewers (`caredio review`): their "
+    "license is the reviewers' (or their organisation's) to state.",
 }
 
 
@@ -52,6 +55,7 @@ class SelectResult:
     candidates: int
     prior: int
     path: Path
+    review: Counter[str] = field(default_factory=Counter)  # what review decisions did
 
 
 def select_run(
@@ -61,8 +65,13 @@ def select_run(
     diversity: float = 0.5,
     duplicate_threshold: float = 0.95,
     embedder: Any = None,
+    reviewed_only: bool = False,
 ) -> SelectResult:
-    """Greedy MMR over the run's dataset, against earlier runs' samples in its memory too."""
+    """Greedy MMR over the run's dataset, against earlier runs' samples in its memory too.
+
+    Review decisions bind (caredio/review/binding.py): rejected samples are not candidates,
+    edited ones compete with their edited text and re-scored J; ``reviewed_only`` keeps to the
+    samples a reviewer kept."""
     if budget < 1:
         raise UserInputError(f"--budget: must be at least 1, not {budget}")
     if diversity < 0:
@@ -70,7 +79,9 @@ def select_run(
     if not 0 < duplicate_threshold <= 1:
         raise UserInputError(f"--duplicate-threshold: must be in (0, 1], not {duplicate_threshold}")
     run = open_run(run_dir)
-    lines = run.samples()
+    lines, review = honour_reviews(run.dir, run.samples(), reviewed_only)
+    if not lines:
+        raise UserInputError(f"{run.dir}: no sample is left to select from after review ({describe(review)})")
     if embedder is None:
         from caredio.memory.embeddings import default_embedder
 
@@ -89,7 +100,7 @@ def select_run(
         vectors=vectors,
     )
     path = write_selected(run.dir, [lines[p.index] for p in result.picks])
-    return SelectResult(result.picks, result.skipped, len(lines), len(prior_ids), path)
+    return SelectResult(result.picks, result.skipped, len(lines), len(prior_ids), path, review)
 
 
 def earlier_samples(run: RunData, embedder: Any) -> tuple[list[str], Any]:
@@ -109,16 +120,27 @@ def earlier_samples(run: RunData, embedder: Any) -> tuple[list[str], Any]:
 # -- export ----------------------------------------------------------------------------------
 
 
+class Exported(NamedTuple):
+    path: Path
+    samples: int
+    review: Counter[str]  # what review decisions did (caredio/review/binding.py)
+
+
 def export(
-    run_dir: str | Path, fmt: str, out: str | Path | None = None, selected: bool = False
-) -> tuple[Path, int]:
-    """Write the run's samples in ``fmt``; returns (path, number of samples)."""
+    run_dir: str | Path, fmt: str, out: str | Path | None = None, selected: bool = False,
+    reviewed_only: bool = False,
+) -> Exported:
+    """Write the run's samples in ``fmt``, as reviewers left them: rejected ones out, edited
+    ones with the edit (the original and the reviewer in metadata where the format has it)."""
     if fmt not in FORMATS:
         raise UserInputError(f"--format: unknown format '{fmt}' (one of {', '.join(FORMATS)})")
     run = open_run(run_dir)
     lines = run.samples(selected)
     if not lines:
         raise UserInputError(f"{run.dir / SELECTED}: holds no samples")
+    lines, review = honour_reviews(run.dir, lines, reviewed_only)
+    if not lines:
+        raise UserInputError(f"{run.dir}: no sample is left to export after review ({describe(review)})")
     target = Path(out) if out else run.dir / "export" / DEFAULT_NAMES[fmt]
     if fmt not in ("hf", "trl") and target.is_dir():
         raise UserInputError(f"--out: {target} is a directory; give a file path")
@@ -143,7 +165,7 @@ def export(
         write_trl(run, lines, target, selected)
     else:
         write_hf(run, lines, target, selected)
-    return target, len(lines)
+    return Exported(target, len(lines), review)
 
 
 def sharegpt_record(line: DatasetLine) -> dict[str, Any]:
@@ -158,6 +180,8 @@ def sharegpt_record(line: DatasetLine) -> dict[str, Any]:
         if m["role"] != "system"
     ]
     record.update({k: meta.get(k) for k in ("culture", "topic", *SCORES)})
+    if "review" in meta:
+        record["review"] = meta["review"]
     return record
 
 
@@ -182,6 +206,8 @@ def hf_rows(lines: list[DatasetLine]) -> list[dict[str, Any]]:
                 "rounds": int(meta.get("rounds") or 0),
                 "best_round": int(meta.get("best_round") or 0),
                 "attribution": json.dumps(meta.get("attribution") or {}, ensure_ascii=False),
+                # JSON: the reviewers' decision, and the run's text where a reviewer edited it
+                "review": json.dumps(meta.get("review") or {}, ensure_ascii=False),
             }
         )
     return rows
@@ -207,6 +233,19 @@ def write_hf(run: RunData, lines: list[DatasetLine], target: Path, selected: boo
             item.rename(tmp / item.name)
         (tmp / "data").rmdir()
         (tmp / "README.md").write_text(dataset_card(run, lines, selected), encoding="utf-8")
+
+
+def review_lines(metas: list[dict[str, Any]]) -> list[str]:
+    """The dataset card's word on human review (nothing for an unreviewed dataset)."""
+    reviewed = [m["review"] for m in metas if m.get("review")]
+    if not reviewed:
+        return []
+    edited = sum(1 for r in reviewed if r.get("original"))
+    people = sorted({who for r in reviewed for who in r.get("reviewers", [])})
+    return ["", "## Human review", "",
+            f"{len(reviewed)} of {len(metas)} samples were reviewed and kept by people "
+            f"({', '.join(people) or 'unnamed'}), {edited} of them with an edited text; samples "
+            "a reviewer rejected are not in this dataset (`caredio review`)."]
 
 
 # -- dataset card ----------------------------------------------------------------------------
@@ -312,7 +351,9 @@ def dataset_card(run: RunData, lines: list[DatasetLine], selected: bool) -> str:
         "The generated text is also subject to the license and terms of the model that wrote it. "
         "Columns: `messages` (OpenAI chat format), `question`, `response`, `sample_id`, `run_id`, "
         "`culture`, `topic`, `representativeness`, `distinctiveness`, `objective`, `rounds`, "
-        "`best_round`, `attribution` (JSON: culture → probability).",
+        "`best_round`, `attribution` (JSON: culture → probability), `review` (JSON: the reviewers' "
+        "decision; where one edited the text, the run's original).",
+        *review_lines(metas),
         "",
     ]
     return "\n".join(out)
