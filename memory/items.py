@@ -24,6 +24,10 @@ class KnowledgeItem:
     # The id of the dataset question the item answers (BLEnD's "Al-en-01"), so an evaluation
     # can leave that question out; empty when unknown (older memories: matched by text).
     question_id: str = ""
+    # Knowledge from human review (source "human", caredio/review/feedback.py): who wrote or
+    # confirmed it, and the run whose sample it was.
+    reviewer: str = ""
+    run_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -34,6 +38,9 @@ class KnowledgeItem:
                                 "weight": float(self.weight), "source": self.source}
         if self.question_id:
             meta["question_id"] = self.question_id
+        for key in ("reviewer", "run_id"):
+            if getattr(self, key):
+                meta[key] = getattr(self, key)
         return meta
 
 

@@ -1,5 +1,10 @@
 """Accepted samples in memory: what earlier runs kept, so later runs and selection can avoid
-near-duplicates of it and the culture expert can be told which questions were asked."""
+near-duplicates of it and the culture expert can be told which questions were asked.
+
+Reviewed samples come here too (``memory ingest --from-review``), marked with the decision
+(``reviewed``: accept, edit or reject). A rejected one stays among the samples selection
+compares against (a near-copy of a rejected answer is never selected), but its question is not
+listed as asked: a rejected sample covered nothing."""
 
 from __future__ import annotations
 
@@ -10,6 +15,16 @@ import numpy as np
 from caredio.conversation import sample_text
 from caredio.memory.embeddings import Embedder
 from caredio.memory.items import accepted_id
+
+REJECTED = "reject"
+REVIEW_FIELDS = ("reviewed", "reviewer", "reason")  # set by memory ingest --from-review
+
+
+def _metadata(record: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: record[k] for k in ("sample_id", "culture", "topic", "run_id", "question",
+                                    "objective", "representativeness", "distinctiveness")}
+    meta.update({k: str(record[k]) for k in REVIEW_FIELDS if record.get(k)})
+    return meta
 
 
 class AcceptedSamples:
@@ -33,16 +48,15 @@ class AcceptedSamples:
             ids=[accepted_id(r["run_id"], r["sample_id"]) for r in records],
             documents=texts,
             embeddings=vectors.tolist(),
-            metadatas=[{k: r[k] for k in ("sample_id", "culture", "topic", "run_id", "question",
-                                           "objective", "representativeness", "distinctiveness")}
-                       for r in records],
+            metadatas=[_metadata(r) for r in records],
         )
 
     def questions(self, culture: str, topic: str, limit: int) -> list[str]:
         """Questions of samples accepted for this culture and topic (by any run)."""
         found = self.collection.get(where={"$and": [{"culture": culture}, {"topic": topic}]},
-                                    include=["metadatas"], limit=limit)
-        return [str(meta["question"]) for meta in found["metadatas"] if meta.get("question")]
+                                    include=["metadatas"])
+        return [str(meta["question"]) for meta in found["metadatas"]
+                if meta.get("question") and meta.get("reviewed") != REJECTED][:limit]
 
     def embeddings(self, exclude_run: str | None = None) -> tuple[list[str], np.ndarray]:
         """Ids and vectors of the accepted samples (all runs', or all but ``exclude_run``'s)."""

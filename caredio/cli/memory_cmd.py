@@ -42,11 +42,12 @@ def _open(memory: str | None, memory_url: str | None, starter: bool = False, set
 @memory_app.command("ingest")
 def ingest_command(
     files: list[Path] = typer.Argument(
-        ..., metavar="FILE...", help="Knowledge files: JSONL, CSV, or BLEnD country files such as South_Korea_data.json; several at once are fine."),
+        None, metavar="FILE...", help="Knowledge files: JSONL, CSV, or BLEnD country files such as South_Korea_data.json; several at once are fine."),
     fmt: str = typer.Option(None, "--format", metavar="FORMAT", help="jsonl, csv or blend." + options.default("from the file extension")),
     culture: str = typer.Option(None, "--culture", metavar="CULTURE", help="Culture of every item, instead of the file's field." + options.default("the file's field")),
     memory: str = typer.Option(None, "--memory", metavar="DIR", help=MEMORY_HELP),
     memory_url: str = typer.Option(None, "--memory-url", metavar="URL", help=MEMORY_URL_HELP),
+    from_review: Path = typer.Option(None, "--from-review", metavar="RUN_DIR", help="Instead of files: the answers reviewers of this run edited or accepted (source human, weight 1.0), and its rejected answers for later runs' near-duplicate rule; into the run's own memory unless --memory or --memory-url is given." + options.default("none")),
 ) -> None:
     """Add knowledge items to memory; re-ingesting the same file adds nothing twice."""
     import time
@@ -55,6 +56,9 @@ def ingest_command(
     from caredio.memory.ingest import read_knowledge
     from caredio.memory.items import claim_of
 
+    if from_review is not None or not files:
+        _ingest_review(files, from_review, memory, memory_url)
+        return
     # Every file is read and validated before anything is written.
     batches = [(file, read_knowledge(file, fmt, culture)) for file in files]
     store = _open(memory, memory_url)
@@ -75,6 +79,35 @@ def ingest_command(
             err_console.print(f"note: {file}: {asking} item(s) hold a '?' but were not read as "
                               "'question — answer'; if they are, write them so (docs/scorers.md, "
                               "\"How knowledge should be written\")", markup=False, soft_wrap=True)
+
+
+def _ingest_review(files: list[Path] | None, run_dir: Path | None, memory: str | None,
+                   memory_url: str | None) -> None:
+    """``memory ingest --from-review RUN_DIR`` (caredio/review/feedback.py)."""
+    from caredio.config.settings import Settings
+    from caredio.errors import UserInputError
+    from caredio.review.feedback import ingest_review, review_feedback
+    from caredio.run.job import open_memory
+    from caredio.rundir.reader import open_run
+
+    if run_dir is None:
+        raise UserInputError("memory ingest: give knowledge FILE... or --from-review RUN_DIR")
+    if files:
+        raise UserInputError("memory ingest: give FILE... or --from-review, not both")
+    feedback = review_feedback(run_dir)
+    config = open_run(run_dir).config
+    used = dict(config.get("memory") or {})
+    if memory is not None or memory_url is not None:
+        used.update(path=memory, url=memory_url)
+    elif not used.get("url") and used.get("path") in (None, ":memory:"):
+        raise UserInputError(f"--from-review: {run_dir} used an ephemeral memory; "
+                             "name the memory to add to with --memory DIR or --memory-url URL")
+    # The run's embedding settings: its items must land in the vector space it scored in.
+    store = open_memory(Settings(**{**config, "memory": used}))
+    added = ingest_review(feedback, store)
+    print(f"{run_dir}: {len(feedback.items)} human knowledge items ({feedback.edited} edited, "
+          f"{feedback.confirmed} confirmed), {added} new; {feedback.rejected} rejected answers "
+          f"recorded against near-duplicates; memory {store.label}")
 
 
 @memory_app.command("stats")
