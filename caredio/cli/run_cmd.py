@@ -52,6 +52,34 @@ def _finish(console: Console, display: RunDisplay, run_dir: Path, record: dict[s
         raise typer.Exit(1)
 
 
+def _span(span: Any, digits: int = 0, unit: str = "") -> str:
+    return "  ".join(f"{name} {unit}{value:,.{digits}f}" for name, value in
+                     (("least", span.least), ("typical", span.typical), ("most", span.most)))
+
+
+def print_estimate(estimate: Any) -> None:
+    """What ``run --dry-run`` found: plain lines on standard output."""
+    say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    planned = sum(sum(topics.values()) for topics in estimate.samples.values())
+    say(f"dry run: nothing was called or written. {planned} samples planned:")
+    for culture, topics in estimate.samples.items():
+        related = estimate.contrast[culture]
+        shown = ", ".join(related) if related is not None else "chosen after its knowledge is elicited"
+        per_topic = ", ".join(f"{topic} {count}" for topic, count in topics.items())
+        say(f"  {culture}: {per_topic}; contrast: {shown}")
+    say(f"LLM calls (agent turns): {_span(estimate.calls)}")
+    if estimate.history:
+        say(f"  typical: the {len(estimate.history)} latest completed run(s) in --out made "
+            f"{estimate.share_of_most:.0%} of their most: {', '.join(estimate.history)}")
+    if estimate.input_tokens is not None:
+        say(f"input tokens: {_span(estimate.input_tokens)}")
+        say(f"output tokens: {_span(estimate.output_tokens)}")
+    if estimate.cost is not None:
+        say(f"cost (USD): {_span(estimate.cost, 2, '$')}")
+    for note in estimate.notes:
+        say(f"note: {note}")
+
+
 def _interrupted(console: Console, run_dir: Path) -> None:
     """Ctrl-C: what is done is on disk; say how to continue."""
     console.print("interrupted; finished samples are saved.", markup=False)
@@ -89,6 +117,9 @@ def register(cli: typer.Typer) -> None:
         ray_address: str = typer.Option(None, "--ray-address", metavar="ADDRESS", help="Ray cluster to join (host:6379 or ray://host:10001), with --executor ray." + default("a local Ray with --ray-workers workers")),
         ray_workers: int = typer.Option(None, "--ray-workers", metavar="N", help="Sample workers (Ray actors) of a local Ray, with --executor ray." + default(2)),
         checkpoint_url: str = typer.Option(None, "--checkpoint-url", metavar="URL", help="Postgres checkpoint store, e.g. postgresql://user@host/db (a password in the URL is never stored)." + default("checkpoints.sqlite in the run directory")),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Check and plan the job, then print the samples, contrast sets and the expected LLM calls, tokens and cost; no model is called, no run directory written."),
+        price_in: float = typer.Option(None, "--price-in", metavar="USD", help="With --dry-run: price per million input tokens, for a cost estimate." + default("none")),
+        price_out: float = typer.Option(None, "--price-out", metavar="USD", help="With --dry-run: price per million output tokens." + default("none")),
         otlp_endpoint: str = typer.Option(None, "--otlp-endpoint", metavar="URL", help="OTLP/gRPC collector that receives every agent turn as an OpenTelemetry span, e.g. http://localhost:4317." + default("none, no spans exported")),
     ) -> None:
         """Optimize culture-sensitive conversations and write a run directory."""
@@ -122,6 +153,13 @@ def register(cli: typer.Typer) -> None:
         flags["llm"] = {"base_url": base_url, "model": model, "gguf": gguf, "seed": seed, "cache": cache}
         flags["memory"] = {"path": memory, "url": memory_url}
         settings = load_settings(config, **flags)
+        if dry_run:
+            from caredio.run.estimate import dry_run as estimate_run
+
+            print_estimate(estimate_run(settings, price_in=price_in, price_out=price_out))
+            return
+        if price_in is not None or price_out is not None:
+            raise UserInputError("--price-in/--price-out: only with --dry-run")
         if not settings.run_id:
             settings = settings.model_copy(update={"run_id": new_run_id()})
         run_dir = Path(settings.out) / str(settings.run_id)
