@@ -201,6 +201,7 @@ def compare_command(
     directories: list[Path] = typer.Argument(..., metavar="DIR...", help="Two or more eval directories (or run directories); the first is the baseline."),
     as_json: bool = typer.Option(False, "--json", help="Print the comparison as JSON."),
     plot: Path = typer.Option(None, "--plot", metavar="FILE.png", help="Also write a PNG figure to this path." + default("none")),
+    diff: bool = typer.Option(False, "--diff", help="Run directories: also print the text diff of each prompt template that differs from the first run's."),
 ) -> None:
     """Directories side by side: means with 95% intervals, and paired differences against the first."""
     from caredio.cli.consoles import console, err_console
@@ -211,14 +212,20 @@ def compare_command(
 
     if plot is not None and plot.suffix.lower() != ".png":
         raise UserInputError(f"--plot: {plot} must end in .png")
+    if diff and not all(RUNS.accepts(path) for path in directories):
+        raise UserInputError("--diff: compares prompt templates, which only run directories have")
     comparison = compare(list(directories), [EVALS, RUNS])
+    templates = template_diffs(comparison) if diff else {}
     if plot is not None:
         try:
             write_plot(comparison, plot)
         except ImportError:
             raise UserInputError("--plot: needs matplotlib: pip install 'caredio[report]'") from None
     if as_json:
-        print(json.dumps(comparison.to_dict(), ensure_ascii=False, indent=2))
+        record = comparison.to_dict()
+        if diff:
+            record["template_diffs"] = templates
+        print(json.dumps(record, ensure_ascii=False, indent=2))
         return
     labels = [m.label for m in comparison.measured]
     table = Table(title=f"{comparison.kind.name} comparison: mean [95% interval]; difference = X - {labels[0]} "
@@ -245,6 +252,19 @@ def compare_command(
         console.print(verdict, markup=False, soft_wrap=True)
     if plot is not None:
         console.print(f"plot: {plot}", markup=False, soft_wrap=True)
+    for label, text in templates.items():
+        console.print(f"\n# template diff: {label}", markup=False, soft_wrap=True)
+        console.print(text, markup=False, highlight=False, soft_wrap=True, end="")
+
+
+def template_diffs(comparison: Any) -> dict[str, str]:
+    """'first -> other: NAME' -> unified diff, for every template that differs from the first run."""
+    from caredio.tools.template_changes import template_diff
+
+    base = comparison.measured[0]
+    return {f"{base.label} -> {other.label}: {name}": template_diff(base.path, other.path, name)
+            for other in comparison.measured[1:]
+            for name, _, _ in other.details.get("templates_changed", [])}
 
 
 def register(cli: typer.Typer) -> None:

@@ -33,6 +33,7 @@ from caredio.rundir.formats import SCORES as RUN_SCORES
 from caredio.rundir.reader import open_run
 from caredio.stats import paired_difference
 from caredio.tools.compare import ALL, Comparison, Measured
+from caredio.tools.template_changes import template_notes, template_verdicts
 
 # J first: it is what the strategies are compared on; then its two parts.
 SCORES = ("objective", *(name for name in RUN_SCORES if name != "objective"))
@@ -186,6 +187,7 @@ def run_verdicts(comparison: Comparison) -> list[str]:
                          f"[{diff.low:+.3f}, {diff.high:+.3f}] over {diff.n} paired samples; {where}")
     lines += _acceptance(comparison)
     lines += _overfitting(comparison)
+    lines += template_verdicts(comparison)
     lines += _costs(comparison)
     return lines
 
@@ -261,6 +263,7 @@ class RunKind:
 
     def notes(self, measured: list[Measured]) -> None:
         fairness_notes(measured)
+        template_notes(measured)  # which templates differ; the edited steps' rows
 
     def verdicts(self, comparison: Comparison) -> list[str]:
         return run_verdicts(comparison)
