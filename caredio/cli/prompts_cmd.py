@@ -1,10 +1,12 @@
-"""``caredio prompts list|show|init|check|diff``: see, copy out, validate and compare templates."""
+"""``caredio prompts list|show|init|check|diff|try``: see, copy out, validate, compare and try templates."""
 
 from __future__ import annotations
 
 import difflib
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.syntax import Syntax
@@ -13,7 +15,7 @@ from rich.table import Table
 from caredio.cli.consoles import console, err_console
 from caredio.cli.options import default
 
-prompts_app = typer.Typer(help="The prompt templates: list, show, copy out for editing, check, diff.",
+prompts_app = typer.Typer(help="The prompt templates: list, show, copy out for editing, check, diff, try on a recorded sample.",
                           no_args_is_help=True, rich_markup_mode="rich")
 
 
@@ -116,6 +118,85 @@ def diff_command(directory: Path = typer.Argument(..., metavar="DIR", help="User
             changed += 1
             print("".join(diff), end="" if diff[-1].endswith("\n") else "\n")
     print(f"{changed} template(s) differ from the packaged ones")
+
+
+@prompts_app.command("try")
+def try_command(
+    name: str = typer.Argument(..., metavar="TEMPLATE", help="Template name (see `caredio prompts list`)."),
+    run_dir: Path = typer.Option(..., "--run", metavar="RUN_DIR", help="The run whose recorded inputs the template is tried on."),
+    sample: str = typer.Option(..., "--sample", metavar="SAMPLE_ID", help="A sample of that run (see plan.jsonl or `caredio trace`)."),
+    round_: int = typer.Option(None, "--round", metavar="N", help="The round whose step is tried." + default("the first round the sample took that step in")),
+    prompts: Path = typer.Option(None, "--prompts", metavar="DIR", help="Your edited templates, as `caredio run --prompts` takes them." + default("the packaged templates")),
+    base_url: str = typer.Option(None, "--base-url", metavar="URL", help="Another endpoint than the run's." + default("the run's (the embedded server when it used that)")),
+    model: str = typer.Option(None, "--model", metavar="NAME", help="Another model than the run's." + default("the run's")),
+    show_prompt: bool = typer.Option(False, "--show-prompt", help="Also print the rendered messages."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Render a template with the inputs one recorded sample had at one step, send it once, and
+    print the reply, the output checks' verdict and (for an answer) its scores, beside the run's."""
+    from caredio.tools.prompt_try import try_template
+
+    tried = try_template(run_dir, name, sample, round_, prompts, base_url, model)
+    if as_json:
+        print(json.dumps(_tried_record(tried), ensure_ascii=False, indent=2))
+        return
+    _print_tried(tried, show_prompt)
+
+
+def _tried_record(tried: Any) -> dict[str, Any]:
+    return {"template": tried.template.name, "source": tried.template.source, "hash": tried.template.hash,
+            "run_hash": tried.run_template.hash, "sample_id": tried.sample_id, "round": tried.round,
+            "endpoint": tried.endpoint, "model": tried.model, "notes": tried.notes,
+            "run_version": tried.run_version,
+            "calls": [{"inputs_exact": o.call.exact, "inputs_difference": o.call.difference or None,
+                       "messages": o.messages, "reply": o.reply, "parsed": o.parsed, "verdict": o.verdict,
+                       "scores": o.scores, "seconds": o.seconds,
+                       "run_output": (o.call.run_turn or {}).get("output"),
+                       "run_parsed": (o.call.run_turn or {}).get("parsed")} for o in tried.outcomes]}
+
+
+def _print_tried(tried: Any, show_prompt: bool) -> None:
+    say = lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)  # noqa: E731
+    template = tried.template
+    changed = "unchanged" if template.hash == tried.run_template.hash else f"the run's was {tried.run_template.hash}"
+    say(f"{template.name} ({template.source}, hash {template.hash}; {changed}) on {tried.sample_id}, "
+        f"round {tried.round}, via {tried.endpoint} model {tried.model}")
+    for outcome in tried.outcomes:
+        call, turn = outcome.call, outcome.call.run_turn or {}
+        culture = call.variables.get("culture")
+        console.rule(f"{culture}" if len(tried.outcomes) > 1 else "")
+        say("inputs: " + ("exactly the run's (its template renders them into what it sent)" if call.exact
+                          else f"rebuilt, but not exactly the run's: {call.difference}"))
+        if show_prompt:
+            for message in outcome.messages:
+                say(f"[{message['role']}]\n{message['content']}")
+        say(f"reply ({outcome.seconds} s): {outcome.reply}")
+        say(f"checks: {outcome.verdict}")
+        run_parsed = turn.get("parsed")
+        say(f"the run had: {json.dumps(run_parsed, ensure_ascii=False) if run_parsed else turn.get('output', '-')}")
+        if outcome.scores is not None:
+            _print_scores(outcome.scores, tried.run_version)
+    for note in tried.notes:
+        say(f"note: {note}")
+
+
+def _print_scores(scores: dict[str, Any], version: Any) -> None:
+    from caredio.cli.evidence_view import evidence_ids, evidence_lines, legend
+    from caredio.memory.contents import item_texts
+
+    def line(values: Any) -> str:
+        return (f"R {values['representativeness']:.3f}  D {values['distinctiveness']:.3f}  "
+                f"J {values['objective']:.3f}")
+
+    ran = f"   (the run's version: {line(version)})" if version else ""
+    console.print(f"scores: {line(scores)}{ran}", markup=False, highlight=False, soft_wrap=True)
+    if scores.get("flags"):
+        console.print(f"flags: {', '.join(scores['flags'])}", markup=False)
+    if scores.get("evidence"):
+        texts = item_texts(None, evidence_ids(scores["evidence"]))
+        for text in evidence_lines(scores["evidence"], scores["response"], texts):
+            console.print(text)
+        console.print(legend())
 
 
 def register(cli: typer.Typer) -> None:
