@@ -46,6 +46,14 @@ ANSWERS = {
     ],
 }
 REFINED_TAIL = "Guests are served before the hosts."
+CONTRAST = {
+    ("Japan", "food"): "Rice and miso soup come with most home meals. Green tea is the usual drink.",
+    ("Japan", "greet"): "People bow, more deeply to someone senior. Business cards are exchanged with both hands.",
+    ("China", "food"): "Several shared dishes are served with rice. Tea or hot water is drunk with the meal.",
+    ("China", "greet"): "A handshake and a nod are usual. The eldest is greeted first.",
+    ("South Korea", "food"): "Rice, soup and side dishes such as kimchi are served together. Barley tea or water is drunk.",
+    ("South Korea", "greet"): "People bow slightly and often shake hands. Age decides who bows first.",
+}
 
 
 def _topic(text: str) -> str:
@@ -69,6 +77,8 @@ def structured(body: dict[str, Any], name: str, value: Any) -> Any:
         return {"question": QUESTIONS[topic]}
     if name == "ExpertAnswer":
         return {"answer": " ".join(ANSWERS.get((culture, topic), ANSWERS[("Japan", topic)]))}
+    if name == "ContrastAnswer":
+        return {"answer": CONTRAST[(culture, topic)]}
     if name == "RefinedResponse":
         sentences = ANSWERS.get((culture, topic), ANSWERS[("Japan", topic)])
         return {"response": " ".join([*sentences[:-1], REFINED_TAIL])}

@@ -50,6 +50,9 @@ def test_the_wheel_ships_no_test_doubles(tmp_path: Path) -> None:
         names = archive.namelist()
         code = {name: archive.read(name) for name in names if name.endswith(".py")}
     assert "caredio/cli/llm_cmd.py" in names and "caredio/graph/sample.py" in names
+    # The review app works offline: its page, script and style ship in the wheel.
+    assert {"caredio/review/static/index.html", "caredio/review/static/review.js",
+            "caredio/review/static/review.css"} <= set(names)
     assert not [n for n in names if n.startswith(("tests/", "testing/")) or "stub" in n]
     for name, text in code.items():
         for double in (b"StubOpenAIServer", b"HashEmbedder", b"from testing", b"import testing"):

@@ -4,8 +4,14 @@
 
 const state = {
   samples: [], byId: {}, shown: [], current: null, detail: null, cache: {},
-  reasons: [], labels: {}, showSupport: false, showVersions: true, focusSeg: null, busy: false,
+  reasons: [], labels: {}, showSupport: false, showVersions: true, focusSeg: null,
 };
+// Keys act in the order pressed: a reviewer typing "a u" quickly gets the accept, then its undo,
+// never one of them dropped because the other was still talking to the server.
+let queue = Promise.resolve();
+function enqueue(action) {
+  queue = queue.then(action).catch((error) => say(error.message, "error"));
+}
 const $ = (id) => document.getElementById(id);
 const MARK = { accept: "✓", edit: "✎", reject: "✗" };
 const SHORT = { supported: "supported", shared: "shared", unsupported: "unsupported (possible invention)",
@@ -168,10 +174,10 @@ function renderSample() {
       el("span", { id: "decision", class: "badge decision " + (d.mine ? d.mine.decision : "none") }, decided)),
     d.others.length ? el("p", { class: "others" }, "other reviewers: ", d.others.map((o) => `${o.reviewer} ${o.decision}${o.reason ? " (" + o.reason + ")" : ""}`).join("; ")) : null,
     d.edited_by ? el("p", { class: "note" }, `text edited by ${d.edited_by}` + (d.rescore_note ? ` — ${d.rescore_note}` : "")) : null,
+    el("p", { class: "scores", id: "scores" }, scores.objective === undefined ? "no scores" : [scoreBar("R", scores.representativeness), scoreBar("D", scores.distinctiveness), scoreBar("J", scores.objective)],
+      Object.keys(d.attribution).length && !d.edited ? el("span", { class: "muted" }, " attribution: " + Object.entries(d.attribution).map(([c, p]) => `${c} ${p.toFixed(2)}`).join(", ")) : null),
     el("h3", {}, "Question"), el("p", { class: "question", id: "question" }, d.question),
     ...answerBlock(d),
-    el("p", { class: "scores" }, scores.objective === undefined ? "no scores" : [scoreBar("R", scores.representativeness), scoreBar("D", scores.distinctiveness), scoreBar("J", scores.objective)],
-      Object.keys(d.attribution).length ? el("span", { class: "muted" }, " attribution: " + Object.entries(d.attribution).map(([c, p]) => `${c} ${p.toFixed(2)}`).join(", ")) : null),
     el("h3", {}, "Contrast answers"),
     Object.keys(d.contrast_answers).length ? el("dl", { class: "contrast" }, Object.entries(d.contrast_answers).map(([c, text]) => [el("dt", {}, c), el("dd", {}, text)]))
       : el("p", { class: "muted" }, "none recorded"),
@@ -199,10 +205,10 @@ async function show(id) {
 }
 
 function step(delta) {
-  if (!state.shown.length) return;
+  if (!state.shown.length) return undefined;
   const at = state.shown.indexOf(state.current);
   const to = at < 0 ? 0 : Math.max(0, Math.min(state.shown.length - 1, at + delta));
-  show(state.shown[to]);
+  return show(state.shown[to]);
 }
 
 const SUMMARY = ["objective", "labels", "decision", "edited", "others"];
@@ -215,8 +221,7 @@ function updateSample(summary) {
 
 async function decide(decision, reason) {
   const id = state.current;
-  if (!id || state.busy) return;
-  state.busy = true;
+  if (!id) return;
   try {
     const at = state.shown.indexOf(id);
     const result = await api(`/api/samples/${encodeURIComponent(id)}/decision`, { decision, reason });
@@ -226,19 +231,17 @@ async function decide(decision, reason) {
     applyFilters();
     const next = state.shown.includes(id) ? state.shown[at + 1] : state.shown[at];
     await show(next || id);
-  } catch (error) { say(error.message, "error"); } finally { state.busy = false; }
+  } catch (error) { say(error.message, "error"); }
 }
 
 async function undo() {
-  if (state.busy) return;
-  state.busy = true;
   try {
     const result = await api("/api/undo", {});
     const listing = await api("/api/samples");
     setSamples(listing);
     say(`undid the ${result.undone} of ${result.sample_id}`, "ok");
     await show(result.sample_id);
-  } catch (error) { say(error.message, "error"); } finally { state.busy = false; }
+  } catch (error) { say(error.message, "error"); }
 }
 
 // -- dialogs -----------------------------------------------------------------------------------
@@ -246,7 +249,7 @@ async function undo() {
 function openReject() {
   if (!state.current) return;
   $("reasons").replaceChildren(...state.reasons.map((reason, i) => el("li", {},
-    el("a", { href: "#", onclick: (event) => { event.preventDefault(); closeDialogs(); decide("reject", reason); } }, `${i + 1} ${reason}`))));
+    el("a", { href: "#", onclick: (event) => { event.preventDefault(); closeDialogs(); enqueue(() => decide("reject", reason)); } }, `${i + 1} ${reason}`))));
   $("reason-text").value = "";
   $("reject").hidden = false;
   $("reason-text").focus();
@@ -268,8 +271,7 @@ function closeDialogs() {
 
 async function saveEdit() {
   const id = state.current;
-  if (!id || state.busy) return;
-  state.busy = true;
+  if (!id) return;
   say("re-scoring the edit…");
   try {
     const result = await api(`/api/samples/${encodeURIComponent(id)}/edit`, {
@@ -284,7 +286,7 @@ async function saveEdit() {
     const s = result.detail.scores;
     say(s.objective === undefined ? `${id}: edit saved (${result.detail.rescore_note || "not re-scored"})`
       : `${id}: edit saved and re-scored: J ${s.objective.toFixed(3)}`, "ok");
-  } catch (error) { say(error.message, "error"); } finally { state.busy = false; }
+  } catch (error) { say(error.message, "error"); }
 }
 
 // -- keys --------------------------------------------------------------------------------------
@@ -293,14 +295,14 @@ document.addEventListener("keydown", (event) => {
   const inReject = !$("reject").hidden, inEditor = !$("editor").hidden;
   if (event.key === "Escape") { closeDialogs(); return; }
   if (inEditor) {
-    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); saveEdit(); }
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) { event.preventDefault(); enqueue(saveEdit); }
     return;
   }
   if (inReject) {
     const typed = $("reason-text").value.trim();
-    if (event.key === "Enter" && typed) { event.preventDefault(); closeDialogs(); decide("reject", typed); return; }
+    if (event.key === "Enter" && typed) { event.preventDefault(); closeDialogs(); enqueue(() => decide("reject", typed)); return; }
     const n = parseInt(event.key, 10);
-    if (!typed && n >= 1 && n <= state.reasons.length) { event.preventDefault(); closeDialogs(); decide("reject", state.reasons[n - 1]); }
+    if (!typed && n >= 1 && n <= state.reasons.length) { event.preventDefault(); closeDialogs(); enqueue(() => decide("reject", state.reasons[n - 1])); }
     return;
   }
   const target = event.target;
@@ -311,10 +313,10 @@ document.addEventListener("keydown", (event) => {
     s: () => { state.showSupport = !state.showSupport; renderSample(); },
     v: () => { state.showVersions = !state.showVersions; renderSample(); },
   };
-  if (actions[event.key]) { event.preventDefault(); actions[event.key](); }
+  if (actions[event.key]) { event.preventDefault(); enqueue(actions[event.key]); }
 });
 
-$("edit-save").addEventListener("click", saveEdit);
+$("edit-save").addEventListener("click", () => enqueue(saveEdit));
 $("edit-cancel").addEventListener("click", closeDialogs);
 for (const id of ["f-culture", "f-topic", "f-label", "f-score", "f-decision"]) {
   $(id).addEventListener("change", () => { applyFilters(); if (!state.shown.includes(state.current)) show(state.shown[0]); });
