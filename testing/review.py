@@ -51,7 +51,7 @@ CONTRAST = {
     ("Japan", "greet"): "People bow, more deeply to someone senior. Business cards are exchanged with both hands.",
     ("China", "food"): "Several shared dishes are served with rice. Tea or hot water is drunk with the meal.",
     ("China", "greet"): "A handshake and a nod are usual. The eldest is greeted first.",
-    ("South Korea", "food"): "Rice, soup and side dishes such as kimchi are served together. Barley tea or water is drunk.",
+    ("South Korea", "food"): "Rice, soup and side dishes such as kimchi are served together. Barley tea is drunk.",
     ("South Korea", "greet"): "People bow slightly and often shake hands. Age decides who bows first.",
 }
 
