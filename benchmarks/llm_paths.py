@@ -9,6 +9,12 @@ in flight, against the FAKE stub server in its own process (``--varied-text``: n
 repeats), counting this process's CPU only.
 
     python benchmarks/llm_paths.py --calls 400 --concurrency 16 --repeats 3
+    python benchmarks/llm_paths.py --cache --calls 400 --repeats 5   # the response cache's cost
+
+``--cache``: the direct path with the response cache (caredio/llm/cache.py) on a fresh SQLite
+file (every call a miss: looked up, sent, stored) and again on the same file with a new client
+(every call a hit: nothing sent), beside the cache off, interleaved. A hit's CPU is the whole
+call's: the lookup, reading the stored reply back into a message, and parsing it.
 """
 
 from __future__ import annotations
@@ -58,6 +64,32 @@ async def caredio_calls(url: str, calls: int, concurrency: int, langchain: bool)
         await llm.chat.root_async_client.close()  # type: ignore[union-attr]
 
 
+async def cached_calls(url: str, calls: int, concurrency: int, path: Path) -> tuple[float, float]:
+    """CPU seconds of ``calls`` misses on a fresh cache file, then of the same calls as hits.
+
+    No seed key: each call's place is how often this client sent the prompt, so the calls of
+    one client are distinct keys, and a second client sends the same keys again."""
+    from caredio.agents.culture_expert import ExpertAnswer
+    from caredio.config.settings import LLMSettings
+    from caredio.llm.cache import ResponseCache
+    from caredio.llm.client import RoleLLM
+    from caredio.llm.limits import RequestLimiter
+    from caredio.llm.structured import MethodMemory
+
+    cpu = []
+    with ResponseCache.open(path) as cache:
+        for _ in ("misses", "hits"):
+            llm = RoleLLM("culture_expert", LLMSettings(max_tokens=96), RequestLimiter(concurrency),
+                          MethodMemory("function_calling"), url, "stub", cache=cache)
+            await llm.structured(MESSAGES, ExpertAnswer)  # as above: the request shape, not timed
+            try:
+                cpu.append(await _timed(calls, concurrency,
+                                        lambda llm=llm: llm.structured(MESSAGES, ExpertAnswer)))
+            finally:
+                await llm.chat.root_async_client.close()  # type: ignore[union-attr]
+    return cpu[0], cpu[1]
+
+
 async def sdk_calls(url: str, calls: int, concurrency: int) -> float:
     """The floor: the same request with the raw SDK, the reply's tool call read as JSON."""
     import openai
@@ -100,25 +132,44 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency", type=float, default=0.05, help="seconds per stub answer")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds of the three clients")
+    parser.add_argument("--cache", action="store_true",
+                        help="measure the direct path with the response cache (misses, hits) instead")
     args = parser.parse_args()
     proc, url = start_stub(args.latency)
     try:
-        ms: dict[str, list[float]] = {"direct": [], "langchain": [], "sdk": []}
-        for _ in range(args.repeats):
+        names = ("direct", "cache miss", "cache hit") if args.cache else ("direct", "langchain", "sdk")
+        ms: dict[str, list[float]] = {name: [] for name in names}
+        for repeat in range(args.repeats):
             ms["direct"].append(asyncio.run(caredio_calls(url, args.calls, args.concurrency, False)))
+            if args.cache:
+                import tempfile
+
+                with tempfile.TemporaryDirectory() as tmp:
+                    miss, hit = asyncio.run(cached_calls(url, args.calls, args.concurrency,
+                                                         Path(tmp) / f"cache-{repeat}.sqlite"))
+                ms["cache miss"].append(miss)
+                ms["cache hit"].append(hit)
+                continue
             ms["langchain"].append(asyncio.run(caredio_calls(url, args.calls, args.concurrency, True)))
             ms["sdk"].append(asyncio.run(sdk_calls(url, args.calls, args.concurrency)))
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+    if args.cache:
+        report(ms, args, "direct", "| client | ms of CPU per call | / cache off |")
+        return
+    report(ms, args, "sdk", "| client | ms per call | / raw SDK |")
+
+
+def report(ms: dict[str, list[float]], args: Any, base: str, head: str) -> None:
     per_call = {k: [1000 * v / args.calls for v in vs] for k, vs in ms.items()}
     median = {k: statistics.median(vs) for k, vs in per_call.items()}
     print(f"CPU per structured call, C={args.concurrency}, {args.calls} calls, median of {args.repeats} "
           "interleaved rounds (all rounds in brackets)")
-    print("| client | ms per call | / raw SDK |\n|---|---|---|")
-    for name in ("sdk", "direct", "langchain"):
+    print(f"{head}\n|---|---|---|")
+    for name in ms:
         rounds = ", ".join(f"{v:.2f}" for v in per_call[name])
-        print(f"| {name} | {median[name]:.2f} ({rounds}) | {median[name] / median['sdk']:.2f} |")
+        print(f"| {name} | {median[name]:.2f} ({rounds}) | {median[name] / median[base]:.2f} |")
 
 
 if __name__ == "__main__":

