@@ -85,8 +85,11 @@ def structured(body: dict[str, Any], name: str, value: Any) -> Any:
     return value
 
 
-def make_run(out: Path, run_id: str = "review", memory: str = ":memory:", **extra: Any) -> Path:
-    """A finished run: Japan and China x food and greetings, 1 round each (4 samples)."""
+def make_run(out: Path, run_id: str = "review", memory: str = ":memory:", embedder: Any = None,
+             **extra: Any) -> Path:
+    """A finished run: Japan and China x food and greetings, 1 round each (4 samples); scored
+    with the FAKE hash embedder unless ``embedder`` is given (scripts/screenshot_review.py
+    gives the real one, so the pictures in docs/ show real evidence)."""
     from caredio.run.runner import start_run
     from testing.stub_server import StubOpenAIServer
 
@@ -94,7 +97,7 @@ def make_run(out: Path, run_id: str = "review", memory: str = ":memory:", **extr
         settings = stub_settings(stub.url, str(out), run_id=run_id,
                                  topics=("food_drink", "greetings_etiquette"), **extra)
         settings.memory.path = memory
-        run_dir, record = start_run(settings, lambda kind, data: None, embedder=HashEmbedder())
+        run_dir, record = start_run(settings, lambda kind, data: None, embedder=embedder or HashEmbedder())
     assert record["status"] == "completed", record
     return Path(run_dir)
 
