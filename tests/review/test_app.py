@@ -75,9 +75,10 @@ def test_every_request_without_the_token_gets_403(served: tuple[Any, str, Path])
                             headers=WRITE).json() == {"error": "reject: give a reason (pick one or type one)"}
     assert [d["decision"] for d in decisions(run)] == ["accept"]
     proc.terminate()
-    _, err = proc.communicate(timeout=20)
-    # The token is on stdout's first line only: not in the log, not in any file of the run.
-    assert token not in err
+    rest, err = proc.communicate(timeout=20)  # stdout after its first line (the URL), and stderr
+    # The token is on stdout's first line only: not in a log (uvicorn's access log writes to
+    # stdout), not on stderr, not in any file of the run.
+    assert token not in rest and token not in err
     assert not [p for p in run.rglob("*") if p.is_file() and token.encode() in p.read_bytes()]
 
 

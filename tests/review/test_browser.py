@@ -130,8 +130,7 @@ def test_review_three_samples_by_keyboard_reload_kill_restart_and_export(
         assert ["accept" in marks[order[0]], "reject" in marks[order[1]], "edit" in marks[order[2]]] == [True] * 3
 
         page.keyboard.press("a")
-        progress(page, "4/4 reviewed")
-        page.keyboard.press("u")  # undo: the accept of the last sample is taken back
+        page.keyboard.press("u")  # at once: keys act in the order pressed, so this undoes that accept
         progress(page, "3/4 reviewed")
         showing(page, order[3])
         assert page.errors == []
@@ -139,6 +138,7 @@ def test_review_three_samples_by_keyboard_reload_kill_restart_and_export(
         proc.wait(timeout=20)
         lines = decisions(stub_run)
         assert [d["decision"] for d in lines] == ["accept", "reject", "edit", "accept", "undo"]
+        assert lines[3]["sample_id"] == order[3] and lines[4]["undoes"] == lines[3]["id"]
         assert lines[1]["reason"] == "stereotype or offensive" and lines[2]["after"]["response"] == EDITED
 
         proc, url = start_review(stub_run, "--reviewer", "ana")
@@ -166,14 +166,21 @@ def test_review_three_samples_by_keyboard_reload_kill_restart_and_export(
 def test_model_output_holding_markup_shows_as_text(stub_run: Path, browser: Any, tmp_path: Path) -> None:
     """An answer holding <script> and <b> (as a model may write) is text on the page: nothing
     runs, no element is made; an edit holding markup too."""
+    # The injected answer as a run made before evidence has it: one unmarked piece of text; the
+    # edit below is re-scored, so its markup is shown in marked sentences.
+    path = stub_run / "dataset.jsonl"
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    target = next(line["metadata"]["sample_id"] for line in lines if INJECTION in line["messages"][-1]["content"])
+    for line in lines:
+        if line["metadata"]["sample_id"] == target:
+            line["metadata"].pop("evidence")
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     proc, url = start_review(stub_run, "--reviewer", "ana")
     try:
         page = open_page(browser, url)
-        target = next(line["metadata"]["sample_id"] for line in map(json.loads, (stub_run / "dataset.jsonl")
-                      .read_text().splitlines()) if INJECTION in line["messages"][-1]["content"])
         page.click(f"#list .item[data-id='{target}']")
         showing(page, target)
-        assert INJECTION in page.inner_text("#answer")
+        assert INJECTION in page.inner_text("#answer") and page.locator("#no-evidence").count() == 1
         assert page.locator("#sample script, #sample b").count() == 0
         assert page.title() != "pwned" and "pwned" not in page.evaluate("document.title")
         shot(page, tmp_path, "injection")
@@ -182,6 +189,7 @@ def test_model_output_holding_markup_shows_as_text(stub_run: Path, browser: Any,
         page.keyboard.press("Control+Enter")
         page.wait_for_selector("#editor", state="hidden")
         page.wait_for_function("() => document.getElementById('answer').textContent.includes('<img')")
+        assert page.locator("#answer .seg").count() >= 2  # the edit's evidence: marked sentences
         assert page.locator("#sample img").count() == 0 and page.evaluate("document.title") != "pwned"
         assert page.errors == []
     finally:
