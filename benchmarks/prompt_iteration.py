@@ -9,7 +9,7 @@ own process; its replies are filler), ``--endpoint embedded`` at the embedded ll
 plus the transient retries (trace.jsonl). Reported per run: agent turns, requests sent, cache hits,
 tokens spent and saved, run.json's wall time and the process's (model loads included).
 
-    python benchmarks/prompt_iteration.py --endpoint stub
+    python benchmarks/prompt_iteration.py --endpoint stub --latency 1.0
     python benchmarks/prompt_iteration.py --endpoint embedded      # 5-20 minutes on 2 cores
 
 Timings are printed, never asserted anywhere.
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,16 +35,18 @@ EDIT = ("Before rewriting, pick the one practice of this culture the answer most
         "and make it the answer's first sentence.\n")
 
 
-def start_stub() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen([sys.executable, "-m", "testing.stub_server", "--varied-text"],
+def start_stub(latency: float) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "testing.stub_server", "--varied-text",
+                             "--latency", str(latency)],
                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
 
 
-def run(out: Path, run_id: str, cache: Path, seed: int, endpoint: list[str], prompts: Path | None) -> dict[str, Any]:
+def run(out: Path, run_id: str, cache: Path, seed: int, endpoint: list[str], prompts: Path | None,
+        memory: str) -> dict[str, Any]:
     args = [sys.executable, "-m", "caredio.cli.main", "run", "--demo", "--seed", str(seed),
-            "--cache", str(cache), "--memory", ":memory:", "--out", str(out), "--run-id", run_id,
+            "--cache", str(cache), "--memory", memory, "--out", str(out), "--run-id", run_id,
             "--quiet", *endpoint, *(["--prompts", str(prompts)] if prompts else [])]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     started = time.monotonic()
@@ -71,11 +74,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--endpoint", choices=("stub", "embedded"), default="stub")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--memory", choices=("ephemeral", "copy", "shared"), default="ephemeral",
+                        help="each run on a fresh ephemeral memory; on its own copy of one memory "
+                        "directory made before the first run; or both on one directory (the first "
+                        "run's accepted samples then change the second's question prompts)")
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="stub: seconds before each answer (a hosted endpoint takes 1-10)")
     args = parser.parse_args()
     stub = None
     endpoint: list[str] = []
     if args.endpoint == "stub":
-        stub, url = start_stub()
+        stub, url = start_stub(args.latency)
         endpoint = ["--base-url", url, "--model", "stub"]
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -87,8 +96,16 @@ def main() -> None:
             text = packaged_text("refiner_response")
             (prompts / "refiner_response.txt").write_text(text.replace("[user]\n", "[user]\n" + EDIT, 1))
             cache = base / "cache.sqlite"
-            rows = [run(base / "runs", "first", cache, args.seed, endpoint, None),
-                    run(base / "runs", "edited", cache, args.seed, endpoint, prompts)]
+            memories = [":memory:", ":memory:"]
+            if args.memory != "ephemeral":
+                made = base / "memory"  # the starter pack, loaded by a run that asks nothing
+                subprocess.run([sys.executable, "-m", "caredio.cli.main", "memory", "stats", "--memory",
+                                str(made)], check=True, capture_output=True, cwd=ROOT)
+                memories = [str(made), str(made)]
+                if args.memory == "copy":
+                    memories = [str(shutil.copytree(made, base / name)) for name in ("m1", "m2")]
+            rows = [run(base / "runs", "first", cache, args.seed, endpoint, None, memories[0]),
+                    run(base / "runs", "edited", cache, args.seed, endpoint, prompts, memories[1])]
     finally:
         if stub is not None:
             stub.terminate()

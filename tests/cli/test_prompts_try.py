@@ -124,6 +124,22 @@ def test_the_checks_verdict_and_the_scores_are_shown_beside_the_runs(
     assert "hash" in out and "unchanged" in out  # the packaged template, as the run had it
 
 
+def test_json_holds_the_reply_the_verdict_and_what_the_run_had(
+        run: Path, edited: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import caredio.memory.embeddings as embeddings
+
+    monkeypatch.setitem(embeddings._shared, embeddings.shared_key("minilm"), HashEmbedder())
+    cli = in_process_cli(monkeypatch, capsys)
+    code, out, err = cli("prompts", "try", "contrast_critic_contrast", "--run", str(run), "--sample",
+                         "japan-food_drink-001", "--prompts", str(edited), "--json")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["template"] == "contrast_critic_contrast" and record["hash"] != record["run_hash"]
+    assert [c["messages"][-1]["content"].startswith(EDIT) for c in record["calls"]] == [True, True]
+    assert all(c["inputs_exact"] and c["verdict"] == "accepted" and c["reply"] and c["run_parsed"]
+               for c in record["calls"])
+
+
 @pytest.mark.parametrize(("args", "needle"), [
     (("refiner_response", "--sample", "nobody"), "--sample:"),
     (("refiner_response", "--sample", "japan-food_drink-000", "--round", "2"), "--round: sample"),

@@ -284,3 +284,14 @@ def test_the_cache_flag_takes_on_off_or_a_path(tmp_path: Path) -> None:
         load_settings(llm={"cache": " "})
     with pytest.raises(UserInputError, match="is a directory"):
         ResponseCache.open(tmp_path)
+
+
+def test_resume_takes_another_cache_file(tmp_path: Path, fake_embedder: Any) -> None:
+    """A run's cache setting is in its config; `caredio resume --cache` replaces it."""
+    from caredio.run.resumption import resumed_settings
+
+    with StubOpenAIServer() as stub:
+        run_dir, _ = _run(stub, tmp_path / "runs", "r", tmp_path / "a.sqlite", fake_embedder)
+    assert resumed_settings(run_dir).llm.cache == str(tmp_path / "a.sqlite")
+    assert resumed_settings(run_dir, cache="off").llm.cache is False
+    assert resumed_settings(run_dir, cache=str(tmp_path / "b.sqlite")).llm.cache == str(tmp_path / "b.sqlite")
