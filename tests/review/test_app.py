@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from caredio.review.session import NO_EVIDENCE, ReviewSession
+from caredio.review.session import NO_EVIDENCE, ReviewSession, word_diff
 from testing.review import decisions, start_review
 
 WRITE = {"X-Requested-With": "caredio-review"}
@@ -83,13 +83,14 @@ def test_every_request_without_the_token_gets_403(served: tuple[Any, str, Path])
 
 
 def test_another_host_is_an_explicit_choice_and_still_needs_the_token(stub_run: Path) -> None:
-    proc, url = start_review(stub_run, "--reviewer", "ana", "--host", "0.0.0.0")
+    proc, url = start_review(stub_run, "--host", "0.0.0.0")  # no --reviewer: $USER (tester)
     try:
         parts = urlsplit(url)
         assert parts.hostname == "0.0.0.0"
         base = f"http://127.0.0.1:{parts.port}"
         assert httpx.get(f"{base}/api/samples").status_code == 403
-        assert httpx.get(f"{base}/api/samples", params={"token": parts.query[6:]}).status_code == 200
+        listing = httpx.get(f"{base}/api/samples", params={"token": parts.query[6:]})
+        assert listing.status_code == 200 and listing.json()["reviewer"] == "tester"
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=20)
@@ -172,3 +173,9 @@ def test_evidence_marks_each_sentence_and_resolves_its_items(stub_run: Path) -> 
         assert sorted(marked + evidence["unplaced"]) == list(range(len(evidence["segments"])))
         for segment in evidence["segments"]:
             assert segment["support"] and all(item["text"] for item in segment["support"])
+
+
+def test_versions_are_diffed_word_by_word() -> None:
+    assert word_diff("Rice is eaten daily.", "Rice and soup are eaten daily.") == [
+        ["eq", "Rice "], ["del", "is"], ["ins", "and soup are"], ["eq", " eaten daily."]]
+    assert word_diff("same", "same") == [["eq", "same"]]

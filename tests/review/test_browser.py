@@ -128,9 +128,22 @@ def test_review_three_samples_by_keyboard_reload_kill_restart_and_export(
         assert current(page) == order[3]  # it resumes at the first sample not decided
         marks = {i: page.get_attribute(f"#list .item[data-id='{i}']", "class") for i in order[:3]}
         assert ["accept" in marks[order[0]], "reject" in marks[order[1]], "edit" in marks[order[2]]] == [True] * 3
+        page.select_option("#f-decision", "reject")  # the filters: decision, then culture
+        page.wait_for_function("() => document.querySelectorAll('#list .item').length === 1")
+        assert page.inner_text("#shown") == "showing 1 of 4"
+        page.select_option("#f-decision", "")
+        culture = page.inner_text("#sample .badge >> nth=0")
+        page.select_option("#f-culture", culture)
+        assert page.locator("#list .item").count() == 2  # two samples per culture
+        page.select_option("#f-culture", "")
+        page.wait_for_function("() => document.querySelectorAll('#list .item').length === 4")
+        page.click(f"#list .item[data-id='{order[3]}']")  # the filter moved to the rejected one
+        showing(page, order[3])
 
         page.keyboard.press("a")
         page.keyboard.press("u")  # at once: keys act in the order pressed, so this undoes that accept
+        page.wait_for_function("t => document.getElementById('status').textContent === t",
+                               arg=f"undid the accept of {order[3]}")
         progress(page, "3/4 reviewed")
         showing(page, order[3])
         assert page.errors == []
