@@ -179,3 +179,29 @@ def test_versions_are_diffed_word_by_word() -> None:
     assert word_diff("Rice is eaten daily.", "Rice and soup are eaten daily.") == [
         ["eq", "Rice "], ["del", "is"], ["ins", "and soup are"], ["eq", " eaten daily."]]
     assert word_diff("same", "same") == [["eq", "same"]]
+
+
+def test_an_edit_holds_the_memory_directory_only_while_it_is_scored(
+        stub_run: Path, shared_fake_embedder: Any, tmp_path: Path) -> None:
+    """A reviewer keeps the app open for days: a run on the same memory must not be locked out."""
+    import fcntl
+
+    from caredio.config.settings import Settings
+    from caredio.memory.dirlock import LOCK_FILE
+    from caredio.memory.store import CulturalMemory
+    from caredio.run.job import load_starter_pack
+
+    memory = tmp_path / "memory"
+    store = CulturalMemory.open(shared_fake_embedder, path=memory)
+    load_starter_pack(Settings(), store)
+    store.close()
+    config = json.loads((stub_run / "config.json").read_text())
+    config["memory"]["path"] = str(memory)
+    (stub_run / "config.json").write_text(json.dumps(config))
+    session = ReviewSession(stub_run, "ana")
+    sample = session.entries[0].sample_id
+    after = session.edit(sample, session.detail(sample)["question"], "Rice is eaten at home. Tea is drunk.")
+    assert after["detail"]["scores"] and not after["detail"]["rescore_note"]
+    with (memory / LOCK_FILE).open("a") as handle:  # another open file: flock sees any holder
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError if still held
+        fcntl.flock(handle, fcntl.LOCK_UN)
