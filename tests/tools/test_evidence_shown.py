@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from caredio.rundir.files import read_jsonl
 from caredio.run.runner import start_run
+from caredio.rundir.files import read_jsonl
 from testing.cli import in_process_cli
 from testing.jobs import stub_settings
 from testing.stub_server import StubOpenAIServer
@@ -98,7 +98,7 @@ def test_score_explain_json_resolves_the_items_it_names(tmp_path: Path, monkeypa
     first = row["evidence"][0]
     assert first["span"] == [0, len("People bow when they greet.")]
     item_id, similarity, text = first["support"][0]
-    assert item_id.startswith("starter-japan-") and text and 0 < similarity
+    assert item_id.startswith("starter-japan-") and text and similarity > 0
     assert row["evidence"][1]["label"] == "off_topic"
     code, plain, _ = cli("score", str(samples), "--memory", ":memory:", "--contrast", "China,South Korea", "--json")
     assert "evidence" not in json.loads(plain)

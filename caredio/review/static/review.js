@@ -20,6 +20,10 @@ const SHORT = { supported: "supported", shared: "shared", unsupported: "unsuppor
 // history: the token leaves the address bar (it lives on in an HTTP-only cookie)
 if (location.search.includes("token=")) history.replaceState(null, "", location.pathname);
 
+// Similarities are on the scorer's scale, where 1 is a paraphrase; a closer match reads past 1,
+// which says no more than 1 does (the terminal and the report show it so too).
+function sim(x) { return Math.min(x, 1).toFixed(2); }
+
 function el(tag, attrs, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) {
@@ -129,13 +133,13 @@ function scoreBar(name, value) {
 
 function segmentPanel(seg, index) {
   const rows = seg.support.map((item) => el("li", {},
-    el("span", { class: "sim" }, item.similarity.toFixed(3)), " ",
+    el("span", { class: "sim" }, sim(item.similarity)), " ",
     el("code", {}, item.id), " ", item.text ? el("span", {}, item.text) : el("span", { class: "muted" }, "(text not in memory)")));
   let rival = null;
   if (seg.rival) {
     const text = seg.rival.text || (seg.rival.id === "contrast answer" ? "(the contrast answer)" : "(text not in memory)");
     rival = el("p", { class: "rival" }, `strongest of a compared culture: ${seg.rival.culture} `,
-      el("code", {}, seg.rival.id), ` ${seg.rival.similarity.toFixed(3)} — `, text);
+      el("code", {}, seg.rival.id), ` ${sim(seg.rival.similarity)} — `, text);
   }
   return el("div", { class: "segpanel label-" + seg.label, "data-seg": index },
     el("p", {}, el("strong", {}, `sentence ${index + 1}: `), seg.label_text),
