@@ -32,7 +32,7 @@ from caredio.evaluation.results import summarize, write_plot
 from caredio.evaluation.tasks import TASKS, build_items, eval_templates, pick_countries, read_files
 from caredio.llm.cache import open_cache
 from caredio.llm.client import CallResult, RoleLLM
-from caredio.llm.endpoint import endpoint, preflight
+from caredio.llm.endpoint import endpoint, open_run_cache, preflight
 from caredio.llm.limits import RequestLimiter
 from caredio.llm.structured import MethodMemory
 from caredio.run.job import new_run_id
@@ -241,7 +241,7 @@ async def execute(settings: Settings, recorder: EvalRecorder, items: list[dict[s
                 in_flight = 1 if settings.llm.base_url is None else settings.concurrency
                 limiter = RequestLimiter(in_flight, settings.llm.requests_per_minute,
                                          down_after=settings.llm.down_after)
-                cache = open_cache(settings.llm.cache)
+                cache = open_run_cache(settings, base_url)
                 if cache is not None:
                     resources.callback(cache.close)
                 llm = RoleLLM(ROLE, settings.llm, limiter, MethodMemory("prompt"), base_url, model, liveness,

@@ -81,6 +81,7 @@ class ResponseCache:
     def __init__(self, path: Path, connection: sqlite3.Connection) -> None:
         self.path = path
         self._db = connection
+        self._aliases: dict[str, str] = {}
         # One connection per process, used from the event loop and from worker threads alike.
         self._lock = threading.Lock()
 
@@ -103,6 +104,16 @@ class ResponseCache:
             connection.close()
             raise
         return cls(path, connection)
+
+    def alias(self, url: str, identity: str) -> None:
+        """Key replies of the endpoint at ``url`` (a public URL) by ``identity`` instead: the
+        embedded server listens on a new loopback port at every start, while its replies
+        depend on the model file it serves."""
+        self._aliases[url] = identity
+
+    def endpoint(self, url: str) -> str:
+        """What a request key says of the endpoint at the public URL ``url``."""
+        return self._aliases.get(url, url)
 
     def close(self) -> None:
         with self._lock:

@@ -76,8 +76,8 @@ class CallResult:
     # Where the turn belongs (sample and round), for llm.seed: the request's seed is a function
     # of it and the prompt, so a resumed sample sends what an uninterrupted one would have.
     seed_key: str = ""
-    # The response cache (llm.cache): requests answered from it and sent past it, and the
-    # tokens the answered ones cost when first asked (not in input_tokens/output_tokens).
+    # The response cache (llm.cache): requests answered from it and sent past it; the tokens
+    # the answered ones cost when first asked (not in input_tokens/output_tokens).
     cache_hits: int = 0
     cache_misses: int = 0
     cached_input_tokens: int = 0
@@ -290,16 +290,15 @@ class RoleLLM:
         accept, else sent (:meth:`_send`); stored only once ``accept`` took it, so a refused
         reply or an error never enters the cache."""
         options, place = self._request_options(messages, result.seed_key)
-        key = None
-        if self.cache is not None:
-            key = request_key(self.public_url, self.model, messages, {**request, **options},
-                              self._sampling, method, place)
-            hit = self.cache.get(key)
-            if hit is not None:
+        cache, key = self.cache, ""
+        if cache is not None:
+            key = request_key(cache.endpoint(self.public_url), self.model, messages,
+                              {**request, **options}, self._sampling, method, place)
+            if (hit := cache.get(key)) is not None:
                 try:
                     value = accept(hit.message)
                 except ModelOutputError:
-                    self.cache.drop(key)  # refused by today's checks: ask again, as if never stored
+                    cache.drop(key)  # refused by today's checks: ask again, as if never stored
                 else:
                     result.cache_hits += 1
                     result.cached_input_tokens += hit.input_tokens
@@ -308,8 +307,8 @@ class RoleLLM:
             result.cache_misses += 1
         message = await self._send({**request, **options}, messages, result, probe)
         value = accept(message)  # raises on a refused reply: nothing stored
-        if self.cache is not None and key is not None:
-            self.cache.put(key, message, self.public_url, self.model)
+        if cache is not None:
+            cache.put(key, message, cache.endpoint(self.public_url), self.model)
         return value
 
     def _request(self, schema: type[BaseModel], method: str) -> dict[str, Any]:

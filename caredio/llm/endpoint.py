@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 
 from caredio.config.settings import Settings
 from caredio.config.urls import public_url
 from caredio.errors import EndpointError
-from caredio.llm.embedded import LocalLLMServer
+from caredio.llm.cache import ResponseCache, open_cache
+from caredio.llm.embedded import LocalLLMServer, packaged_gguf
 from caredio.llm.liveness import Liveness, shared_ssl_context
 from caredio.threads import llm_threads
 
@@ -50,3 +52,15 @@ async def preflight(base_url: str, timeout: float = 10.0) -> None:
             f"cannot reach the LLM endpoint {public_url(base_url)} ({type(exc).__name__}); "
             "is the server running? (--base-url)"
         ) from None
+
+
+def open_run_cache(settings: Settings, base_url: str) -> ResponseCache | None:
+    """The response cache ``llm.cache`` names (None when off), knowing the endpoint at
+    ``base_url`` by what decides its replies: its public URL, or for the embedded server, which
+    listens on a new port at every start, the model file it serves (name and size)."""
+    cache = open_cache(settings.llm.cache)
+    if cache is not None and not settings.llm.base_url:
+        gguf = Path(settings.llm.gguf) if settings.llm.gguf else packaged_gguf()
+        size = gguf.stat().st_size if gguf.is_file() else 0
+        cache.alias(public_url(base_url), f"embedded:{gguf.name}:{size}")
+    return cache

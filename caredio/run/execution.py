@@ -25,8 +25,8 @@ from caredio.errors import EndpointDown, RunStopped, ServiceLost, WriteFailed
 from caredio.graph.checkpoints import open_checkpointer
 from caredio.graph.run import SampleExecutor, build_run_graph
 from caredio.graph.toolkit import Evidence, Outputs, Team, Toolkit
-from caredio.llm.cache import cache_path, open_cache
-from caredio.llm.endpoint import endpoint
+from caredio.llm.cache import cache_path
+from caredio.llm.endpoint import endpoint, open_run_cache
 from caredio.memory.questions import QuestionBook
 from caredio.run.agent_factory import build_agents, recipe, requests_at_once, samples_in_flight
 from caredio.run.elicitation import elicit_missing
@@ -95,7 +95,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEv
                                    samples_in_flight=samples_in_flight(settings))
                 events("endpoint", {"endpoint": public_url(base_url), "model": model,
                                     "requests_at_once": requests_at_once(settings)})
-                cache = open_cache(settings.llm.cache)
+                cache = open_run_cache(settings, base_url)
                 if cache is not None:
                     resources.callback(cache.close)
                 agents = build_agents(settings, job.templates, base_url, model, liveness, cache=cache)

@@ -295,3 +295,23 @@ def test_resume_takes_another_cache_file(tmp_path: Path, fake_embedder: Any) -> 
     assert resumed_settings(run_dir).llm.cache == str(tmp_path / "a.sqlite")
     assert resumed_settings(run_dir, cache="off").llm.cache is False
     assert resumed_settings(run_dir, cache=str(tmp_path / "b.sqlite")).llm.cache == str(tmp_path / "b.sqlite")
+
+
+def test_the_embedded_server_is_known_by_its_model_file_not_its_port(tmp_path: Path) -> None:
+    """It listens on a new loopback port at every start: keyed by the port, a rerun on the
+    embedded model would never hit (measured: 0 hits before this). A configured endpoint is
+    known by its public URL."""
+    from caredio.config.loading import load_settings
+    from caredio.llm.endpoint import open_run_cache
+
+    embedded = load_settings(llm={"cache": str(tmp_path / "c.sqlite")})
+    first = open_run_cache(embedded, "http://127.0.0.1:41001/v1")
+    second = open_run_cache(embedded, "http://127.0.0.1:41002/v1")
+    assert first is not None and second is not None
+    name = first.endpoint("http://127.0.0.1:41001/v1")
+    assert name == second.endpoint("http://127.0.0.1:41002/v1") and name.startswith("embedded:")
+    configured = load_settings(llm={"cache": str(tmp_path / "c.sqlite"), "base_url": "http://127.0.0.1:41001/v1"})
+    third = open_run_cache(configured, "http://127.0.0.1:41001/v1")
+    assert third is not None and third.endpoint("http://127.0.0.1:41001/v1") == "http://127.0.0.1:41001/v1"
+    for cache in (first, second, third):
+        cache.close()

@@ -22,7 +22,7 @@ from typing import Any
 
 from caredio.config.settings import Settings
 from caredio.graph.toolkit import Evidence, Outputs, Toolkit
-from caredio.llm.cache import open_cache
+from caredio.llm.endpoint import open_run_cache
 from caredio.llm.limits import EndpointHealth
 from caredio.llm.liveness import Liveness
 from caredio.memory.embeddings import Embedder
@@ -169,7 +169,7 @@ class SampleWorker:
         # Each worker opens the run's cache file itself (SQLite is safe across processes; on a
         # cluster the path must be on a file system every node shares, or the cache is per node).
         agents = build_agents(settings, templates, base_url, model, liveness, limiter,
-                              open_cache(settings.llm.cache))
+                              open_run_cache(settings, base_url))
         forwarder = Forwarder()
         # The driver's loop part, scorer and held-out judge, rebuilt on this worker's memory
         # (the split is by item id, so both sides draw the same line).
