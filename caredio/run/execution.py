@@ -35,7 +35,7 @@ from caredio.run.job import Job, ensure_plan
 from caredio.run.selection import accept_into_memory
 from caredio.run.signals import terminate_as_interrupt
 from caredio.rundir.files import read_jsonl
-from caredio.rundir.formats import CHECKPOINTS, DATASET, PLAN, TRAJECTORIES, PlanEntry, RunRecord
+from caredio.rundir.formats import CHECKPOINTS, DATASET, PLAN, TRAJECTORIES, PlanEntry, RunRecord, Status
 from caredio.rundir.recorder import RunRecorder, templates_hash
 from caredio.threads import configure_threads
 from caredio.tracing.events import OnEvent, guarded
@@ -74,7 +74,8 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEv
                        embeddings={"backend": job.memory.embedder.backend,
                                    "runtime": getattr(job.memory.embedder, "runtime", None)},
                        **job.strategy_record())
-    status, error = "failed", None
+    status: Status = "failed"
+    error: str | None = None
     summary: dict[str, Any] = {}
     if tracer_provider is None and settings.telemetry.otlp_endpoint:
         tracer_provider = otlp_provider(settings.telemetry.otlp_endpoint,
@@ -140,7 +141,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEv
             record = recorder.write_run(
                 status=status, error=error, finished_at=time.time(),
                 wall_seconds=round(time.time() - started, 1),
-                tokens={role: dict(recorder.tokens[role]) for role in ROLES},
+                tokens={role: recorder.tokens[role].copy() for role in ROLES},
                 retries=recorder.retries, **summary,
                 cache=recorder.cache_record(_cache_file(settings)),
             )

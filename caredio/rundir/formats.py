@@ -347,7 +347,7 @@ class RunRecord(TypedDict, total=False):
     ray_workers: int
     ray_address: str
     workers_lost: int
-    worker_samples: dict[str, int]
+    worker_samples: list[int]  # samples each Ray worker brought to an end, by worker index
     worker_cpu_seconds: list[float | None]
 
 

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from caredio.errors import UserInputError, WriteFailed
 from caredio.prompts import PromptTemplate
@@ -176,11 +176,11 @@ class RunRecorder:
         path = self.dir / RUN_JSON
         return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
-    def write_run(self, **fields: Any) -> RunRecord:
+    def write_run(self, **fields: Unpack[RunRecord]) -> RunRecord:
         """Update ``run.json`` with ``fields`` (keys of :class:`RunRecord`), atomically."""
         with self._lock:
             record = self.read_run()
-            record.update(fields)  # type: ignore[typeddict-item]
+            record.update(fields)
             record["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
             text = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
             atomic_write(self.dir / RUN_JSON, text)

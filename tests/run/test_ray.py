@@ -24,6 +24,7 @@ from caredio.memory.judge import in_judge_part
 from caredio.run.executors.coordination import HolderReleased, RunCoordinator
 from caredio.run.runner import resume_run
 from caredio.rundir.files import read_jsonl
+from caredio.rundir.reader import open_run
 from testing.actors import InProcessActor
 from testing.jobs import CLI_WITH_FAKE_EMBEDDER, HashEmbedder, fake_cli_env, interruptible, wait_for
 from testing.services import RAY_ENV, RayCluster, ray_cluster, session_processes
@@ -114,6 +115,9 @@ def test_a_worker_killed_mid_run_loses_no_sample_and_duplicates_none(
     cpu = record["worker_cpu_seconds"]
     assert len(cpu) == 2 and max(c or 0.0 for c in cpu) > 0
     assert sum(record["worker_samples"]) == 8  # each sample brought to an end once
+    # What the Ray executor wrote reads back through run.json's typed owner (a type that
+    # disagreed with the writer broke every later command on a Ray run: select, export, resume).
+    assert open_run(run_dir).run["worker_samples"] == record["worker_samples"]
     # The driver was the only writer, and wrote every turn the workers finished: the only
     # calls without a trace line are those the killed worker had in flight (at most the
     # run's request limit, 4).
