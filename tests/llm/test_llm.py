@@ -91,6 +91,7 @@ def test_a_confirmed_method_survives_a_random_500(delays: list[float]) -> None:
         assert memory.rejected == {}
 
 
+@pytest.mark.slow  # over 5 s: out of the fast lane
 def test_retry_after_is_honoured_and_pauses_the_whole_run(delays: list[float]) -> None:
     with StubOpenAIServer(faults=FaultPlan(script=("429",), retry_after=7)) as stub:
         llm = make_llm(stub.url, structured_output="json_schema")

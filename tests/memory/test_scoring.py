@@ -358,6 +358,7 @@ def test_settings_change_scores(scorer: Scorer) -> None:
     assert sharp.score(*args).distinctiveness > soft.score(*args).distinctiveness
 
 
+@pytest.mark.slow  # over 5 s: out of the fast lane
 def test_a_large_dense_culture_does_not_take_the_attributions(embedder: Any, tmp_path: Any) -> None:
     """One culture's knowledge repeated eight times (as a large, redundant file would be) must
     not draw other cultures' answers to it: the fitted offsets cancel its density; the plain

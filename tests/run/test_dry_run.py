@@ -47,6 +47,7 @@ def test_without_earlier_runs_the_most_is_exactly_what_a_run_of_every_round_make
     assert any("no cost" in note for note in estimate.notes)
 
 
+@pytest.mark.slow  # over 5 s: out of the fast lane
 def test_typical_from_an_earlier_run_is_within_a_quarter_of_what_the_next_run_makes(
         tmp_path: Path, fake_embedder: Any) -> None:
     """Samples that may stop early (a plateau of J after round 2, the stub's J being noise): the

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 from caredio.run.runner import resume_run, start_run
 from caredio.rundir.files import read_jsonl
@@ -65,6 +66,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
                           env=fake_cli_env(), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow  # over 5 s: out of the fast lane
 def test_unreachable_postgres_or_chroma_stops_at_start_up_with_exit_2(tmp_path: Path) -> None:
     dead = free_port()
     with StubOpenAIServer() as stub:

@@ -23,6 +23,7 @@ from testing.stub_server import StubOpenAIServer
 TOPICS = "food_drink,greetings_etiquette"
 
 
+@pytest.mark.slow  # over 5 s: out of the fast lane
 def test_the_benchmark_runs_every_strategy_on_one_plan_and_prints_the_comparison(
         tmp_path: Path, fake_embedder: Any) -> None:
     out = tmp_path / "bench"
