@@ -31,8 +31,6 @@ from caredio.conversation import question_response
 from caredio.errors import UserInputError
 from caredio.evaluation.tasks import CountryFile
 from caredio.memory.contents import MemoryContents, read_contents
-from caredio.rundir.files import read_jsonl
-from caredio.rundir.formats import DATASET, TRAJECTORIES
 from caredio.rundir.reader import open_run
 
 log = logging.getLogger(__name__)
@@ -94,9 +92,8 @@ def from_run(run_dir: Path) -> LeakSource:
     source.label = f"run {run.run_id}: {found.label}"
     source.ids |= found.ids
     source.texts += found.texts
-    for line in read_jsonl(run.dir / DATASET):
-        source.texts.append(question_response(line["messages"])[0])
-    source.texts += [str(v.get("question", "")) for v in read_jsonl(run.dir / TRAJECTORIES)]
+    source.texts += [question_response(line["messages"])[0] for line in run.dataset]
+    source.texts += [v["question"] for v in run.trajectories]
     return source
 
 

@@ -19,7 +19,6 @@ and estimated at ``scoring.contrast_k`` related cultures.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,8 @@ from caredio.errors import UserInputError
 from caredio.graph.strategies import candidates, loop_calls
 from caredio.memory.embeddings import Embedder
 from caredio.run.job import Job, prepare
-from caredio.rundir.files import read_jsonl
-from caredio.rundir.formats import CONFIG, PLAN, RUN_JSON, TRACE
+from caredio.rundir.formats import PlanEntry, TraceLine
+from caredio.rundir.reader import open_run
 
 HISTORY_RUNS = 5  # the most recent completed runs in --out that typical figures are drawn from
 ELICITED = "_memory"  # the sample id of knowledge-elicitation turns in a trace
@@ -149,10 +148,10 @@ def _typical_from_history(estimate: Estimate, settings: Settings, most: int, eli
         shares.append(len(sample_turns) / run_most)
         estimate.history.append(str(run_dir))
         for turn in trace:  # a cached turn cost what it cost when first asked
-            cached = turn.get("cache") or {}
+            cached = turn.get("cache")
             turns += 1
-            tokens_in += int(turn.get("input_tokens") or 0) + int(cached.get("input_tokens") or 0)
-            tokens_out += int(turn.get("output_tokens") or 0) + int(cached.get("output_tokens") or 0)
+            tokens_in += (turn.get("input_tokens") or 0) + (cached["input_tokens"] if cached else 0)
+            tokens_out += (turn.get("output_tokens") or 0) + (cached["output_tokens"] if cached else 0)
     if not shares:
         estimate.notes.append(f"typical = most: no completed run in {settings.out} to learn from "
                               "(the loop stops early only when both score thresholds are met or J "
@@ -166,22 +165,28 @@ def _typical_from_history(estimate: Estimate, settings: Settings, most: int, eli
     estimate.output_tokens = estimate.calls.scaled(tokens_out / turns)
 
 
-def _earlier_runs(out: Path) -> list[tuple[Path, dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]:
+def _earlier_runs(out: Path) -> list[tuple[Path, dict[str, Any], list[PlanEntry], list[TraceLine]]]:
     """(directory, config, plan, trace) of the latest completed runs in ``out``."""
     if not out.is_dir():
         return []
     found = []
     for run_dir in out.iterdir():
+        if not run_dir.is_dir():
+            continue
         try:
-            record = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
-            config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # not a run directory, or one still being created
-        if isinstance(record, dict) and record.get("status") == "completed" and isinstance(config, dict):
-            found.append((float(record.get("finished_at") or 0.0), run_dir, config))
+            run = open_run(run_dir)
+        except UserInputError:
+            continue  # not a run directory, or one whose run.json this release cannot read
+        if run.status == "completed":
+            found.append((float(run.run.get("finished_at") or 0.0), run))
     found.sort(key=lambda entry: entry[0], reverse=True)
-    return [(run_dir, config, read_jsonl(run_dir / PLAN), read_jsonl(run_dir / TRACE))
-            for _, run_dir, config in found[:HISTORY_RUNS]]
+    latest = []
+    for _, run in found[:HISTORY_RUNS]:
+        try:
+            latest.append((run.dir, run.config, run.plan, run.turns))
+        except UserInputError:
+            continue  # a line this release cannot read: not a fair reference
+    return latest
 
 
 def _cost(tokens_in: Span, price_in: float, tokens_out: Span, price_out: float) -> Span:

@@ -123,7 +123,7 @@ async def execute(job: Job, run_dir: Path, recorder: RunRecorder, on_event: OnEv
         raise
     except EndpointDown as exc:
         error = f"{type(exc).__name__}: {exc}"
-        done = len(read_jsonl(run_dir / "dataset.jsonl"))
+        done = len(read_jsonl(run_dir / DATASET))
         raise EndpointDown(f"{exc}; the run stopped with {done} samples finished; continue it "
                            f"with `caredio resume {run_dir}`") from None
     except Exception as exc:
